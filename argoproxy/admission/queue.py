@@ -31,7 +31,6 @@ own, so that the master gives a killed worker's slots back (admission_cells.rele
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import math
 import threading
@@ -40,12 +39,12 @@ from dataclasses import dataclass
 from typing import Callable, Hashable, Mapping, Sequence, TypeVar
 
 from argoproxy.errors import ProxyError
-from argoproxy.admission.cells import (D_IN_FLIGHT, D_LIMIT, D_MEAN_MS, D_WIDTH, F_FINISH, F_HELD, F_POOL,
-                                               F_ROWS, F_SEEN, F_TAG, F_WEIGHT, F_WIDTH, FLOWS, FREE, GRANTED,
-                                               P_VTIME, P_WAITING, P_WIDTH, W_FINISH, W_FLOW, W_GRANTED, W_OUSTED,
-                                               W_OUSTED_AFTER, W_OUSTED_HELD, W_OUSTED_SHARE, W_OWNER, W_POOL,
-                                               W_PREFER, W_START, W_STATE, W_TICKET, W_WIDTH, WAITERS, WAITING,
-                                               Layout, Ledgers, cells_name)
+from argoproxy.admission.cells import (D_IN_FLIGHT, D_LIMIT, D_MEAN_MS, D_WIDTH, F_FINISH, F_HELD, F_POOL, F_ROWS,
+                                       F_SEEN, F_WEIGHT, FREE, GRANTED, P_VTIME, P_WAITING, P_WIDTH, W_FINISH,
+                                       W_FLOW, W_GRANTED, W_OUSTED, W_OUSTED_AFTER, W_OUSTED_HELD, W_OUSTED_SHARE,
+                                       W_OWNER, W_POOL, W_PREFER, W_START, W_STATE, W_TICKET, WAITERS, WAITING,
+                                       Layout, Ledgers, cells_name)
+from argoproxy.admission.flow_table import MOST_UNITS, SCALE, FlowTable
 from argoproxy.admission.waits import QueueWaits
 from argoproxy.admission.wakeups import Wakeups
 from argoproxy.per_process import pid as own_pid
@@ -54,15 +53,13 @@ from argoproxy.shared_cells import SharedCells
 K = TypeVar("K", bound=Hashable)
 Watch = Callable[[Callable[[], None]], "Callable[[], None] | None"]
 
-SCALE = 1000
 ACTIVE_SECONDS = 10.0  # a key counts as active this long after its last request (ADMISSION_KEY_SHARE)
 MEAN_WEIGHT = 0.2  # of each new duration in a deployment's mean request time
 LOOK_SECONDS = 0.5  # a waiter looks at its client's socket this often (woken at once when its row changes)...
 WATCHED_LOOK_SECONDS = 5.0  # ...or this often when the socket is watched (gevent: woken at once when it closes)
-# Tags are int64 cells. One request moves them by at most MOST_UNITS (a reservation of 2^40 tokens, or a weight of
-# 1e-6, went past 2^63), a flow's start is at most AHEAD past the virtual time (refused and departed waiters push
-# their flow's tags without being served), and a pool's tags move back by its virtual time once it passes REBASE_AT.
-MOST_UNITS, AHEAD, REBASE_AT = 1 << 50, 1 << 58, 1 << 60
+# A flow's start tag is at most AHEAD past the virtual time (refused and departed waiters push their flow's tags
+# without being served; the tags' other bounds: flow_table.py).
+AHEAD = 1 << 58
 
 
 @dataclass
@@ -96,7 +93,9 @@ def furthest_over(held: Mapping[K, int], shares: Mapping[K, float]) -> K | None:
     return max(over, key=lambda flow: over[flow]) if over else None
 
 
-class Admission:
+class Admission(FlowTable):
+    """The deployments' slots and the queue before them; its flows' cells: flow_table.py."""
+
     def __init__(self, pools: Sequence[Sequence[int]], deployments: int, limits: Sequence[int],
                  key_share: float = 1.0, max_wait: float = 60.0, cells: SharedCells | None = None,
                  name: str = "", clock: Callable[[], float] = time.time,
@@ -321,9 +320,6 @@ class Admission:
                             "again later.", code="queue_full", headers={"Retry-After": str(max(1, math.ceil(after)))},
                        cause="queue")
 
-    def _flow_slots(self) -> range:
-        return range(self.f0, self.f0 + FLOWS * F_WIDTH, F_WIDTH)
-
     # ------------------------------------------------------------ leaving
     def release(self, seat: Seat) -> None:
         """The request's answer ended (or failed): its slot goes to the next waiter in fair order."""
@@ -422,54 +418,6 @@ class Admission:
         ahead = 1 + sum(1 for row in self.rows
                         if c[row + W_STATE] == WAITING and c[row + W_POOL] == pool and c[row + W_FINISH] <= finish)
         return float(ahead * (sum(means) / len(means) / 1000) / slots)
-
-    def _flow(self, c: memoryview, pool: int, flow: str, now: float, weight: float) -> int:
-        """The flow's cells (open addressing by a digest of pool and name), its weight noted; an idle flow's slot
-        is reused."""
-        slot = self._flow_slot(c, pool, flow, now)
-        c[slot + F_WEIGHT] = max(1, min(MOST_UNITS, int(weight * SCALE)))
-        return slot
-
-    def _flow_slot(self, c: memoryview, pool: int, flow: str, now: float) -> int:
-        name = f"{pool}\0{flow}".encode(errors="surrogatepass")  # a name may hold a lone surrogate (JSON allows one)
-        tag = int.from_bytes(hashlib.blake2b(name, digest_size=7).digest(), "big") or 1
-        vtime = c[self.p0 + pool * P_WIDTH + P_VTIME]
-        reusable = -1
-        for probe in range(FLOWS):
-            slot = self.f0 + ((tag + probe) % FLOWS) * F_WIDTH
-            if c[slot + F_TAG] == tag:
-                c[slot + F_SEEN] = int(now * 1000)
-                return slot
-            if c[slot + F_TAG] == 0:
-                reusable = slot if reusable < 0 else reusable
-                break
-            if reusable < 0 and not c[slot + F_HELD] and not c[slot + F_ROWS] and \
-                    c[slot + F_FINISH] <= self._vtime_of(c, slot, vtime):
-                reusable = slot  # nothing held, nothing waiting, no backlog: forgetting its tags changes no order
-        if reusable < 0:
-            reusable = self.f0 + (tag % FLOWS) * F_WIDTH  # a full table: share a slot (fairness between the two lost)
-        else:
-            c[reusable + F_FINISH], c[reusable + F_HELD], c[reusable + F_ROWS] = 0, 0, 0
-        c[reusable + F_TAG], c[reusable + F_POOL], c[reusable + F_SEEN] = tag, pool + 1, int(now * 1000)
-        return reusable
-
-    def _rebase(self, c: memoryview, pool: int) -> None:
-        """The pool's tags moved back by its virtual time once it passes REBASE_AT (their order unchanged)."""
-        shift = c[self.p0 + pool * P_WIDTH + P_VTIME]
-        if shift < REBASE_AT:
-            return
-        c[self.p0 + pool * P_WIDTH + P_VTIME] = 0
-        for slot in self._flow_slots():
-            if c[slot + F_POOL] == pool + 1:
-                c[slot + F_FINISH] = max(0, c[slot + F_FINISH] - shift)
-        for row in self.rows:
-            if c[row + W_STATE] != FREE and c[row + W_POOL] == pool:
-                c[row + W_START] -= shift
-                c[row + W_FINISH] -= shift
-
-    def _vtime_of(self, c: memoryview, slot: int, fallback: int) -> int:
-        pool = int(c[slot + F_POOL]) - 1
-        return c[self.p0 + pool * P_WIDTH + P_VTIME] if 0 <= pool < len(self.pools) else fallback
 
     def _free_row(self, c: memoryview) -> int:
         for row in self.rows:

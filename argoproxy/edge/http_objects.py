@@ -17,6 +17,7 @@ import msgspec
 
 from argoproxy.edge.header_policy import request_headers
 from argoproxy.edge.request_ids import CLIENT_KEY, ENVIRON_KEY, WRITE_KEY
+from argoproxy.jsonfast import dumps
 
 if TYPE_CHECKING:
     from argoproxy.teamkeys.records import KeyRecord
@@ -87,6 +88,11 @@ class Answer:
         if content_type is not None:
             self.headers["Content-Type"] = content_type
         self.direct_passthrough = direct_passthrough  # the body is final bytes: the server sends it as it is
+
+    @classmethod
+    def json(cls, obj: object, status: int = 200) -> "Answer":
+        """An object the proxy answers itself, as JSON."""
+        return cls(dumps(obj), status, content_type="application/json")
 
     @property
     def is_streamed(self) -> bool:

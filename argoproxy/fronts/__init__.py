@@ -3,7 +3,8 @@ and an answer encoder over the one internal chat request (the interface: front.p
 its API (routes, model list shape, key spellings, errors). This module is the registry: a door's name -> its
 Front; adding a door is a package here and one line below (docs/adding-a-door.md). Translation modules here are
 pure (no I/O); serve.py encodes answers; a door that keeps state (Responses, Interactions) does so through
-argoproxy/state/'s service, and kept.py hands the sequence what the doors keep.
+argoproxy/state/'s service, and kept.py hands the sequence what the doors keep (and serves their routes);
+model_listing.py answers every door's model routes, in the door's shape.
 
 May import: the shared modules, upstream, edge, pipeline, state.
 """

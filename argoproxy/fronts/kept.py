@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Protocol
 
+from argoproxy.edge.request_body import parse_object
 from argoproxy.fronts import FRONTS
 
 if TYPE_CHECKING:
@@ -77,3 +78,25 @@ class KeptDoors:
     def answer_route(self, call: Call, kind: str, ids: list[str], query: str, body: dict[str, Any] | None,
                      admin: bool) -> Answer:
         return self.doors[call.client.front].answer_route(call, kind, ids, query, body, admin)
+
+
+class StoredStateHandler:
+    """The `state` routes' handler (GET/DELETE /v1/responses/{id}, /v1/conversations/{id}/items...: the key's own
+    objects only, the admin key's any): the door routes here with the body's bytes in the plan, and each answer
+    is recorded through the answer side (Answers.recorded), without its body: stored bodies are journaled nowhere
+    new."""
+
+    __slots__ = ("kept", "admin", "record")
+
+    def __init__(self, kept: Any, admin: Callable[[Any], bool], record: Callable[[Call, Answer], Answer]) -> None:
+        """`kept`: what the doors keep (answer_route); `admin(request)`: did it come with the admin key?"""
+        self.kept, self.admin, self.record = kept, admin, record
+
+    def __call__(self, call: Call, route: Route) -> Answer:
+        body = None
+        if call.client.method == "POST":
+            raw = call.plan.raw_body
+            body = parse_object(raw) if raw.strip() else {}
+        ids = route.path.split("/")[2::2]  # v1/responses/{id}/..., v1/conversations/{id}/items/{id}
+        answer = self.kept.answer_route(call, route.kind, ids, call.plan.query, body, self.admin(call.client.request))
+        return self.record(call, answer)

@@ -15,8 +15,8 @@ same keys as its models (docs/mcp.md).
   per_session.py: a `per_session: true` server's processes, one per client session, bounded; replicas.py: what a
   supervisor tells the others over Redis (a cancellation, a session's end, a response to a server's request).
 - remote_server.py: one remote server's session, the same to the supervisor as a stdio server's process, over
-  Streamable HTTP or the older HTTP+SSE, with the credentials the proxy holds for it; event_stream.py: an SSE
-  stream read, bounded.
+  Streamable HTTP or the older HTTP+SSE (remote_sse.py; what both share: remote_http.py), with the credentials
+  the proxy holds for it; event_stream.py: an SSE stream read, bounded.
 - endpoint.py: `/mcp` and `/mcp/<server>` over Streamable HTTP (2025-11-25: initialize, Mcp-Session-Id, JSON
   answers, an SSE stream for a tool call that asks for progress, cancellation passed on); sessions.py: where its
   sessions are kept (the supervisor's, or with REDIS_URL Redis's, shared by the replicas); key_watch.py: a team key's

@@ -26,49 +26,32 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import queue
 import threading
 import time
 from collections.abc import Mapping
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
 
 from argoproxy.config.mcp_servers import McpServer
 from argoproxy.mcp import jsonrpc
-from argoproxy.mcp.client_requests import OFFERED
 from argoproxy.mcp.event_stream import EventReader, TooLarge
-from argoproxy.mcp.protocol import CLIENT_INFO, HANDSHAKE_VERSION
-from argoproxy.mcp.stdio_server import HANDSHAKE_SECONDS, MAX_BACKOFF, MAX_LINE, Pending, StdioServer
+from argoproxy.mcp.remote_http import (MAX_MESSAGE, CONNECT_SECONDS, SEND_SECONDS, STREAM_IDLE_SECONDS, MAX_RESUMES,
+                                       MAX_RETRY_SECONDS, MAX_SESSION_ID, MAX_CONNECTIONS, SSE, STREAMABLE,
+                                       FALLBACK_STATUSES, Unreachable, Fallback, initialize, chunks, bounded,
+                                       origin_of, unreachable)
+from argoproxy.mcp.protocol import HANDSHAKE_VERSION
+from argoproxy.mcp.stdio_server import HANDSHAKE_SECONDS, MAX_BACKOFF, Pending, StdioServer
+from argoproxy.mcp.remote_sse import HttpSse
 from argoproxy.redaction import Secrets
 
 log = logging.getLogger("cot_proxy")
 
-MAX_MESSAGE = MAX_LINE  # the largest answer (or event) a server may send, as on a stdio server's pipe
-CONNECT_SECONDS = 10.0
-SEND_SECONDS = 30.0  # a notification's POST (an answer to it carries nothing)
-STREAM_IDLE_SECONDS = 300.0  # HTTP+SSE: an event stream this long silent is taken for lost, and opened again
-MAX_RESUMES = 10  # GETs that resume one call's stream, at most
-MAX_RETRY_SECONDS = 5.0
-MAX_SESSION_ID = 1024
-CHUNK = 65536
-MAX_CONNECTIONS = 32  # kept open to one server between calls (more calls at once open more, closed after)
-SSE = "sse"  # the older transport's `transport` value
-STREAMABLE = "streamable-http"
-FALLBACK_STATUSES = (400, 404, 405)  # an initialize POST so refused: perhaps an HTTP+SSE server
 
+class RemoteServer(StdioServer, HttpSse):  # (the older HTTP+SSE transport's methods: remote_sse.py)
 
-class Unreachable(Exception):
-    """Why the server could not be reached or would not start a session (said without its URL's path or query)."""
-
-
-class Fallback(Exception):
-    """Initialize's POST was refused as an older server refuses it."""
-
-
-class RemoteServer(StdioServer):
     def __init__(self, server: McpServer, environ: Mapping[str, str] | None = None) -> None:
         super().__init__(server, home="", environ=environ)
         parts = urlsplit(server.url)
@@ -405,81 +388,6 @@ class RemoteServer(StdioServer):
                 resp.close()
                 return
 
-    # ------------------------------------------------------------ HTTP+SSE (2024-11-05)
-    def _open_event_stream(self) -> None:
-        try:
-            stream = self.http.get(self.server.url, headers=self._headers(session="", accept="text/event-stream"),
-                                   timeout=(CONNECT_SECONDS, STREAM_IDLE_SECONDS), stream=True,
-                                   allow_redirects=False, proxies=self.proxies, verify=self.verify)
-        except requests.RequestException as exc:
-            raise Unreachable(unreachable(self.origin, exc)) from None
-        if stream.status_code != 200 or not stream.headers.get("Content-Type", "").startswith("text/event-stream"):
-            stream.close()
-            raise Unreachable(self._refusal(stream) if stream.status_code != 200
-                              else f"{self.origin} answered the GET with no event stream")
-        self.stream = stream
-        endpoint: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=self._read_stream, args=(stream, endpoint), daemon=True,
-                         name=f"mcp-{self.name}-events").start()
-        try:
-            said = endpoint.get(timeout=HANDSHAKE_SECONDS)
-        except queue.Empty:
-            raise Unreachable(f"{self.origin} sent no endpoint event") from None
-        self.post_url = self._endpoint(said)
-        self.using = SSE
-        answer = self.call(initialize(0), HANDSHAKE_SECONDS, wait_ready=False)
-        self._initialized(answer)
-        self._send_to_stream({"jsonrpc": "2.0", "method": "notifications/initialized"})
-
-    def _endpoint(self, said: str) -> str:
-        """The URL the `endpoint` event names, which must be on the server's own origin: the credentials go with
-        every POST to it."""
-        url = urljoin(self.server.url, said.strip())
-        parts = urlsplit(url)
-        if (parts.scheme != urlsplit(self.server.url).scheme or parts.username or parts.password
-                or (parts.hostname or "") != (urlsplit(self.server.url).hostname or "")
-                or (parts.port or (443 if parts.scheme == "https" else 80)) != self.default_port):
-            log.warning("mcp server %s: its endpoint event names another origin (%s); refused", self.name,
-                        origin_of(url))
-            raise Unreachable(f"its endpoint event named another origin ({origin_of(url)}), which the proxy refuses")
-        return url
-
-    def _read_stream(self, stream: requests.Response, endpoint: queue.Queue[str]) -> None:
-        reader = EventReader(MAX_MESSAGE)
-        try:
-            for event in reader.events(chunks(stream, None)):
-                if stream is not self.stream:
-                    break
-                if event.type == "endpoint":
-                    endpoint.put(event.data.decode("utf-8", "replace"))
-                elif event.type == "message":
-                    self._received(event.data)
-            why = f"{self.origin} ended its event stream"
-        except TooLarge:
-            why = f"{self.origin} sent an event longer than {MAX_MESSAGE} bytes"
-        except requests.RequestException:
-            why = f"{self.origin}'s event stream broke off"
-        stream.close()
-        if stream is self.stream:
-            self._lost(why)
-
-    def _send_to_stream(self, message: dict[str, Any]) -> None:
-        """HTTP+SSE: a message POSTed to the endpoint; a request's answer comes on the stream."""
-        try:
-            with self._post(message, SEND_SECONDS, session="") as resp:
-                if resp.status_code in (200, 202, 204):
-                    return
-                why = self._refusal(resp)
-        except requests.RequestException as exc:
-            return self._lost(unreachable(self.origin, exc))
-        if "id" in message and "method" in message:
-            self._unanswered(message["id"], why)
-
-    def _close_stream(self) -> None:
-        """The event stream let go: its reader closes it when it next wakes (a close from here would wait for the
-        reader's lock, held until the server sends something), and hands on nothing more from it."""
-        self.stream = None
-
     # ------------------------------------------------------------ calls: StdioServer's, with their deadline kept
     def call(self, message: dict[str, Any], timeout: float, wait_ready: bool = True, on_note: Any = None,
              session: str = "", asks: frozenset[str] = frozenset(), on_ask: Any = None) -> dict[str, Any]:
@@ -493,60 +401,3 @@ class RemoteServer(StdioServer):
                                  f"The MCP server {self.name} is not running ({self.last_error or self.state}).")
         return super().call(message, timeout, False, on_note, session, asks, on_ask)
 
-
-def initialize(own_id: int) -> dict[str, Any]:
-    return {"jsonrpc": "2.0", "id": own_id, "method": "initialize",
-            "params": {"protocolVersion": HANDSHAKE_VERSION, "capabilities": OFFERED, "clientInfo": CLIENT_INFO}}
-
-
-def chunks(resp: requests.Response, deadline: float | None) -> Iterator[bytes]:
-    """An answer's bytes as they come (read1: an event is handed on when it arrives, not when a buffer fills),
-    until it ends or the deadline passes (TimeoutError)."""
-    raw = resp.raw
-    while True:
-        if deadline is not None and time.monotonic() > deadline:
-            raise TimeoutError
-        try:
-            data = raw.read1(CHUNK, decode_content=True)
-        except Exception as exc:  # urllib3's own errors (a reset, a read timeout): as requests names them
-            raise requests.ConnectionError(type(exc).__name__) from None
-        if not data:
-            return
-        yield data
-
-
-def bounded(parts: Iterator[bytes], limit: int) -> Iterator[bytes]:
-    total = 0
-    for part in parts:
-        total += len(part)
-        if total > limit:
-            raise TooLarge
-        yield part
-
-
-def origin_of(url: str) -> str:
-    """scheme://host:port of a URL: what logs and errors name a server by (its path and query may hold a token,
-    and user:password@ never shows)."""
-    parts = urlsplit(url)
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    host = parts.hostname or "?"
-    host = f"[{host}]" if ":" in host else host
-    return f"{parts.scheme}://{host}" + (f":{port}" if port else "")
-
-
-def unreachable(origin: str, exc: requests.RequestException) -> str:
-    """Why a request did not reach the server, by its kind: the exception's own text holds the URL."""
-    if isinstance(exc, requests.exceptions.ProxyError):
-        return f"the HTTP proxy for {origin} refused the connection"
-    if isinstance(exc, requests.exceptions.SSLError):
-        return f"the TLS handshake with {origin} failed"
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return f"connecting to {origin} timed out"
-    if isinstance(exc, requests.exceptions.Timeout):
-        return f"{origin} did not answer in time"
-    if isinstance(exc, requests.exceptions.ConnectionError) and not isinstance(exc.args[0] if exc.args else None, str):
-        return f"could not connect to {origin}"
-    return f"the connection to {origin} broke off"

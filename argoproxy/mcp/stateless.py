@@ -114,18 +114,8 @@ def answer(endpoint: Endpoint, req: Request, message: jsonrpc.Message, server: s
         raise unsupported(requested, message.id)
     if message.is_notification:
         return Answer(b"", 202)
-    if not message.is_request:
-        raise jsonrpc.RpcError(jsonrpc.INVALID_REQUEST, "Invalid Request: POST one request or notification, "
-                               "not a response.", message.id, status=400)
-    checked(req, message)
+    held(req, message, server)
     method, raw = message.method, stripped(message.raw)
-    if method not in SERVED or (method == "cot_proxy/servers" and server is not None):
-        raise jsonrpc.RpcError(jsonrpc.METHOD_NOT_FOUND, f"Method not found at {STATELESS_VERSIONS[-1]}: "
-                               f"{str(method)[:80]}", message.id, status=404)
-    if ("inputResponses" in message.params or "requestState" in message.params) and method not in ROUNDS:
-        raise jsonrpc.RpcError(jsonrpc.INVALID_PARAMS, "The proxy asks its clients for input only during tool "
-                               "calls, prompts and reads: inputResponses and requestState answer nothing here.",
-                               message.id, status=400)
     if method == "server/discover":
         return json_answer(jsonrpc.result(raw["id"], discovered(endpoint, server)), method)
     if method == "subscriptions/listen":
@@ -138,13 +128,37 @@ def answer(endpoint: Endpoint, req: Request, message: jsonrpc.Message, server: s
     if method in ("prompts/get", "resources/read"):  # the server may ask the client for input meanwhile
         return json_answer(endpoint.asking_call(raw, server, owner, globs, session, rounds=rounds)[0], method)
     if method == "tools/call":
-        sse = "text/event-stream" in req.headers.get("Accept", "").lower()
-        called = endpoint.tool_call(jsonrpc.Message(raw), server, owner, globs, session, sse, taken, rounds=rounds)
-        if called.is_streamed:  # a client cancels by closing the stream: its call is cancelled on its server
-            called.response = reshaped_events(called.chunks, method, lambda: endpoint.link.cancel(session, raw["id"]))
-            return called
-        return json_answer(loads(called.get_data()), method)
+        return tool_answer(endpoint, req, raw, server, owner, globs, session, taken, rounds)
     return json_answer(endpoint.request(endpoint.catalog(session, owner=owner), raw, server, globs), method)
+
+
+def held(req: Request, message: jsonrpc.Message, server: str | None) -> None:
+    """A request of this revision, its envelope held against its headers, for a method served here (raises
+    the error otherwise)."""
+    if not message.is_request:
+        raise jsonrpc.RpcError(jsonrpc.INVALID_REQUEST, "Invalid Request: POST one request or notification, "
+                               "not a response.", message.id, status=400)
+    checked(req, message)
+    method = message.method
+    if method not in SERVED or (method == "cot_proxy/servers" and server is not None):
+        raise jsonrpc.RpcError(jsonrpc.METHOD_NOT_FOUND, f"Method not found at {STATELESS_VERSIONS[-1]}: "
+                               f"{str(method)[:80]}", message.id, status=404)
+    if ("inputResponses" in message.params or "requestState" in message.params) and method not in ROUNDS:
+        raise jsonrpc.RpcError(jsonrpc.INVALID_PARAMS, "The proxy asks its clients for input only during tool "
+                               "calls, prompts and reads: inputResponses and requestState answer nothing here.",
+                               message.id, status=400)
+
+
+def tool_answer(endpoint: Endpoint, req: Request, raw: dict[str, Any], server: str | None, owner: str,
+                globs: Globs, session: str, taken: Any, rounds: dict[str, Any] | None) -> Answer:
+    """A tools/call's answer: whole, or its events as they come (SSE asked for) in this revision's shape."""
+    sse = "text/event-stream" in req.headers.get("Accept", "").lower()
+    called = endpoint.tool_call(jsonrpc.Message(raw), server, owner, globs, session, sse, taken, rounds=rounds)
+    if called.is_streamed:  # a client cancels by closing the stream: its call is cancelled on its server
+        called.response = reshaped_events(called.chunks, "tools/call",
+                                          lambda: endpoint.link.cancel(session, raw["id"]))
+        return called
+    return json_answer(loads(called.get_data()), "tools/call")
 
 
 def tool_of(message: dict[str, Any], server: str | None) -> str:

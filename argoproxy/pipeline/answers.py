@@ -175,6 +175,22 @@ class Answers:
                 resp.close()
                 self.observe(call)
 
+    def recorded(self, call: Call, answer: Answer) -> Answer:
+        """An answer a route's handler made outside the sequence (a model list, a stored object, a page), counted
+        and observed like every other: a whole one at once, secrets replaced (a model list rebuilt from an
+        upstream's may quote its key); a streamed one when it ends."""
+        out = call.outcome
+        if out.observed:
+            return answer
+        if answer.is_streamed:
+            answer.response = self.produced(call, answer.status_code, answer.chunks)
+            return answer
+        out.status = answer.status_code
+        answer.set_data(self.secrets.data(answer.get_data()))
+        out.bytes_out = len(answer.get_data())
+        self.observe(call)
+        return answer
+
     def scrubbed(self, call: Call, response: Answer) -> Answer:
         """An answer a provider's own route built (ARGO's raw /v1/chat...), with configured secrets replaced
         like every other answer: streamed bodies through the scrubber, whole ones at once."""

@@ -10,8 +10,16 @@ import logging
 import os
 from typing import TYPE_CHECKING, Any, Callable
 
+from argoproxy.edge.auth import Auth, KeySpellings
+from argoproxy.edge.classify import RouteTable, standard_table
+from argoproxy.fronts import FRONTS, Front, front_named
+from argoproxy.fronts.kept import StoredStateHandler
+from argoproxy.fronts.model_listing import ModelListing
+from argoproxy.observe.own_pages import OwnPages
+from argoproxy.pipeline.batch_models import BatchModels
 from argoproxy.pipeline.guard import Guard
-from argoproxy.serve.door import Door, door_auth, door_batches, operator_paths, spelled_paths
+from argoproxy.serve.door import Door, Handler
+from argoproxy.serve.upstream_routes import BackendRoutes, Forwarded, backend_routes
 from argoproxy.observe.health import HealthCheck
 from argoproxy.observe.journal import Journal, journal_observer, setup_log_file
 from argoproxy.observe.logs import configure_logging, request_logger
@@ -82,17 +90,88 @@ def build_door(settings: Settings, upstream: Upstream | None = None,
     if tracing is not None:
         gateway.answers.observers.append(tracing.observe)
     page = None
-    if settings.status_page:  # it reads the upstreams' health through the door, once both are built
-        page = StatusPage(metrics.exposition, lambda: deployments(door, settings),
+    if settings.status_page:  # it reads the upstreams' health through the own pages, once they are built
+        page = StatusPage(metrics.exposition, lambda: deployments(pages, settings),
                           team_keys=lambda: getattr(gateway, "team_keys", None), **queue_view(gateway))
         gateway.answers.observers.append(page.observe)
-    door = Door(gateway, health, metrics.view, auth, metrics=metrics, tracing=tracing, status_page=page)
-    return door
+    pages = own_pages(gateway, auth, health, metrics.view, page)
+    return door_routes(gateway, auth, pages, metrics=metrics, tracing=tracing)
 
 
-def deployments(door: Door, settings: Settings) -> list[dict]:
+def door_routes(gateway: Gateway, auth: Auth, pages: OwnPages, **door: Any) -> Door:
+    """The door over its route table: each family's handler in the room that owns it, given what it uses."""
+    settings, backend, answers, routing = gateway.settings, gateway.backend, gateway.answers, gateway.routing
+    forwards = backend.forwards_unknown and routing is None  # routed: no upstream is "the" one to forward to
+    table, fronts = route_table(settings, gateway, forwards)
+    extra = backend_routes(backend.extra_routes())
+    for route in extra:
+        table.add(route.path, route.kind, "backend", route.methods)
+    listing = ModelListing(backend, routing, gateway.guard, gateway.passthrough, answers.recorded,
+                           allowed=settings.allowed_models, pseudo_models=settings.llm_params.pseudo_models,
+                           forwards=forwards)
+    handlers: dict[str, Handler] = {
+        "models": listing, "own": lambda call, route: answers.recorded(call, pages.answer(
+            route, call.plan.query, call.client.request)),  # the pages read no live call (observe/)
+        "forward": Forwarded(gateway.forward, backend, gateway.upstream.send, listing,
+                             BatchModels(settings.max_body_bytes, settings.timeout, door_batches())),
+        "backend": BackendRoutes(extra, gateway.guard, gateway.reading.forwarded, gateway.route_sender,
+                                 gateway.planner.think_config, answers, backend.completion_routes)}
+    if gateway.stored is not None:
+        handlers["state"] = StoredStateHandler(gateway.stored, auth.is_admin, answers.recorded)
+    return Door(gateway, table, handlers, auth, answers, fronts, settings=settings, backend=backend,
+                routed=routing is not None, **door)
+
+
+def route_table(settings: Settings, gateway: Gateway, forwards: bool) -> tuple[RouteTable, tuple[Front, ...]]:
+    """The route table and the API doors served: a door whose API the upstream serves itself
+    (FRONTS_PASSTHROUGH) may leave its paths to be forwarded, in its error shape; the stored responses' routes
+    claimed first, unless the upstream holds the state."""
+    passed = set(settings.fronts_passthrough) if forwards else set()
+    fronts = tuple(f for f in FRONTS.values() if not (f.forwarded_when_passed_through and f.name in passed))
+    table = standard_table(forwards, settings.forward_paths, fronts)
+    for stepped_aside in (f for f in FRONTS.values() if f not in fronts):
+        table.forwarded_fronts.extend((prefix, stepped_aside.name) for prefix in stepped_aside.forwarded_prefixes)
+    stored = gateway.stored
+    if stored is not None and stored.serves_routes(gateway.backend, gateway.routing is not None):
+        table.claims.insert(0, stored.claim)
+    return table, fronts
+
+
+def own_pages(gateway: Gateway, auth: Auth, health: HealthCheck, metrics_view: Any, page: StatusPage | None) -> OwnPages:
+    """The proxy's own routes (/, /health, /metrics, /ui, the listener proof, a door's own answers)."""
+    routing = gateway.routing
+
+    def door_answer(name: str, kind: str) -> dict[str, Any] | None:
+        front = front_named(name)
+        return front.own_answer(kind) if front is not None else None
+    return OwnPages(auth, health, metrics_view=metrics_view,
+                    metrics_public=gateway.settings.metrics_public, status_page=page,
+                    upstreams_health=routing.health if routing is not None else None,
+                    backend_health=gateway.backend.health, door_answer=door_answer)
+
+
+def door_auth(settings: Settings, team_keys: TeamKeys | None) -> Auth:
+    """Who the client is: the keys every door's clients send, in each door's spellings (edge/auth.py)."""
+    return Auth(settings, team_keys, KeySpellings.of(FRONTS.values()))
+
+
+def operator_paths() -> tuple[str, ...]:
+    """The doors' forwarded paths only the operator's keys may use (Front.operator_paths), for the one guard."""
+    return tuple(g for front in FRONTS.values() for g in front.operator_paths)
+
+
+def spelled_paths() -> tuple[tuple[str, object], ...]:
+    """What bodies in a door's own API may generate, by path (forwarded bodies, a batch's lines): the doors'."""
+    return tuple(pair for front in FRONTS.values() for pair in front.spelled_paths)
+
+
+def door_batches() -> tuple[tuple[str, Any], ...]:
+    """The doors' own batch routes whose body lists requests (Front.batch_routes), for the guard and the meter."""
+    return tuple(pair for front in FRONTS.values() for pair in front.batch_routes)
+
+def deployments(pages: OwnPages, settings: Settings) -> list[dict]:
     """What the status page shows of the upstreams: every routed deployment, or the one target."""
-    status, body = door.health_body("")
+    status, body = pages.health_body("")
     if isinstance(body.get("deployments"), list):
         return body["deployments"]
     row = {"model": "*", "backend": settings.backend, "served_by": body.get("target_url", ""),

@@ -16,7 +16,8 @@ from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 from argoproxy.edge.http_objects import Request
 from argoproxy.edge.paths import raw_target
-from argoproxy.serve.door import RAW_TARGET_KEY, Door
+from argoproxy.edge.raw_target import RAW_TARGET_KEY
+from argoproxy.serve.door import Door
 from argoproxy.edge.request_ids import ENVIRON_KEY
 from argoproxy.serve.flask_view import internal_error, to_flask
 

@@ -10,7 +10,8 @@ from werkzeug.routing import WebsocketMismatch
 
 from argoproxy.edge.client_input import ClientInput
 from argoproxy.serve import gunicorn_errors
-from argoproxy.serve.door import Door, Edge
+from argoproxy.edge.raw_target import Edge
+from argoproxy.serve.door import Door
 from argoproxy.errors import error_body, error_type
 from argoproxy.serve.proxy import build_proxy
 from argoproxy.serve.direct_routes import DirectRoutes

@@ -12,7 +12,8 @@ from flask import Blueprint, Response, request
 from werkzeug.http import HTTP_STATUS_CODES
 
 from argoproxy.edge.classify import ALL_METHODS
-from argoproxy.serve.door import RAW_TARGET_KEY, Door
+from argoproxy.edge.raw_target import RAW_TARGET_KEY
+from argoproxy.serve.door import Door
 from argoproxy.edge.http_objects import Answer, Request
 from argoproxy.edge.paths import raw_target
 from argoproxy.edge.request_ids import CLIENT_KEY, ENVIRON_KEY
@@ -44,7 +45,7 @@ def error_answer(door: Door, environ: Mapping[str, Any], status: int, body: dict
     """An error the door did not answer itself (Flask's own, a bug past the door) in OpenAI's shape, with the
     request's ids, as the door answers its own errors."""
     named(body["error"], environ.get(ENVIRON_KEY, ""), environ.get(CLIENT_KEY, ""))
-    return Answer(door.gateway.answers.secrets.data(dumps(body)), 200 if door.gateway.settings.compatible else status,
+    return Answer(door.answers.secrets.data(dumps(body)), 200 if door.settings.compatible else status,
                   headers, content_type="application/json")
 
 

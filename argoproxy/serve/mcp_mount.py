@@ -65,7 +65,7 @@ def mount_mcp(door: Door) -> McpEndpoint | None:
         assert req is not None
         server = route.path.partition("/")[2] or None
         answer = endpoint.answer(req, server, owner_of(req, door.auth.is_admin(req)), tool_globs(req), call)
-        return door.observed(call, answer)
+        return door.record(call, answer)
 
     door.table.claims.insert(0, claim)
     door.families["mcp"] = handle

@@ -29,7 +29,8 @@ from argoproxy.errors import ProxyError
 from argoproxy.fastpath.server_reach import client_socket
 from argoproxy.fronts.responses.websocket.places import Places
 from argoproxy.fronts.responses.websocket.session import Session
-from argoproxy.serve.door import RAW_TARGET_KEY, Door
+from argoproxy.edge.raw_target import RAW_TARGET_KEY
+from argoproxy.serve.door import Door
 from argoproxy.serve.flask_view import to_flask
 
 if TYPE_CHECKING:

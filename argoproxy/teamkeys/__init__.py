@@ -4,13 +4,15 @@ expiry and usage, managed while the proxy runs (`cot-proxy keys ...`) and stored
 - records.py: what a key is (KeyRecord) and how its limits are written (GLOBS, N, TOKENS/PERIOD, DATE).
 - windows.py: the sliding-window arithmetic shared with key_limits (rpm, tpm) and budget periods.
 - store.py: the SQLite store (the embedded default, a file next to the config), its tables and queries.
-- service.py: what the proxy does with them per request (look a key up, reserve, settle, count usage);
+- service.py: what the proxy does with them per request (look a key up, reserve, settle, count usage), its usage
+  rows written behind the requests (usage_rows.py);
   tool_calls.py: a key's MCP tool calls held to its tool limits, and their price held in its dollar budget while
   they run.
 - lookup_cache.py: the bounded LRU caches of known and unknown keys.
 - local_windows.py: one instance's windows and holds in the workers' shared cells, with each worker's ledger.
 - redis_store.py, redis_deadline.py, failover.py: the Redis store, its round trips' deadline, its outage policy
-  (redis_tool_usage.py: its MCP tool calls' usage rows; redis_tool_holds.py: their prices held);
+  (redis_records.py: its key and team records; redis_tool_usage.py: its MCP tool calls' usage rows;
+  redis_tool_holds.py: their prices held);
   last_seen.py: what each worker last saw of each key's counts in Redis, which an outage's counting starts from.
 - cli.py: the `keys` subcommand (create, list, update, revoke, usage); teams_cli.py: the `teams` subcommand (teams
   of keys: records.py's TeamRecord, whose limits its keys share, counted as a key's under the name team/NAME).

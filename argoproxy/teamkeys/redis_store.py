@@ -17,7 +17,6 @@ under the name team/<name> (records.TEAM_WINDOWS: no key's name holds a '/'), it
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import math
 import secrets
@@ -29,18 +28,13 @@ from typing import Any
 from argoproxy.per_process import pid as own_pid
 from argoproxy.teamkeys import windows
 from argoproxy.teamkeys.last_seen import LastSeen
-from argoproxy.teamkeys.records import Budget, KeyRecord, MoneyBudget, TeamRecord
+from argoproxy.teamkeys.redis_records import PREFIX, SEP, RedisRecords
+from argoproxy.teamkeys.records import Budget, KeyRecord, MoneyBudget
 from argoproxy.teamkeys.redis_deadline import TIMEOUT, with_deadline  # a round trip's whole time, not each read's
 from argoproxy.teamkeys.redis_tool_holds import RedisToolHolds
 from argoproxy.teamkeys.redis_tool_usage import RedisToolUsage
-from argoproxy.teamkeys.store import KeyExists, TeamError, no_team, team_has_keys, usage_day
+from argoproxy.teamkeys.store import usage_day
 
-PREFIX = "cot_proxy:"
-SEP = "\x1f"
-RECORD_FIELDS = ("name", "digest", "prefix", "models", "rpm", "tpm", "budget_tokens", "budget_period", "expires",
-                 "created", "revoked", "max_parallel", "priority", "budget_usd", "budget_usd_period", "team", "tools",
-                 "tool_rpm", "tool_parallel")
-# (a record written before priority, budget_usd, team, tools or the tool limits reads 0 or "" for them)
 # Leases: a round trip to Redis costs more CPU than the rest of a request's admission (redis-py: 70 us for a
 # PING), so a worker far from a key's limits reserves several requests at once and admits them locally. A
 # lease takes at most 1/LEASE_SHARE of the room each limit still has (a key with fewer than 32 requests free
@@ -67,7 +61,10 @@ def connect(url: str) -> Any:
                                               decode_responses=True))
 
 
-class RedisKeyStore(RedisToolUsage, RedisToolHolds):  # (its MCP tool calls' rows and holds: redis_tool_*.py)
+class RedisKeyStore(RedisRecords, RedisToolUsage, RedisToolHolds):
+    """Key and team records (redis_records.py), the counting below, its MCP tool calls' rows and holds
+    (redis_tool_*.py)."""
+
     def __init__(self, url: str, client: Any = None, lease_max: int = LEASE_MAX) -> None:
         self.url = url
         self.redis = client if client is not None else connect(url)
@@ -91,82 +88,7 @@ class RedisKeyStore(RedisToolUsage, RedisToolHolds):  # (its MCP tool calls' row
         """Raises when Redis does not answer (the failover's probe while it is away)."""
         self.redis.ping()
 
-    # ------------------------------------------------------------ records
-    def create(self, record: KeyRecord) -> None:
-        name_key = PREFIX + "name:" + record.name
-
-        def write(pipe: Any) -> None:
-            old = pipe.get(name_key)
-            if old and pipe.hget(PREFIX + "key:" + old, "revoked") in ("0", "0.0"):
-                raise KeyExists(f"a key named {record.name!r} is active: revoke it first, or choose another name")
-            if record.team and not pipe.exists(_team_key(record.team)):
-                raise no_team(record.team)
-            pipe.multi()
-            if old:
-                pipe.delete(PREFIX + "key:" + old)
-            pipe.hset(PREFIX + "key:" + record.digest, mapping=_fields_of(record))
-            pipe.set(name_key, record.digest)
-        self.redis.transaction(write, name_key, *([_team_key(record.team)] if record.team else []))
-        counters = [k for kind in ("req", "tok", "bud", "usd") for k in self.redis.scan_iter(f"{PREFIX}{kind}:{record.name}:*")]
-        if counters:  # a new key of an old name starts with nothing counted
-            self.redis.delete(*counters)
-
-    def update(self, name: str, changes: dict[str, Any]) -> bool:
-        """Change an active key's models or limits (KeyRecord field names); False when none is active. In one
-        transaction over the name and its record: a revoke or a new key of that name meanwhile is not undone."""
-        name_key = PREFIX + "name:" + name
-        updated = False
-
-        def write(pipe: Any) -> None:
-            nonlocal updated
-            digest = pipe.get(name_key)
-            fields = pipe.hgetall(PREFIX + "key:" + digest) if digest else None
-            record = _record_of(fields) if fields else None
-            if record is None or record.revoked:
-                updated = False
-                return
-            team = changes.get("team")
-            pipe.watch(PREFIX + "key:" + digest, *([_team_key(team)] if team else []))
-            if team and not pipe.exists(_team_key(team)):
-                raise no_team(team)
-            pipe.multi()
-            pipe.hset(PREFIX + "key:" + digest, mapping=_fields_of(dataclasses.replace(record, **changes)))
-            updated = True
-        self.redis.transaction(write, name_key)
-        return updated
-
-    def revoke(self, name: str, now: float | None = None) -> bool:
-        digest = self.redis.get(PREFIX + "name:" + name)
-        if not digest or self.redis.hget(PREFIX + "key:" + digest, "revoked") not in ("0", "0.0"):
-            return False
-        self.redis.hset(PREFIX + "key:" + digest, "revoked", repr(now or time.time()))
-        return True
-
-    def find(self, key_digest: str) -> KeyRecord | None:
-        """The key's record, with its team's (a second read, for a key of a team)."""
-        fields = self.redis.hgetall(PREFIX + "key:" + key_digest)
-        if not fields:
-            return None
-        record = _record_of(fields)
-        team = self.team(record.team) if record.team else None
-        return dataclasses.replace(record, team_record=team) if team is not None else record
-
-    def records(self) -> list[KeyRecord]:
-        digests = [self.redis.get(name) for name in self.redis.scan_iter(PREFIX + "name:*", count=500)]
-        found = [self.find(d) for d in digests if d]
-        return sorted((r for r in found if r is not None), key=lambda r: r.name)
-
-    # ------------------------------------------------------------ teams
-    def create_team(self, team: TeamRecord) -> None:
-        def write(pipe: Any) -> None:
-            if pipe.exists(_team_key(team.name)):
-                raise TeamError(f"a team named {team.name!r} exists: update it, or choose another name")
-            pipe.multi()
-            pipe.hset(_team_key(team.name), mapping=_team_fields(team))
-            pipe.sadd(PREFIX + "teams", team.name)
-        self.redis.transaction(write, _team_key(team.name))
-        self._forget(team.windows.name)  # an old team of that name: its counts and usage go
-
+    # ------------------------------------------------------------ counting
     def _forget(self, name: str) -> None:
         counters = [k for kind in ("req", "tok", "bud", "usd") for k in self.redis.scan_iter(f"{PREFIX}{kind}:{name}:*")]
         counters += [_held_key(name), _flight_key(name), _held_usd_key(name)]
@@ -175,42 +97,6 @@ class RedisKeyStore(RedisToolUsage, RedisToolHolds):  # (its MCP tool calls' row
         if fields:
             self.redis.hdel(PREFIX + "usage", *fields)
 
-    def update_team(self, name: str, changes: dict[str, Any]) -> TeamRecord:
-        done: list[TeamRecord] = []
-
-        def write(pipe: Any) -> None:
-            fields = pipe.hgetall(_team_key(name))
-            if not fields:
-                raise no_team(name)
-            team = dataclasses.replace(_team_of(fields), **changes)
-            pipe.multi()
-            pipe.hset(_team_key(name), mapping=_team_fields(team))
-            done[:] = [team]
-        self.redis.transaction(write, _team_key(name))
-        return done[0]
-
-    def delete_team(self, name: str, move_keys_out: bool = False) -> list[str]:
-        """As the SQLite store's: refused while active keys are in it, unless they are moved out."""
-        if not self.redis.exists(_team_key(name)):
-            raise no_team(name)
-        keys = [r.name for r in self.records() if r.team == name and not r.revoked]
-        if keys and not move_keys_out:
-            raise team_has_keys(name, keys)
-        for key in keys:
-            self.update(key, {"team": ""})
-        self.redis.delete(_team_key(name))
-        self.redis.srem(PREFIX + "teams", name)
-        return keys
-
-    def team(self, name: str) -> TeamRecord | None:
-        fields = self.redis.hgetall(_team_key(name))
-        return _team_of(fields) if fields else None
-
-    def teams(self) -> list[TeamRecord]:
-        found = [self.team(name) for name in sorted(self.redis.smembers(PREFIX + "teams"))]
-        return [t for t in found if t is not None]
-
-    # ------------------------------------------------------------ counting
     def admit(self, record: KeyRecord, now: float, reserve: int = 0, money: int = 0) -> tuple[float, str]:
         """Count one request if rpm, tpm, the budget and max_parallel allow it now: (0, ""); else (seconds to wait,
         what is exhausted) and nothing counted. A key with token limits or a cap on requests in flight: one
@@ -691,10 +577,6 @@ def _held_limits(record: KeyRecord) -> list[int]:
             record.budget_usd.nanos if record.budget_usd is not None else 0]
 
 
-def _team_key(name: str) -> str:
-    return f"{PREFIX}team:{name}"
-
-
 def _held_key(name: str) -> str:
     return f"{PREFIX}held:{name}"
 
@@ -727,44 +609,3 @@ def _budget_key(name: str, budget: Budget | None, now: float) -> str:
 
 def _int(value: str | None) -> int:
     return int(value) if value else 0
-
-
-def _fields_of(r: KeyRecord) -> dict[str, str]:
-    return {"name": r.name, "digest": r.digest, "prefix": r.prefix, "models": ",".join(r.models),
-            "rpm": str(r.rpm), "tpm": str(r.tpm), "budget_tokens": str(r.budget.tokens if r.budget else 0),
-            "budget_period": r.budget.period if r.budget else "", "expires": repr(r.expires),
-            "created": repr(r.created), "revoked": repr(r.revoked), "max_parallel": str(r.max_parallel),
-            "priority": str(r.priority), "budget_usd": str(r.budget_usd.nanos if r.budget_usd else 0),
-            "budget_usd_period": r.budget_usd.period if r.budget_usd else "", "team": r.team, "tools": ",".join(r.tools),
-            "tool_rpm": str(r.tool_rpm), "tool_parallel": str(r.tool_parallel)}
-
-
-def _record_of(f: dict[str, str]) -> KeyRecord:
-    tokens = int(f.get("budget_tokens") or 0)
-    return KeyRecord(f["name"], f["digest"], f["prefix"], tuple(m for m in f.get("models", "").split(",") if m),
-                     int(f.get("rpm") or 0), int(f.get("tpm") or 0),
-                     Budget(tokens, f.get("budget_period", "day")) if tokens else None,
-                     float(f.get("expires") or 0), float(f.get("created") or 0), float(f.get("revoked") or 0),
-                     int(f.get("max_parallel") or 0), int(f.get("priority") or 0),
-                     MoneyBudget(int(f["budget_usd"]), f.get("budget_usd_period", "day")) if int(f.get("budget_usd") or 0)
-                     else None, f.get("team", ""), tools=tuple(t for t in f.get("tools", "").split(",") if t),
-                     tool_rpm=int(f.get("tool_rpm") or 0), tool_parallel=int(f.get("tool_parallel") or 0))
-
-
-def _team_fields(t: TeamRecord) -> dict[str, str]:
-    return {"name": t.name, "models": ",".join(t.models), "rpm": str(t.rpm), "tpm": str(t.tpm),
-            "budget_tokens": str(t.budget.tokens if t.budget else 0), "budget_period": t.budget.period if t.budget else "",
-            "expires": repr(t.expires), "created": repr(t.created), "max_parallel": str(t.max_parallel),
-            "priority": str(t.priority), "budget_usd": str(t.budget_usd.nanos if t.budget_usd else 0),
-            "budget_usd_period": t.budget_usd.period if t.budget_usd else "", "tools": ",".join(t.tools),
-            "tool_rpm": str(t.tool_rpm), "tool_parallel": str(t.tool_parallel)}
-
-
-def _team_of(f: dict[str, str]) -> TeamRecord:
-    tokens, usd = int(f.get("budget_tokens") or 0), int(f.get("budget_usd") or 0)
-    return TeamRecord(f["name"], tuple(m for m in f.get("models", "").split(",") if m), int(f.get("rpm") or 0),
-                      int(f.get("tpm") or 0), Budget(tokens, f.get("budget_period", "day")) if tokens else None,
-                      float(f.get("expires") or 0), float(f.get("created") or 0), int(f.get("max_parallel") or 0),
-                      int(f.get("priority") or 0), MoneyBudget(usd, f.get("budget_usd_period", "day")) if usd else None,
-                      tuple(t for t in f.get("tools", "").split(",") if t), int(f.get("tool_rpm") or 0),
-                      int(f.get("tool_parallel") or 0))

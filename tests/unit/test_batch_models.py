@@ -10,7 +10,7 @@ import pytest
 from argoproxy.pipeline.batch_models import MAX_CONTAINERS, MAX_LINES, BatchModels, _lines, batch_kind
 from argoproxy.edge.request_models import check_named
 from argoproxy.errors import ProxyError
-from argoproxy.serve.door import door_batches
+from argoproxy.serve.build import door_batches
 
 BATCHES = BatchModels(1 << 20, 10.0)
 

@@ -9,7 +9,7 @@ import pytest
 
 from argoproxy.teamkeys import cli
 from argoproxy.teamkeys.records import KeyRecord, digest, parse_priority
-from argoproxy.teamkeys.redis_store import _fields_of, _record_of
+from argoproxy.teamkeys.redis_records import _fields_of, _record_of
 from argoproxy.teamkeys.store import SQLiteKeyStore
 
 OLD_SCHEMA = """CREATE TABLE keys (

@@ -182,47 +182,7 @@ class ResponseStream(StreamState):
             return
         item, index, text = record["item"], record["index"], "".join(record["text"])
         record["text"] = Pieces([text])  # the pieces freed now (a late fragment of a call may still be added)
-        if record["kind"] == "reasoning" and self.summary:
-            self.emit("response.reasoning_summary_text.done", item_id=item["id"], output_index=index,
-                      summary_index=0, text=text)
-            ended = {"status": "incomplete"} if status == "incomplete" else {}
-            self.emit("response.reasoning_summary_part.done", item_id=item["id"], output_index=index,
-                      summary_index=0, part=summary_text(text), **ended)
-            done = sealed_reasoning({**reasoning_output(text, item["id"], summary=True), "status": status}, text,
-                                    self.ex)
-        elif record["kind"] == "reasoning":
-            part = {"type": "reasoning_text", "text": text}
-            self.emit("response.reasoning_text.done", item_id=item["id"], output_index=index, content_index=0,
-                      text=text)
-            self.emit("response.content_part.done", item_id=item["id"], output_index=index, content_index=0,
-                      part=part)
-            done = sealed_reasoning({**reasoning_output(text, item["id"]), "status": status}, text, self.ex)
-        elif record["kind"] == "message":
-            part = output_text(text)
-            self.emit("response.output_text.done", item_id=item["id"], output_index=index, content_index=0,
-                      text=text, logprobs=[])
-            self.emit("response.content_part.done", item_id=item["id"], output_index=index, content_index=0,
-                      part=part)
-            done = message_output(text, status, item_id=item["id"])
-        elif record["kind"] == "refusal":
-            self.emit("response.refusal.done", item_id=item["id"], output_index=index, content_index=0,
-                      refusal=text)
-            self.emit("response.content_part.done", item_id=item["id"], output_index=index, content_index=0,
-                      part={"type": "refusal", "refusal": text})
-            done = message_output("", status, item_id=item["id"], refusal=text)
-        elif record["kind"] == "custom":
-            # The input is the string inside the function's JSON arguments: sent once it is whole.
-            done = {**item, "input": custom_input(text), "status": status}
-            if done["input"]:
-                self.emit("response.custom_tool_call_input.delta", item_id=item["id"], output_index=index,
-                          delta=done["input"])
-            self.emit("response.custom_tool_call_input.done", item_id=item["id"], output_index=index,
-                      input=done["input"])
-        else:
-            text = text or "{}"  # a call without arguments, as OpenAI writes it (the other doors give {})
-            done = {**item, "arguments": text, "status": status}
-            self.emit("response.function_call_arguments.done", item_id=item["id"], output_index=index,
-                      name=item["name"], arguments=text)
+        done = closed_item(self.emit, record["kind"], item, index, text, status, self.summary, self.ex)
         self.emit("response.output_item.done", output_index=index, item=done)
         self.output.append(done)
 
@@ -389,3 +349,51 @@ def stream_events(chunks: Iterable[dict[str, Any] | str], ex: Exchange,
     """Chat chunks -> the Responses event sequence (created ... completed), sequence_number from 0; `on_final`
     gets the final response object before its terminal event is sent. `wire`: text deltas come encoded (bytes)."""
     return ResponseStream(ex, on_final, wire).run(chunks)
+
+
+def closed_item(emit: Callable[..., None], kind: str, item: dict[str, Any], index: int, text: str, status: str,
+                summary: bool, ex: Exchange) -> dict[str, Any]:
+    """An output item's closing events (its text, its part, by kind), and the item as done; `status`:
+    "incomplete" for one a failure or a token limit cut short."""
+    if kind == "reasoning" and summary:
+        emit("response.reasoning_summary_text.done", item_id=item["id"], output_index=index,
+             summary_index=0, text=text)
+        ended = {"status": "incomplete"} if status == "incomplete" else {}
+        emit("response.reasoning_summary_part.done", item_id=item["id"], output_index=index,
+             summary_index=0, part=summary_text(text), **ended)
+        done = sealed_reasoning({**reasoning_output(text, item["id"], summary=True), "status": status}, text,
+                                ex)
+    elif kind == "reasoning":
+        part = {"type": "reasoning_text", "text": text}
+        emit("response.reasoning_text.done", item_id=item["id"], output_index=index, content_index=0,
+             text=text)
+        emit("response.content_part.done", item_id=item["id"], output_index=index, content_index=0,
+             part=part)
+        done = sealed_reasoning({**reasoning_output(text, item["id"]), "status": status}, text, ex)
+    elif kind == "message":
+        part = output_text(text)
+        emit("response.output_text.done", item_id=item["id"], output_index=index, content_index=0,
+             text=text, logprobs=[])
+        emit("response.content_part.done", item_id=item["id"], output_index=index, content_index=0,
+             part=part)
+        done = message_output(text, status, item_id=item["id"])
+    elif kind == "refusal":
+        emit("response.refusal.done", item_id=item["id"], output_index=index, content_index=0,
+             refusal=text)
+        emit("response.content_part.done", item_id=item["id"], output_index=index, content_index=0,
+             part={"type": "refusal", "refusal": text})
+        done = message_output("", status, item_id=item["id"], refusal=text)
+    elif kind == "custom":
+        # The input is the string inside the function's JSON arguments: sent once it is whole.
+        done = {**item, "input": custom_input(text), "status": status}
+        if done["input"]:
+            emit("response.custom_tool_call_input.delta", item_id=item["id"], output_index=index,
+                 delta=done["input"])
+        emit("response.custom_tool_call_input.done", item_id=item["id"], output_index=index,
+             input=done["input"])
+    else:
+        text = text or "{}"  # a call without arguments, as OpenAI writes it (the other doors give {})
+        done = {**item, "arguments": text, "status": status}
+        emit("response.function_call_arguments.done", item_id=item["id"], output_index=index,
+             name=item["name"], arguments=text)
+    return done

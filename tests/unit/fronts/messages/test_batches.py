@@ -11,7 +11,7 @@ from argoproxy.errors import ProxyError
 from argoproxy.fronts.messages.batches import MessageBatches
 from argoproxy.pipeline.batch_models import BatchModels
 from argoproxy.pipeline.call import Call
-from argoproxy.serve.door import door_batches
+from argoproxy.serve.build import door_batches
 
 
 def batch_call(body: object, path: str = "v1/messages/batches") -> Call:
