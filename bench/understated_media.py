@@ -143,9 +143,29 @@ def ollama(f: Hostile, model: str) -> tuple[str, dict[str, Any]]:
 
 
 DOORS: dict[str, Callable[[Hostile, str], tuple[str, dict[str, Any]]]] = {
-    "chat": chat, "responses": responses, "messages": messages, "google": google, "ollama": ollama}
-TAKES = {"pdf": ("chat", "responses", "messages", "google"), "audio": ("chat", "responses", "google"),
-         "image": ("chat", "responses", "messages", "google", "ollama")}  # issue 69: each door that takes it
+    "chat": chat, "responses": responses, "messages": messages, "google": google, "ollama": ollama,
+    "responses-relayed": responses, "messages-relayed": messages}
+RELAYED = "responses,messages"  # FRONTS_PASSTHROUGH of the second set of proxies: the doors' requests as written
+TAKES = {"pdf": ("chat", "responses", "messages", "google", "responses-relayed", "messages-relayed"),
+         "audio": ("chat", "responses", "google", "responses-relayed"),
+         "image": ("chat", "responses", "messages", "google", "ollama", "responses-relayed", "messages-relayed")}
+
+
+def strings(value: Any) -> list[str]:
+    """Every string of a parsed JSON body long enough to be a file."""
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list):
+        return [s for v in value for s in strings(v)]
+    return [value] if isinstance(value, str) and len(value) > 64 else []
+
+
+def decoded(text: str) -> bytes:
+    """A string's base64 (after a data: URL's head) decoded; b"": not base64."""
+    try:
+        return base64.b64decode(text.rpartition(";base64,")[2], validate=True)
+    except ValueError:
+        return b""
 
 
 # ---------------------------------------------------------------- the fake provider: it bills the decoded content
@@ -159,44 +179,107 @@ class Provider:
         self.billed: list[int] = []
         self.parts: list[int] = []
 
-    def found(self, value: Any) -> list[int]:
+    def found(self, body: Any) -> list[int]:
         """The bills of the hostile files among a body's strings (base64, or a data: URL of base64)."""
-        if isinstance(value, dict):
-            return [b for v in value.values() for b in self.found(v)]
-        if isinstance(value, list):
-            return [b for v in value for b in self.found(v)]
-        if isinstance(value, str) and len(value) > 64:
-            try:
-                raw = base64.b64decode(value.rpartition(";base64,")[2], validate=True)
-            except ValueError:
-                return []
-            bill = self.bills.get(hashlib.sha256(raw).digest())
-            return [] if bill is None else [bill]
-        return []
+        bills = (self.bills.get(hashlib.sha256(raw).digest()) for raw in map(decoded, strings(body)))
+        return [bill for bill in bills if bill is not None]
 
     def answering(self, fallback: Callable[..., Any]) -> Callable[..., Any]:
-        from argoproxy.meter.tokens import count_texts, request_texts
-
         def answer(method: str, path: str, body: bytes) -> Any:
-            if method != "POST" or not path.endswith("/chat/completions"):
+            api = next((a for a in ANSWERS if path.endswith(a)), None)
+            if method != "POST" or api is None:
                 return fallback(method, path, body)
-            req = json.loads(body)
-            media = self.found(req)
-            prompt = count_texts(request_texts(req)) + sum(media)
-            output = req.get("max_tokens") or req.get("max_completion_tokens") or MAX_TOKENS
-            with self.lock:
-                self.billed.append(prompt + output)
-                self.parts.append(len(media))
-            events = chat_chunks(["one ", "two"], usage=True)
-            events[-2]["usage"] = {"prompt_tokens": prompt, "completion_tokens": output,
-                                   "total_tokens": prompt + output}
-            return Stream(events, delay=0.2)  # the 30 streams overlap
+            prompt, output = self.bill(json.loads(body))
+            return Stream(ANSWERS[api](prompt, output), delay=0.2)  # the 30 streams overlap
         return answer
+
+    def bill(self, req: dict[str, Any]) -> tuple[int, int]:
+        """A request's (input, output) tokens: its text, the hostile files in it, its most output."""
+        from argoproxy.meter.tokens import count_texts, request_texts
+        media = self.found(req)
+        prompt = count_texts(request_texts(req)) + sum(media)
+        output = next((req[k] for k in ("max_tokens", "max_completion_tokens", "max_output_tokens") if req.get(k)),
+                      MAX_TOKENS)
+        with self.lock:
+            self.billed.append(prompt + output)
+            self.parts.append(len(media))
+        return prompt, output
 
     def reset(self) -> None:
         with self.lock:
             self.billed.clear()
             self.parts.clear()
+
+
+def chat_stream(prompt: int, output: int) -> list[Any]:
+    events = chat_chunks(["one ", "two"], usage=True)
+    events[-2]["usage"] = {"prompt_tokens": prompt, "completion_tokens": output, "total_tokens": prompt + output}
+    return events
+
+
+def sse(events: list[dict[str, Any]]) -> list[Any]:
+    """Named events, as the Responses and Messages APIs write them."""
+    return [f"event: {e['type']}\ndata: {json.dumps(e)}\n\n".encode() for e in events]
+
+
+def responses_stream(prompt: int, output: int) -> list[Any]:
+    done = {"id": "resp_up", "object": "response", "status": "completed", "output": [], "usage": {
+        "input_tokens": prompt, "output_tokens": output, "total_tokens": prompt + output}}
+    return sse([{"type": "response.created", "response": {**done, "status": "in_progress", "usage": None}},
+                {"type": "response.output_text.delta", "item_id": "m1", "output_index": 0, "content_index": 0,
+                 "delta": "one two"},
+                {"type": "response.completed", "response": done}])
+
+
+def messages_stream(prompt: int, output: int) -> list[Any]:
+    return sse([{"type": "message_start", "message": {"id": "msg_up", "type": "message", "role": "assistant",
+                                                      "content": [], "model": "m", "stop_reason": None,
+                                                      "usage": {"input_tokens": prompt, "output_tokens": 1}}},
+                {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+                {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "one two"}},
+                {"type": "content_block_stop", "index": 0},
+                {"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": output}},
+                {"type": "message_stop"}])
+
+
+ANSWERS = {"/chat/completions": chat_stream, "/responses": responses_stream, "/messages": messages_stream}
+
+
+# ---------------------------------------------------------------- the instrument's own check
+# With --as-before the proxies' meter reads what each file says of itself, as it did before issue 69 (a
+# sitecustomize on their PYTHONPATH replaces its three measures): every round should then pass the bound.
+AS_BEFORE = r"""
+import re, struct
+from argoproxy.meter import sizes
+
+def image_size(data):
+    if data[:6] in (b"GIF87a", b"GIF89a"):
+        return struct.unpack("<HH", data[6:10])
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return struct.unpack(">II", data[16:24])
+    if data[:4] == b"RIFF" and data[12:16] == b"VP8X":
+        return int.from_bytes(data[24:27], "little") + 1, int.from_bytes(data[27:30], "little") + 1
+    return None
+
+def pdf_pages(data):
+    plain = re.sub(rb"#([0-9A-Fa-f]{2})", lambda m: bytes([int(m.group(1), 16)]), data)
+    said = re.search(rb"/Count\s+(\d+)", plain)
+    return int(said.group(1)) if said else None
+
+def audio_seconds(data, form):
+    if data[:4] == b"RIFF" and data[8:12] == b"WAVE":
+        return struct.unpack("<I", data[40:44])[0] / max(1, struct.unpack("<I", data[28:32])[0])
+    return None
+
+sizes.image_size, sizes.pdf_pages, sizes.audio_seconds = image_size, pdf_pages, audio_seconds
+"""
+
+
+def as_before() -> dict[str, str]:
+    """The proxies' settings that make their meter read headers (--as-before)."""
+    directory = Path(tempfile.mkdtemp(prefix="understated_as_before_"))
+    (directory / "sitecustomize.py").write_text(AS_BEFORE)
+    return {"PYTHONPATH": f"{directory}:{Path(__file__).resolve().parent.parent}"}
 
 
 # ---------------------------------------------------------------- one round: 30 streams on one key
@@ -267,7 +350,30 @@ def usage(store: Store) -> dict[str, tuple[int, int, Decimal]]:
     return rows
 
 
-def run_store(kind: str, rounds: list[Round], model: str, deadline: float) -> dict[str, tuple[int, int, Decimal]]:
+def settled(store: Store, admitted: dict[str, int]) -> dict[str, tuple[int, int, Decimal]]:
+    """The usage rows once each key's admitted streams are all recorded (a stream's usage is written as it
+    ends), or as they are after a minute."""
+    def recorded() -> dict[str, tuple[int, int, Decimal]] | None:
+        rows = usage(store)
+        return rows if all(rows.get(name, (0, 0, 0))[0] == n for name, n in admitted.items()) else None
+    return poll(recorded, timeout=60, interval=0.5) or usage(store)
+
+
+def run_rounds(kind: str, bases: list[str], rounds: list[Round], provider: Provider, fake: FakeOpenAI, model: str,
+               deadline: float) -> None:
+    for r in rounds:
+        if time.monotonic() > deadline:
+            print(f"{kind}: deadline reached before {r.name}", file=sys.stderr)
+            return
+        provider.reset()
+        fake.reset()
+        run_round(bases, r, model, deadline)
+        r.upstream_billed, r.parts = sum(provider.billed), sum(provider.parts)
+        print(f"{kind} {r.name}: {r.statuses.count(200)} of {STREAMS} admitted", file=sys.stderr)
+
+
+def run_store(kind: str, rounds: list[Round], model: str, deadline: float,
+              settings: dict[str, str]) -> dict[str, tuple[int, int, Decimal]]:
     provider = Provider(list({r.f.name: r.f for r in rounds}.values()), family_of(model))
     prices = json.dumps({"models": {model: {"input_mtok": float(INPUT_MTOK), "output_mtok": float(OUTPUT_MTOK)}}})
     store = Store(kind, Path(tempfile.mkdtemp(prefix=f"understated_{kind}_")))
@@ -276,74 +382,79 @@ def run_store(kind: str, rounds: list[Round], model: str, deadline: float) -> di
             fake.default_answer = provider.answering(fake.default_answer)
             flag = {"tokens": "--budget", "dollars": "--budget-usd"}
             keys = pool.map(lambda r: store.create(r.name, flag[r.limit], f"{r.budget}/day"), rounds)
-            with store.proxies(fake, PRICES=prices, TARGET_BASE_URL=fake.root_url) as bases:
-                for r, key in zip(rounds, keys):
-                    r.key = key
-                for r in rounds:
-                    if time.monotonic() > deadline:
-                        print(f"{kind}: deadline reached before {r.name}", file=sys.stderr)
-                        break
-                    provider.reset()
-                    fake.reset()
-                    run_round(bases, r, model, deadline)
-                    r.upstream_billed, r.parts = sum(provider.billed), sum(provider.parts)
-                    print(f"{kind} {r.name}: {r.statuses.count(200)} of {STREAMS} admitted", file=sys.stderr)
-                done = {r.name: r.statuses.count(200) for r in rounds if r.statuses}
-                rows = poll(lambda: (lambda u: u if all(u.get(n, (0,))[0] == a for n, a in done.items()) else None)(
-                    usage(store)), timeout=60) or usage(store)
-                return rows
+            for r, key in zip(rounds, keys):
+                r.key = key
+            for relayed in (False, True):
+                passing = [r for r in rounds if r.door.endswith("-relayed") == relayed]
+                if passing and time.monotonic() < deadline:
+                    relaying = {"FRONTS_PASSTHROUGH": RELAYED} if relayed else {}
+                    with store.proxies(fake, PRICES=prices, **relaying, **settings) as bases:
+                        run_rounds(kind, bases, passing, provider, fake, model, deadline)
+            return settled(store, {r.name: r.statuses.count(200) for r in rounds if r.statuses})
     finally:
         store.close()
 
 
 # ---------------------------------------------------------------- the table
-def table(kind: str, rounds: list[Round], rows: dict[str, tuple[int, int, Decimal]], model: str) -> list[str]:
-    family = family_of(model)
-    findings = []
-    for r in rounds:
-        if not r.statuses:
-            continue
-        _, tokens, spent = rows.get(r.name, (0, 0, Decimal(0)))
-        billed = Decimal(tokens) if r.limit == "tokens" else spent
-        ratio = billed / r.budget
-        others = sorted({s for s in r.statuses if s not in (200, 429)})
-        shown = f"{tokens:,} tokens" if r.limit == "tokens" else f"${spent:.4f}"
-        budget = f"{int(r.budget):,} tokens" if r.limit == "tokens" else f"${r.budget}"
-        verdict = "ok" if ratio <= Decimal(str(BOUND)) else "OVER"
-        print(f"| {kind} | {r.f.name} | {r.door} | {r.limit} | {r.statuses.count(200)} of {STREAMS}"
-              f"{' (' + ','.join(map(str, others)) + ')' if others else ''} | {r.counted:,} | "
-              f"{r.f.billed(family):,} | {r.parts} | {shown} | {budget} | {ratio:.3f} | {verdict} |")
-        if verdict == "OVER" or others:
-            findings.append(f"{kind} {r.name}: {r.statuses.count(200)} admitted, statuses {sorted(set(r.statuses))}, "
-                            f"meter counts {r.counted:,} a request where the provider bills {r.f.billed(family):,}; "
-                            f"{shown} against {budget} ({ratio:.3f}x); upstream billed {r.upstream_billed:,} "
-                            f"tokens; {r.refusal[:200]!r}")
-    return findings
+def row(kind: str, r: Round, rows: dict[str, tuple[int, int, Decimal]], family: Family) -> tuple[str, str | None]:
+    """A round's line of the table, and its finding (over the bound, or answered other than 200 or 429)."""
+    _, tokens, spent = rows.get(r.name, (0, 0, Decimal(0)))
+    ratio = (Decimal(tokens) if r.limit == "tokens" else spent) / r.budget
+    shown = f"{tokens:,} tokens" if r.limit == "tokens" else f"${spent:.4f}"
+    budget = f"{int(r.budget):,} tokens" if r.limit == "tokens" else f"${r.budget}"
+    others = sorted({s for s in r.statuses if s not in (200, 429)})
+    admitted = f"{r.statuses.count(200)} of {STREAMS}" + (f" ({','.join(map(str, others))})" if others else "")
+    over = ratio > Decimal(str(BOUND))
+    line = (f"| {kind} | {r.f.name} | {r.door} | {r.limit} | {admitted} | {r.counted:,} | {r.f.billed(family):,} | "
+            f"{r.parts} | {shown} | {budget} | {ratio:.3f} | {'OVER' if over else 'ok'} |")
+    if not (over or others):
+        return line, None
+    return line, (f"{kind} {r.name}: {admitted} admitted; the meter counts {r.counted:,} a request where the "
+                  f"provider bills {r.f.billed(family):,}; {shown} against {budget} ({ratio:.3f}x); the upstream "
+                  f"billed {r.upstream_billed:,} tokens; {r.refusal[:200]!r}")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def rounds_of(files: list[Hostile], doors: list[str], model: str) -> list[Round]:
+    """A round for each file, each door that takes it (of those asked) and each budget kind."""
+    return [Round(f, door, limit, budget) for f in files for door in TAKES[f.kind] if door in doors
+            for limit, budget in budgets(f, model).items()]
+
+
+def arguments() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="SQLite only, the chat door only")
     parser.add_argument("--stores", default="sqlite,redis")
     parser.add_argument("--formats", default=",".join(FILES))
     parser.add_argument("--doors", default=",".join(DOORS))
     parser.add_argument("--model", default="gpt-4o-mini")
+    parser.add_argument("--as-before", action="store_true",
+                        help="the instrument's own check: the proxies' meter reads headers, as before issue 69")
     parser.add_argument("--deadline", type=float, default=900.0, help="seconds for each store's rounds")
     args = parser.parse_args()
-    stores = ["sqlite"] if args.quick else args.stores.split(",")
-    doors = ["chat"] if args.quick else args.doors.split(",")
+    if args.quick:
+        args.stores, args.doors = "sqlite", "chat"
+    return args
+
+
+def main() -> None:
+    args = arguments()
+    if args.as_before:
+        exec(AS_BEFORE, {})  # the "meter counts" column too: what the proxies' meter now counts
+    family = family_of(args.model)
     files = [FILES[name]() for name in args.formats.split(",")]
-    print(f"{STREAMS} streams at once a round, model {args.model} ({family_of(args.model).name}), each budget "
-          f"covering {COVERS} requests' bills, priced ${INPUT_MTOK}/${OUTPUT_MTOK} a million tokens; bound {BOUND}x")
+    print(f"{STREAMS} streams at once a round, model {args.model} ({family.name}), each budget covering {COVERS} "
+          f"requests' bills, priced ${INPUT_MTOK}/${OUTPUT_MTOK} a million tokens; bound {BOUND}x")
     print("\n| store | format | door | budget | admitted | meter counts | provider bills | parts upstream | "
           "billed (usage rows) | budget | billed/budget | |")
     print("| --- | --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     findings: list[str] = []
-    for kind in stores:
-        rounds = [Round(f, door, limit, budget) for f in files for door in TAKES[f.kind] if door in doors
-                  for limit, budget in budgets(f, args.model).items()]
-        rows = run_store(kind, rounds, args.model, time.monotonic() + args.deadline)
-        findings += table(kind, rounds, rows, args.model)
+    for kind in args.stores.split(","):
+        rounds = rounds_of(files, args.doors.split(","), args.model)
+        rows = run_store(kind, rounds, args.model, time.monotonic() + args.deadline,
+                         as_before() if args.as_before else {})
+        for line, finding in (row(kind, r, rows, family) for r in rounds if r.statuses):
+            print(line, flush=True)
+            findings += [finding] if finding else []
     print("\nFindings:" if findings else "\nNo round over the bound.")
     for finding in findings:
         print("- " + finding)
