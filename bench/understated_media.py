@@ -1,21 +1,24 @@
 """Issue 69's first Done bound, probed through the running app: files whose headers understate their content
 reserve at least what the provider bills. For each hostile file of tests/understated_media.py (a 100-page PDF
 with #-escaped names, a /Count of 1 and an unused plain page object; a 60 s WAV whose byte rate says 2 GB/s; a
-GIF with a 1x1 logical screen over a 2048x2048 frame; an APNG and an animated WebP whose canvas says 1x1 over
-2048x2048 frames), on each door that takes it, 30 streams start at once with a key whose `--budget N/day` or
-`--budget-usd X/day` covers only COVERS of them. The fake upstream bills each request what the provider's rule
-(argoproxy/meter/families.py, by the model's family) bills for the decoded content: the PDF's pages as pypdf
-reads them, the WAV's samples as stdlib `wave` counts them, each image at the extent its frames were drawn at
-(Pillow refuses to open the APNG and the WebP whose canvas is smaller than their frames). The key's usage rows,
-read after the streams, give what was billed against the budget: at most 1.05x is the bound.
+GIF whose 1x1 logical screen covers one 2048x2048 frame, and one over three such frames; an APNG and an animated
+WebP whose canvas says 1x1 over 2048x2048 frames), on each door that takes it, 30 streams start at once with a
+key whose `--budget N/day` or `--budget-usd X/day` covers only COVERS of them. The fake upstream bills each
+request what the provider's rule (argoproxy/meter/families.py, by the model's family) bills for the decoded
+content: the PDF's pages as pypdf reads them, the WAV's samples as stdlib `wave` counts them, each image at the
+extent its frames were drawn at (Pillow refuses to open the APNG and the WebP whose canvas is smaller than their
+frames). The key's usage rows, read after the streams, give what was billed against the budget: the bound is
+1.05x.
 
-Stores: SQLite behind one proxy of two workers, and one real redis-server behind three proxies of two workers
-(tests/integration/test_reservations.py's Store). Everything listens on 127.0.0.1; each store's run is bounded
-by --deadline and stops by itself.
+Doors: chat, Responses, Messages, Google and Ollama translated to chat completions, and Responses and Messages
+relayed as written (`FRONTS_PASSTHROUGH`, a second set of proxies on the same store). Stores: SQLite behind one
+proxy of two workers, and one real redis-server behind three proxies of two workers
+(tests/integration/test_reservations.py's Store). Everything listens on 127.0.0.1; each store's rounds are
+bounded by --deadline, and every process stops with the bench.
 
-Run: python bench/understated_media.py [--quick] [--stores sqlite,redis] [--formats pdf,wav,gif,apng,webp]
-     [--doors chat,responses,messages,google,ollama] [--model gpt-4o-mini] [--deadline 900]
---quick: SQLite only, the chat door only (it takes every format), both budget kinds: ten rounds.
+Run: python bench/understated_media.py [--quick] [--stores sqlite,redis] [--formats pdf,wav,gif,...]
+     [--doors chat,responses,...] [--model gpt-4o-mini] [--deadline 900] [--as-before]
+--quick: SQLite and the chat door only (it takes every format), both budget kinds.
 """
 
 from __future__ import annotations
@@ -95,13 +98,14 @@ def wav_file() -> Hostile:
     return Hostile("wav", "audio", "audio/wav", data, seconds=seconds)
 
 
-def image_file(name: str, mime: str, make: Callable[..., bytes]) -> Hostile:
-    return Hostile(name, "image", mime, make((1, 1), (SIDE, SIDE)), extent=(SIDE, SIDE))
+def image_file(name: str, mime: str, make: Callable[..., bytes], **frames: int) -> Hostile:
+    return Hostile(name, "image", mime, make((1, 1), (SIDE, SIDE), **frames), extent=(SIDE, SIDE))
 
 
 FILES: dict[str, Callable[[], Hostile]] = {
     "pdf": pdf_file, "wav": wav_file,
     "gif": lambda: image_file("gif", "image/gif", hostile.gif),
+    "gif-animated": lambda: image_file("gif-animated", "image/gif", hostile.gif, count=3),  # the frames walked
     "apng": lambda: image_file("apng", "image/png", hostile.apng),
     "webp": lambda: image_file("webp", "image/webp", hostile.webp),
 }
@@ -145,6 +149,7 @@ def ollama(f: Hostile, model: str) -> tuple[str, dict[str, Any]]:
 DOORS: dict[str, Callable[[Hostile, str], tuple[str, dict[str, Any]]]] = {
     "chat": chat, "responses": responses, "messages": messages, "google": google, "ollama": ollama,
     "responses-relayed": responses, "messages-relayed": messages}
+FLAGS = {"tokens": "--budget", "dollars": "--budget-usd"}
 RELAYED = "responses,messages"  # FRONTS_PASSTHROUGH of the second set of proxies: the doors' requests as written
 TAKES = {"pdf": ("chat", "responses", "messages", "google", "responses-relayed", "messages-relayed"),
          "audio": ("chat", "responses", "google", "responses-relayed"),
@@ -300,6 +305,18 @@ class Round:
     def name(self) -> str:
         return f"{self.f.name}-{self.door}-{self.limit}"
 
+    def spent(self, rows: dict[str, tuple[int, int, Decimal]]) -> tuple[Decimal, str, str]:
+        """What the key's usage rows hold of this round's kind, and it and the budget written out."""
+        _, tokens, dollars = rows.get(self.name, (0, 0, Decimal(0)))
+        if self.limit == "tokens":
+            return Decimal(tokens), f"{tokens:,} tokens", f"{int(self.budget):,} tokens"
+        return dollars, f"${dollars:.4f}", f"${self.budget}"
+
+    def admitted(self) -> str:
+        """"4 of 30", and the other statuses seen than 200 and 429."""
+        others = sorted({s for s in self.statuses if s not in (200, 429)})
+        return f"{self.statuses.count(200)} of {STREAMS}" + (f" ({','.join(map(str, others))})" if others else "")
+
 
 def dollars(tokens_in: int, tokens_out: int) -> Decimal:
     return (tokens_in * INPUT_MTOK + tokens_out * OUTPUT_MTOK) / 1_000_000
@@ -379,15 +396,13 @@ def run_store(kind: str, rounds: list[Round], model: str, deadline: float,
     store = Store(kind, Path(tempfile.mkdtemp(prefix=f"understated_{kind}_")))
     try:
         with FakeOpenAI() as fake, ThreadPoolExecutor(8) as pool:
-            fake.default_answer = provider.answering(fake.default_answer)
-            flag = {"tokens": "--budget", "dollars": "--budget-usd"}
-            keys = pool.map(lambda r: store.create(r.name, flag[r.limit], f"{r.budget}/day"), rounds)
-            for r, key in zip(rounds, keys):
+            fake.default_answer = provider.answering(fake.default_answer)  # type: ignore[method-assign]
+            for r, key in zip(rounds, pool.map(lambda r: store.create(r.name, FLAGS[r.limit], f"{r.budget}/day"),
+                                               rounds)):
                 r.key = key
-            for relayed in (False, True):
-                passing = [r for r in rounds if r.door.endswith("-relayed") == relayed]
+            for relaying in ({}, {"FRONTS_PASSTHROUGH": RELAYED}):
+                passing = [r for r in rounds if r.door.endswith("-relayed") == bool(relaying)]
                 if passing and time.monotonic() < deadline:
-                    relaying = {"FRONTS_PASSTHROUGH": RELAYED} if relayed else {}
                     with store.proxies(fake, PRICES=prices, **relaying, **settings) as bases:
                         run_rounds(kind, bases, passing, provider, fake, model, deadline)
             return settled(store, {r.name: r.statuses.count(200) for r in rounds if r.statuses})
@@ -398,20 +413,16 @@ def run_store(kind: str, rounds: list[Round], model: str, deadline: float,
 # ---------------------------------------------------------------- the table
 def row(kind: str, r: Round, rows: dict[str, tuple[int, int, Decimal]], family: Family) -> tuple[str, str | None]:
     """A round's line of the table, and its finding (over the bound, or answered other than 200 or 429)."""
-    _, tokens, spent = rows.get(r.name, (0, 0, Decimal(0)))
-    ratio = (Decimal(tokens) if r.limit == "tokens" else spent) / r.budget
-    shown = f"{tokens:,} tokens" if r.limit == "tokens" else f"${spent:.4f}"
-    budget = f"{int(r.budget):,} tokens" if r.limit == "tokens" else f"${r.budget}"
-    others = sorted({s for s in r.statuses if s not in (200, 429)})
-    admitted = f"{r.statuses.count(200)} of {STREAMS}" + (f" ({','.join(map(str, others))})" if others else "")
+    spent, shown, budget = r.spent(rows)
+    ratio = spent / r.budget
     over = ratio > Decimal(str(BOUND))
-    line = (f"| {kind} | {r.f.name} | {r.door} | {r.limit} | {admitted} | {r.counted:,} | {r.f.billed(family):,} | "
-            f"{r.parts} | {shown} | {budget} | {ratio:.3f} | {'OVER' if over else 'ok'} |")
-    if not (over or others):
+    line = (f"| {kind} | {r.f.name} | {r.door} | {r.limit} | {r.admitted()} | {r.counted:,} | "
+            f"{r.f.billed(family):,} | {r.parts} | {shown} | {budget} | {ratio:.3f} | {'OVER' if over else 'ok'} |")
+    if not over and set(r.statuses) <= {200, 429}:
         return line, None
-    return line, (f"{kind} {r.name}: {admitted} admitted; the meter counts {r.counted:,} a request where the "
-                  f"provider bills {r.f.billed(family):,}; {shown} against {budget} ({ratio:.3f}x); the upstream "
-                  f"billed {r.upstream_billed:,} tokens; {r.refusal[:200]!r}")
+    return line, (f"{'OVER' if over else 'refused'}: {kind} {r.name}: {r.admitted()} admitted; the meter counts "
+                  f"{r.counted:,} a request where the provider bills {r.f.billed(family):,}; {shown} against {budget} "
+                  f"({ratio:.3f}x); the upstream billed {r.upstream_billed:,} tokens; {r.refusal[:200]!r}")
 
 
 def rounds_of(files: list[Hostile], doors: list[str], model: str) -> list[Round]:
@@ -454,9 +465,14 @@ def main() -> None:
                          as_before() if args.as_before else {})
         for line, finding in (row(kind, r, rows, family) for r in rounds if r.statuses):
             print(line, flush=True)
-            findings += [finding] if finding else []
-    print("\nFindings:" if findings else "\nNo round over the bound.")
-    for finding in findings:
+            findings.extend(filter(None, [finding]))
+    report(findings)
+
+
+def report(findings: list[str]) -> None:
+    print(f"\n{sum(f.startswith('OVER') for f in findings)} rounds over the bound; the rounds over it or answered "
+          f"other than 200 and 429: {'' if findings else 'none'}")
+    for finding in sorted(findings):
         print("- " + finding)
 
 
