@@ -48,7 +48,7 @@ def checked(flags: Mapping[str, Any] | None = None, serving: bool = True) -> Loa
     the journals (`keys` and `--show`, which an admin may run as another user, do not write there), and
     something must name the upstream (argoproxy/config/unconfigured.py)."""
     read_dotenv()
-    loaded = load(flags)
+    loaded = load(with_bound_port(flags))
     from argoproxy.fronts import passthrough_refused  # the API doors' registry (light: no backend, no requests)
     refused = passthrough_refused(loaded.settings.fronts_passthrough)
     if refused:
@@ -68,6 +68,18 @@ def checked(flags: Mapping[str, Any] | None = None, serving: bool = True) -> Loa
         if problem:
             raise BadValue(f"PRICES: {problem}")
     return loaded
+
+
+def with_bound_port(flags: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+    """Under `gunicorn -b HOST:PORT` the proxy listens on that port, not PORT's: the settings say so, and the
+    check of an upstream that is this proxy itself (a loop) compares with it. One TCP port bound; --port wins."""
+    from gunicorn.util import parse_address
+
+    binds = [bind for bind in gunicorn_binds_given() if not bind.startswith(("unix:", "fd://"))]
+    ports = {int(parse_address(bind)[1]) for bind in binds}
+    if len(ports) != 1 or (flags and "port" in flags):
+        return flags
+    return {**(flags or {}), "port": ports.pop()}
 
 
 def loaded_or_exit(flags: Mapping[str, Any] | None = None, serving: bool = False) -> Loaded:

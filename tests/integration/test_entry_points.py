@@ -345,6 +345,28 @@ def test_gunicorn_own_flags_in_the_project_directory_are_what_the_line_says(tmp_
     assert lines[0].endswith("2 gevent workers)") and str(settings_port) not in lines[0]
 
 
+def test_gunicorn_bind_elsewhere_takes_the_server_on_the_settings_port_as_its_upstream(tmp_path: Path) -> None:
+    """`gunicorn -b 127.0.0.1:OTHER` with TARGET_BASE_URL at the settings' port on loopback (a server there, as a
+    new user put the demo's): the proxy listens on OTHER, so that upstream is not itself; it was refused as a loop."""
+    import socket
+    port, settings_port = free_port(), free_port()
+    env = {**clean_env(tmp_path, TARGET_BASE_URL=f"http://127.0.0.1:{settings_port}/v1", PORT=str(settings_port),
+                       WORKERS="1"), "PYTHONPATH": str(ROOT)}
+    log = tmp_path / "proxy.log"
+    with socket.create_server(("127.0.0.1", settings_port)), open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-b", f"127.0.0.1:{port}", "cot_proxy:app"],
+                                cwd=project_directory(tmp_path), env=env, stdout=subprocess.DEVNULL, stderr=out)
+        try:
+            deadline = time.monotonic() + 40
+            while "listening on" not in log.read_text() and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+        finally:
+            proc.terminate()
+            proc.wait(20)
+    text = log.read_text()
+    assert "would loop" not in text and f"cot_proxy listening on http://127.0.0.1:{port} (" in text, text
+
+
 def test_gunicorn_bind_on_a_taken_port_is_one_line_naming_it(tmp_path: Path) -> None:
     import socket
     env = {**clean_env(tmp_path, TARGET_BASE_URL="http://127.0.0.1:9/v1", PORT=str(free_port())),
