@@ -154,7 +154,8 @@ def test_the_supervisor_holds_what_every_instance_shares_through_files(tmp_path,
     from argoproxy.serve import gunicorn_hooks
     monkeypatch.setattr("tempfile.tempdir", str(tmp_path))
     for name in (shared_cells.SHARED_DIR_ENV, shared_cells.OWNER_ENV, launch.METRICS_DIR_ENV, gunicorn_hooks.OWNER_ENV):
-        monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv(name, "")  # recorded as it was, so that what prepare_* set below is undone after the test
+        monkeypatch.delenv(name)  # (a delenv of an unset name records nothing: the next tests ran with its cells)
     cells, metrics = shared_cells.prepare_shared_dir(), gunicorn_hooks.prepare_metrics_dir()
     settings = SimpleNamespace(config_path="", api_key_file="", keys_db="", responses_db="", log_dir="")
     assert {cells, metrics} <= set(launch.secret_files(settings))
