@@ -20,6 +20,7 @@ import itertools
 import json
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any, Iterator
 
 from argoproxy.config.listener import is_loopback
@@ -53,6 +54,33 @@ ASKING_CALLS = frozenset({"prompts/get", "resources/read"})  # beside tools/call
 SERVERS_METHOD = "cot_proxy/servers"  # the proxy's own, at /mcp: each server's state (`cot-proxy mcp list`)
 STATE_FIELDS = ("name", "kind", "state", "restarts", "error")
 PER_SESSION_FIELDS = ("per_session", "processes")  # a per_session server's: how many sessions' processes run
+
+
+@dataclass(frozen=True)
+class RoutedToolCall:
+    """A tool call as routed: what it asked, where it goes (a server and its message, or the answer it got here),
+    and whose it is."""
+    message: jsonrpc.Message
+    server: str | None
+    owner: str
+    routed: tuple[str, dict[str, Any]] | dict[str, Any]
+    session: str
+    taken: Taken
+
+
+def asks_progress(raw: dict[str, Any]) -> bool:
+    """A call that asks for progress or log messages while it runs: its answer is an SSE stream."""
+    return jsonrpc.progress_token(raw) is not None or request_level(raw)[1] is not None
+
+
+def relay_of(check: SessionCheck | None, rounds: dict[str, Any] | None) -> dict[str, Any] | None:
+    """How its server's requests of the client reach it: a 2026-07-28 client's rounds, a 2025-11-25 session's relay
+    (with what the client declared it may be asked), or none."""
+    if rounds is not None:
+        return {"rounds": rounds}
+    if check is None:
+        return None
+    return {"relay": True} if check.asks is None else {"relay": True, "asks": check.asks}
 
 
 class McpEndpoint:
@@ -172,38 +200,53 @@ class McpEndpoint:
         client's, whose input is asked for as an input_required answer (None: it declared nothing to be asked)."""
         catalog = self.catalog(session, check, owner)
         routed = catalog.target(server, message.raw, globs)
-        streamed = isinstance(routed, tuple) and sse and (jsonrpc.progress_token(message.raw) is not None
-                                                          or request_level(message.raw)[1] is not None)
-        if check is not None and (streamed or not isinstance(routed, tuple) or self.limits.holds(taken.key, routed[0])):
-            check.now()  # it ends here, is streamed, or first holds its key's limits: its session is asked alone
-        held = self.limits.admit(taken.key, routed[0], message.id) if isinstance(routed, tuple) else None
-        if isinstance(held, dict):
-            routed, held = held, None  # refused by the key's limits: nothing reaches the server
-        relay = {"rounds": rounds} if rounds is not None else None if check is None else \
-            {"relay": True} if check.asks is None else {"relay": True, "asks": check.asks}
+        streamed = isinstance(routed, tuple) and sse and asks_progress(message.raw)
+        routed, held = self.admitted(routed, streamed, check, taken, message.id)
+        call = RoutedToolCall(message, server, owner, routed, session, taken)
         if isinstance(routed, tuple) and streamed:
-            try:
-                source = self.link.stream(*routed, self.limits.of(routed[0]).timeout, session, key=owner, relay=relay)
-            except BaseException:
-                self.limits.end(held, {})  # never started (the supervisor gone): its hold given back, not charged
-                raise
-            return Answer(self.events(message, server, owner, routed, session, taken, held, source), 200,
-                          {"Cache-Control": "no-cache"}, content_type="text/event-stream")
-        answer: dict[str, Any] = {}
+            return self.streamed(call, routed, held, relay_of(check, rounds))
+        return self.answered(catalog, call, held, check, relay_of(check, rounds))
+
+    def admitted(self, routed: tuple[str, dict[str, Any]] | dict[str, Any], streamed: bool,
+                 check: SessionCheck | None, taken: Taken, call_id: Any
+                 ) -> tuple[tuple[str, dict[str, Any]] | dict[str, Any], AdmittedCall | None]:
+        """The call as routed and its hold on the key's limits; a refusal by those limits is its answer, and
+        nothing reaches the server. Its session is asked alone where the call ends here, is streamed, or holds."""
+        if check is not None and (streamed or not isinstance(routed, tuple) or self.limits.holds(taken.key, routed[0])):
+            check.now()
+        held = self.limits.admit(taken.key, routed[0], call_id) if isinstance(routed, tuple) else None
+        return (held, None) if isinstance(held, dict) else (routed, held)
+
+    def streamed(self, call: RoutedToolCall, routed: tuple[str, dict[str, Any]], held: AdmittedCall | None,
+                 relay: dict[str, Any] | None) -> Answer:
+        """A call that asked for progress: its events as they come, its answer last."""
+        try:
+            source = self.link.stream(*routed, self.limits.of(routed[0]).timeout, call.session, key=call.owner,
+                                      relay=relay)
+        except BaseException:
+            self.limits.end(held, {})  # never started (the supervisor gone): its hold given back, not charged
+            raise
+        return Answer(self.events(call.message, call.server, call.owner, routed, call.session, call.taken, held,
+                                  source), 200, {"Cache-Control": "no-cache"}, content_type="text/event-stream")
+
+    def answered(self, catalog: Catalog, call: RoutedToolCall, held: AdmittedCall | None, check: SessionCheck | None,
+                 relay: dict[str, Any] | None) -> Answer:
+        """A call answered whole (or refused here); a stream after all when its server asks the client something."""
+        routed, answer = call.routed, {}
         try:
             if isinstance(routed, dict) or relay is None:
                 answer = routed if isinstance(routed, dict) else catalog.call(*routed)
             else:
-                answer, rest = self.relayed(routed, session, owner, check, relay)
+                answer, rest = self.relayed(routed, call.session, call.owner, check, relay)
                 if rest is not None:  # the server asks the client something: the answer becomes a stream
-                    events = self.events(message, server, owner, routed, session, taken, held,
-                                         itertools.chain([answer], rest))
+                    events = self.events(call.message, call.server, call.owner, routed, call.session, call.taken,
+                                         held, itertools.chain([answer], rest))
                     held = None  # the stream holds it now
                     return Answer(events, 200, {"Cache-Control": "no-cache"}, content_type="text/event-stream")
         finally:
             cost = self.limits.end(held, answer)
         answer, body = self.limits.bounded(routed[0] if isinstance(routed, tuple) else None, answer)
-        self.recorded(message, server, owner, routed, answer, taken, len(body), cost)
+        self.recorded(call.message, call.server, call.owner, routed, answer, call.taken, len(body), cost)
         return Answer(body, 200, content_type="application/json")
 
     def asking(self, req: Request, message: jsonrpc.Message, server: str | None, owner: str, globs: Globs,
