@@ -131,7 +131,7 @@ class Door:
 
     # ---------------------------------------------------------------- the door
     def handle(self, req: Request) -> Answer:
-        call = self.gateway.new_call(req, "invalid_path", "-", self.tracing.begin() if self.tracing is not None else None)
+        call = Call.of_request(req, "invalid_path", "-", self.tracing.begin() if self.tracing is not None else None)
         try:
             answer = self.enter(req, call)
         except ProxyError as err:
@@ -140,7 +140,7 @@ class Door:
             log.exception("unexpected error in request %s", call.client.request_id or "-")
             answer = self.error_answer(call, ProxyError(500, "The proxy failed to handle this request; see its log.",
                                                         type="server_error", code="internal_error"))
-        adapted = call.plan.adapted
+        adapted = call.planned.adapted
         if adapted:  # what capability adaptation changed in the request (argoproxy/pipeline/adapt.py)
             answer.headers[ADAPTED_HEADER] = ", ".join(adapted)
         return answer
@@ -254,6 +254,7 @@ class Door:
         plan.raw_body = as_utf8(read_request_body(call.client.request, self.settings.max_body_bytes))
         body: dict[str, Any]
         body, plan.members = parse_with_members(plan.raw_body)  # an object, or a 400
+        plan.body = body  # the request as admitted, which planning starts from
         named = args.model if args is not None and args.model is not None else body.get("model")
         plan.model = named if isinstance(named, str) else None
         return body
@@ -315,7 +316,8 @@ class Door:
     def as_chat_answer(self, call: Call, answer: Answer) -> Answer:
         """A backend route's chat.completion, through what a chat answer goes through: think tags handled per
         THINK_MODE and the model's LLM_PARAMS (ARGO's /v1/status returned <think> text chat strips)."""
-        call.plan.think = self.gateway.planner.think_config(call.plan.model, call.plan.upstream_model)
+        call.planned = structs.replace(call.planned, think=self.gateway.planner.think_config(
+            call.plan.model, call.planned.upstream_model))
         answer.set_data(dumps(self.gateway.answers.completion_of(call, answer.get_data())))
         return answer
 

@@ -29,6 +29,7 @@ from argoproxy.errors import ProxyError
 from argoproxy.fastpath.server_reach import client_socket
 from argoproxy.fronts.responses.websocket.places import Places
 from argoproxy.fronts.responses.websocket.session import Session
+from argoproxy.pipeline.call import Call
 from argoproxy.serve.door import RAW_TARGET_KEY, Door
 from argoproxy.serve.flask_view import to_flask
 
@@ -154,7 +155,7 @@ class Upgrades:
         return []
 
     def error(self, req: Request, route: Route, err: ProxyError) -> Answer:
-        call = self.door.gateway.new_call(req, route.kind, route.path)
+        call = Call.of_request(req, route.kind, route.path)
         call.client = structs.replace(call.client, path=route.path, front=route.front)
         return self.door.error_answer(call, err)
 

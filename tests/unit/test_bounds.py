@@ -134,7 +134,7 @@ def test_every_sse_decoder_has_the_event_cap(backend):
     settings = load_settings(environ={"BACKEND": backend, "MAX_SSE_EVENT_BYTES": "1000", "TIMEOUT": "5"})
     be = create_backend(settings, upstream.Upstream(1, 5, 0))
     call = Call.of("chat", "POST", "v1/chat/completions", request_id="t")
-    call.plan.model, call.plan.client_stream, call.plan.body = "m", True, {"model": "m", "messages": []}
+    call.plan.model, call.planned.client_stream, call.plan.body = "m", True, {"model": "m", "messages": []}
     resp = response([b"data: {" + b"x" * 600] * 3, limit=10 ** 9)
     with pytest.raises(ProxyError) as caught:
         list(be.decode_stream(call, resp))

@@ -80,7 +80,7 @@ def writers() -> dict[str, set[str]]:
 
 def test_the_scan_sees_each_way_of_writing():
     for source, part in (("call.plan.model = 'x'", "plan"), ("plan.set_member('model', 'x')", "plan"),
-                         ("call.plan.touch('timeout')", "plan"), ("call.plan.adapted.append('n=1')", "plan"),
+                         ("call.plan.touch('timeout')", "plan"), ("call.planned.adapted.append('n=1')", "plan"),
                          ("setattr(call.outcome, 'status', 1)", "outcome"), ("out.usage, x = {}, 1", "outcome"),
                          ("call.outcome.bytes_out += 3", "outcome"), ("p = call.plan\np.model = 'x'", "plan"),
                          ("a, o = 1, call.outcome\no.status = 200", "outcome")):

@@ -57,5 +57,5 @@ def test_filters_that_do_not_apply_return_their_input():
     assert OutputTap(0).stream(call, chunks) is chunks
     items = iter([{"choices": []}])
     assert all(f(call, items) is items for f in item_filters(0))  # no journal, no think configuration
-    call.plan.think = ThinkConfig("strip")
+    call.planned.think = ThinkConfig("strip")
     assert think_tags(call, items) is not items
