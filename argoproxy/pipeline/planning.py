@@ -57,46 +57,46 @@ class Planner:
         allow-list on the name served. The rule is the one for the name served (routed: the deployment's);
         plan.model stays the name asked."""
         plan = call.plan
-        body = plan.body if request is None else request
-        touched = set(plan.supplied) if request is None else set()
-        if model is not None and body.get("model") != model:
-            body["model"] = model
-            touched.add("model")
-        served, rewritten = self.params(body)
-        rewritten = rewritten or plan.exchange is not None or (request is not None and bool(plan.supplied))
+        body, touched = starting(call, request, model)
+        served, ruled = self.params(body)
+        rewritten = ruled or plan.exchange is not None or (request is not None and bool(plan.supplied))
         call.planned = Planned(body, plan.raw_body, plan.members)  # what the backend's policy reads
         if plan.kind == "embeddings":
-            return self.prepared(call, Planned(body, plan.raw_body, plan.members, frozenset(touched), rewritten))
+            return self.prepared(call, Planned(body, plan.raw_body, plan.members, touched, rewritten))
         backend = self.backend
         if plan.kind == "chat" and upstream_messages.normalize(body.get(upstream_messages.TURNS),
                                                                backend.keeps_developer, backend.tool_turn_content):
-            touched.add(upstream_messages.TURNS)
+            touched |= {upstream_messages.TURNS}
+        client_stream, upstream_stream, include_usage, meter, changed = self.streams(call, body)
+        think = None
+        if backend.transforms_answers(call):
+            asks_reasoning = bool(getattr(plan.exchange, "asks_reasoning", False))
+            think = for_client(self.think_config(served, body.get("model")), asks_reasoning)
+        return self.prepared(call, Planned(body, plan.raw_body, plan.members, touched.union(changed), rewritten,
+                                           client_stream=client_stream, upstream_stream=upstream_stream,
+                                           include_usage=include_usage, think=think, meter=meter))
+
+    def streams(self, call: Call, body: dict[str, Any]) -> tuple[bool, bool, bool, Meter | None, tuple[str, ...]]:
+        """Stream modes: does the client stream, does the upstream (UPSTREAM_MODE, the backend's policy), is usage
+        asked (metered: asked of the upstream whoever asked), the stream's meter, and the members changed."""
         client_stream = body.get("stream") is True
         options = body.get("stream_options")
         include_usage = client_stream and isinstance(options, dict) and options.get("include_usage") is True
-        meter = None
-        if client_stream and plan.exchange is None and (counts_tokens(call) or self.charges(call, body)):
-            meter = Meter(strip=not include_usage)
-            if not include_usage:
-                body["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
-                include_usage = True
-                touched.add("stream_options")
+        meter: Meter | None = None
+        changed: tuple[str, ...] = ()
+        if client_stream and call.plan.exchange is None and (counts_tokens(call) or self.charges(call, body)):
+            meter, changed = metered(body, include_usage)
+            include_usage = True
         mode = self.settings.upstream_mode
-        upstream_stream = backend.upstream_streams(call, client_stream if mode == "off" else mode == "stream")
+        upstream_stream = self.backend.upstream_streams(call, client_stream if mode == "off" else mode == "stream")
         if upstream_stream != client_stream:
             body["stream"] = upstream_stream
             if upstream_stream:
                 body["stream_options"] = {"include_usage": True}
             else:
                 body.pop("stream_options", None)
-            touched.update(("stream", "stream_options"))
-        think = None
-        if backend.transforms_answers(call):
-            asks_reasoning = bool(getattr(plan.exchange, "asks_reasoning", False))
-            think = for_client(self.think_config(served, body.get("model")), asks_reasoning)
-        return self.prepared(call, Planned(body, plan.raw_body, plan.members, frozenset(touched), rewritten,
-                                           client_stream=client_stream, upstream_stream=upstream_stream,
-                                           include_usage=include_usage, think=think, meter=meter))
+            changed = ("stream", "stream_options")
+        return client_stream, upstream_stream, include_usage, meter, changed
 
     def params(self, body: dict[str, Any], withheld: frozenset[str] = frozenset()) -> tuple[str | None, bool]:
         """LLM_PARAMS, the one place they are applied (plan; native relay): the rule for the name the body serves
@@ -143,7 +143,8 @@ class Planner:
             adapted = self.adapt(call, planned.body, CHAT, planned.upstream_model or call.plan.model)
             if adapted:
                 planned = structs.replace(planned, rewritten=True, adapted=planned.adapted + adapted)
-        served_allowed(self.settings.allowed_models, call, planned.upstream_model)
+        if self.settings.allowed_models:
+            served_allowed(self.settings.allowed_models, call, planned.upstream_model)
         return planned
 
     def native(self, call: Call, door: str, body: dict[str, Any], count_only: bool, shape: Shape | None,
@@ -199,6 +200,28 @@ def counts_tokens(call: Call) -> bool:
     whose upstream sends no usage with the estimate of what it relayed)?"""
     limit = call.plan.key_limit
     return bool(limit is not None and limit.tpm) or call.plan.team_key is not None
+
+
+def starting(call: Call, request: dict[str, Any] | None, model: str | None) -> tuple[dict[str, Any], frozenset[str]]:
+    """The body an attempt is planned from, and its members already changed: the request as admitted (a limit
+    supplied), or `request` (parsed again for a routed retry or fallback); naming the routed entry's `model`."""
+    body = call.plan.body if request is None else request
+    touched = frozenset(call.plan.supplied) if request is None else frozenset()
+    if model is not None and body.get("model") != model:
+        body["model"] = model
+        touched |= {"model"}
+    return body, touched
+
+
+def metered(body: dict[str, Any], include_usage: bool) -> tuple[Meter, tuple[str, ...]]:
+    """A chat-door stream under a token budget, or one whose answer costs money: the upstream asked for usage
+    (taken out again for a client that did not ask), counted should none come (pipeline/stream_usage.py)."""
+    meter = Meter(strip=not include_usage)
+    if include_usage:
+        return meter, ()
+    options = body.get("stream_options")
+    body["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
+    return meter, ("stream_options",)
 
 
 def with_prepared(planned: Planned, ready: Prepared) -> Planned:
