@@ -267,7 +267,8 @@ class Gateway:
         an answer asked again whole for a stream, on a connection of its own, read up to that)."""
         encoder = self.encoder(call)
         if not call.planned.upstream_stream:
-            return encoder.encode_whole(call, *self.exchange.whole(call, most))
+            resp, payload = self.exchange.whole(call, most)
+            return encoder.encode_whole(call, resp, payload)
         req, resp = self.exchange.sent(call)
         try:
             items = self.exchange.decoded_stream(call, resp, self.item_filters)
