@@ -62,7 +62,8 @@ class Planner:
         rewritten = ruled or plan.exchange is not None or (request is not None and bool(plan.supplied))
         call.planned = Planned(body, plan.raw_body, plan.members)  # what the backend's policy reads
         if plan.kind == "embeddings":
-            return self.prepared(call, Planned(body, plan.raw_body, plan.members, touched, rewritten))
+            return self.prepared(call, Planned(body, plan.raw_body, plan.members, touched, rewritten,
+                                               upstream_model=named(body)))
         backend = self.backend
         if plan.kind == "chat" and upstream_messages.normalize(body.get(upstream_messages.TURNS),
                                                                backend.keeps_developer, backend.tool_turn_content):
@@ -72,9 +73,9 @@ class Planner:
         if backend.transforms_answers(call):
             asks_reasoning = bool(getattr(plan.exchange, "asks_reasoning", False))
             think = for_client(self.think_config(served, body.get("model")), asks_reasoning)
-        return self.prepared(call, Planned(body, plan.raw_body, plan.members, touched.union(changed), rewritten,
-                                           client_stream=client_stream, upstream_stream=upstream_stream,
-                                           include_usage=include_usage, think=think, meter=meter))
+        return self.prepared(call, Planned(body, plan.raw_body, plan.members, touched.union(changed) if changed
+                                           else touched, rewritten, named(body), client_stream, upstream_stream,
+                                           include_usage, think, meter=meter))
 
     def streams(self, call: Call, body: dict[str, Any]) -> tuple[bool, bool, bool, Meter | None, tuple[str, ...]]:
         """Stream modes: does the client stream, does the upstream (UPSTREAM_MODE, the backend's policy), is usage
@@ -131,14 +132,13 @@ class Planner:
         names = tuple(dict.fromkeys(n for n in (served, call.plan.model) if isinstance(n, str) and n))
         return bool(source.charges(names, time.time()))
 
-    def prepared(self, call: Call, draft: Planned) -> Planned:
-        """The backend's preparation of `draft` (model name, images; its own state: it reads the draft on the call),
-        then the request adapted to what that model accepts, then the allow-list on the name served."""
-        model = draft.body.get("model")
-        draft = structs.replace(draft, upstream_model=model if isinstance(model, str) else None)
-        call.planned = draft
+    def prepared(self, call: Call, planned: Planned) -> Planned:
+        """The backend's preparation of `planned` (model name, images; its own state: it reads the record on the
+        call), then the request adapted to what that model accepts, then the allow-list on the name served."""
+        call.planned = planned
         ready = self.backend.prepare(call)
-        planned = with_prepared(draft, ready if isinstance(ready, Prepared) else Prepared(state=ready))
+        if ready is not None:
+            planned = with_prepared(planned, ready if isinstance(ready, Prepared) else Prepared(state=ready))
         if call.plan.kind in ADAPTED_KINDS:
             adapted = self.adapt(call, planned.body, CHAT, planned.upstream_model or call.plan.model)
             if adapted:
@@ -200,6 +200,12 @@ def counts_tokens(call: Call) -> bool:
     whose upstream sends no usage with the estimate of what it relayed)?"""
     limit = call.plan.key_limit
     return bool(limit is not None and limit.tpm) or call.plan.team_key is not None
+
+
+def named(body: dict[str, Any]) -> str | None:
+    """The model the body names (the one sent, unless the backend's preparation resolves it)."""
+    model = body.get("model")
+    return model if isinstance(model, str) else None
 
 
 def starting(call: Call, request: dict[str, Any] | None, model: str | None) -> tuple[dict[str, Any], frozenset[str]]:
