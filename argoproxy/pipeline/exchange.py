@@ -70,8 +70,11 @@ class Exchange:
         return req, self.response(call, req)
 
     def whole(self, call: Call, most: int | None = None) -> tuple[UpstreamResponse, dict[str, Any] | bytes]:
-        """An API call's attempt sent (`sent`), its whole answer decoded (`decoded_whole`)."""
-        resp = self.sent(call, most)[1]
+        """An API call's attempt sent (as `sent` sends it), its whole answer decoded (`decoded_whole`)."""
+        req = self.backend.encode(call)
+        if most is not None:
+            req = dataclasses.replace(req, fresh_connection=True, max_bytes=most)
+        resp = self.response(call, req)
         return resp, self.decoded_whole(call, resp)
 
     def response(self, call: Call, req: UpstreamRequest, sending: Sending = API_SENDING,

@@ -36,6 +36,7 @@ log = logging.getLogger("cot_proxy")
 THINK_CACHE = 256  # think configurations kept, by (model, upstream model)
 WITHHELD_WARNINGS = 256  # models whose withheld parameters were said in the log (client names: bounded)
 ADAPTED_KINDS = frozenset({"chat", "completions"})  # requests with sampling and reasoning parameters
+NOTHING: frozenset[str] = frozenset()  # no member changed
 
 
 class Planner:
@@ -61,9 +62,10 @@ class Planner:
         served, ruled = self.params(body)
         rewritten = ruled or plan.exchange is not None or (request is not None and bool(plan.supplied))
         call.planned = Planned(body, plan.raw_body, plan.members)  # what the backend's policy reads
+        sent = body.get("model")  # the model sent, unless the backend's preparation resolves it
+        sent = sent if isinstance(sent, str) else None
         if plan.kind == "embeddings":
-            return self.prepared(call, Planned(body, plan.raw_body, plan.members, touched, rewritten,
-                                               upstream_model=named(body)))
+            return self.prepared(call, Planned(body, plan.raw_body, plan.members, touched, rewritten, sent))
         backend = self.backend
         if plan.kind == "chat" and upstream_messages.normalize(body.get(upstream_messages.TURNS),
                                                                backend.keeps_developer, backend.tool_turn_content):
@@ -72,9 +74,9 @@ class Planner:
         think = None
         if backend.transforms_answers(call):
             asks_reasoning = bool(getattr(plan.exchange, "asks_reasoning", False))
-            think = for_client(self.think_config(served, body.get("model")), asks_reasoning)
+            think = for_client(self.think_config(served, sent), asks_reasoning)
         return self.prepared(call, Planned(body, plan.raw_body, plan.members, touched.union(changed) if changed
-                                           else touched, rewritten, named(body), client_stream, upstream_stream,
+                                           else touched, rewritten, sent, client_stream, upstream_stream,
                                            include_usage, think, meter=meter))
 
     def streams(self, call: Call, body: dict[str, Any]) -> tuple[bool, bool, bool, Meter | None, tuple[str, ...]]:
@@ -202,17 +204,11 @@ def counts_tokens(call: Call) -> bool:
     return bool(limit is not None and limit.tpm) or call.plan.team_key is not None
 
 
-def named(body: dict[str, Any]) -> str | None:
-    """The model the body names (the one sent, unless the backend's preparation resolves it)."""
-    model = body.get("model")
-    return model if isinstance(model, str) else None
-
-
 def starting(call: Call, request: dict[str, Any] | None, model: str | None) -> tuple[dict[str, Any], frozenset[str]]:
     """The body an attempt is planned from, and its members already changed: the request as admitted (a limit
     supplied), or `request` (parsed again for a routed retry or fallback); naming the routed entry's `model`."""
     body = call.plan.body if request is None else request
-    touched = frozenset(call.plan.supplied) if request is None else frozenset()
+    touched = frozenset(call.plan.supplied) if request is None and call.plan.supplied else NOTHING
     if model is not None and body.get("model") != model:
         body["model"] = model
         touched |= {"model"}
