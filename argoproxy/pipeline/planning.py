@@ -54,14 +54,16 @@ class Planner:
         """An API call's attempt on this deployment, planned from the request as admitted (`request`: parsed again
         from its bytes, for a routed retry or fallback; `model`: the routed entry's name, a fallback's): stream
         modes, LLM_PARAMS and the think configuration; the backend's policy (does the upstream stream, do answer
-        transforms apply) asked once, before the body changes; then the backend's preparation, adaptation and the
+        transforms apply) asked once, of the request (call.plan.body); then the backend's preparation, adaptation and the
         allow-list on the name served. The rule is the one for the name served (routed: the deployment's);
         plan.model stays the name asked."""
         plan = call.plan
-        body, touched = starting(call, request, model)
+        if request is None and model is None:  # the first attempt: the request as admitted
+            body, touched = plan.body, frozenset(plan.supplied) if plan.supplied else NOTHING
+        else:
+            body, touched = starting(call, request, model)
         served, ruled = self.params(body)
         rewritten = ruled or plan.exchange is not None or (request is not None and bool(plan.supplied))
-        call.planned = Planned(body, plan.raw_body, plan.members)  # what the backend's policy reads
         sent = body.get("model")  # the model sent, unless the backend's preparation resolves it
         sent = sent if isinstance(sent, str) else None
         if plan.kind == "embeddings":

@@ -24,7 +24,7 @@ class ArgoStandardBackend(ArgoBackend):
 
     # ------------------------------------------------------------------ policy
     def upstream_streams(self, call: Call, wanted: bool) -> bool:
-        if call.planned.body.get("tools"):
+        if call.plan.body.get("tools"):  # the request's (policy is asked of the request, before it is planned)
             return False  # tool answers are parsed from a whole reply, so tool calls always pseudo-stream
         if self.settings.upstream_mode == "off":
             return wanted and self.settings.real_stream
