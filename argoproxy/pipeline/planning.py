@@ -54,8 +54,8 @@ class Planner:
         """An API call's attempt on this deployment, planned from the request as admitted (`request`: parsed again
         from its bytes, for a routed retry or fallback; `model`: the routed entry's name, a fallback's): stream
         modes, LLM_PARAMS and the think configuration; the backend's policy (does the upstream stream, do answer
-        transforms apply) asked once, of the request (call.plan.body); then the backend's preparation, adaptation and the
-        allow-list on the name served. The rule is the one for the name served (routed: the deployment's);
+        transforms apply) asked once, of the request (call.plan.body); then the backend's preparation, adaptation
+        and the allow-list on the name served. The rule is the one for the name served (routed: the deployment's);
         plan.model stays the name asked."""
         plan = call.plan
         if request is None and model is None:  # the first attempt: the request as admitted

@@ -60,7 +60,8 @@ class DashScopeBackend(Backend):
         if call.plan.kind == "embeddings":
             url, body = join_url(self.base, dashscope.EMBEDDINGS_PATH), dashscope.encode_embeddings(call.planned.body)
         else:
-            url, body = join_url(self.base, dashscope.TEXT_GENERATION_PATH), dashscope.encode_chat(call.planned.body, call.planned.upstream_stream)
+            url = join_url(self.base, dashscope.TEXT_GENERATION_PATH)
+            body = dashscope.encode_chat(call.planned.body, call.planned.upstream_stream)
         headers = dashscope.request_headers(self.api_key(call), call.planned.upstream_stream)
         return UpstreamRequest("POST", url, headers, dumps(body), call.planned.timeout)
 

@@ -86,7 +86,8 @@ class OpenAIBackend(Backend):
             headers["X-Api-Key"] = self.api_key
         if call.planned.changed:
             headers["Content-Type"] = "application/json"
-        return UpstreamRequest("POST", self.url(call.plan.path, call.plan.query), headers, call.planned.body_bytes(), call.planned.timeout)
+        return UpstreamRequest("POST", self.url(call.plan.path, call.plan.query), headers, call.planned.body_bytes(),
+                               call.planned.timeout)
 
     def decode(self, call: Call, resp: UpstreamResponse) -> bytes:
         self.refused = None  # the upstream answers: a refusal /health said is over
