@@ -40,7 +40,7 @@ class FrontAnswers:
     # The pipeline decodes a 2xx answer to a translated request and runs the think transform (pipeline/exchange.py's
     # decoded_stream / decoded_whole, Answers.completion_of); these encode it in the front's shape.
     def encode_stream(self, call: Call, resp: UpstreamResponse, items: Iterable[Any]) -> Answer:
-        if call.plan.client_stream:  # the front's stream checks each chunk's shape as it reads it
+        if call.planned.client_stream:  # the front's stream checks each chunk's shape as it reads it
             front, ex = translation(call)
             return self.events(call, resp, self.chunks(items, resp, checked=False, texts=front.plain_texts(ex)))
         try:
@@ -51,7 +51,7 @@ class FrontAnswers:
 
     def encode_whole(self, call: Call, resp: UpstreamResponse, payload: dict[str, Any] | bytes) -> Answer:
         completion = self.answers.completion_of(call, payload)
-        if call.plan.client_stream:
+        if call.planned.client_stream:
             return self.events(call, resp, streamconv.package_chat(completion, True))
         return self.translated(call, completion)
 

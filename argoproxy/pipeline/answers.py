@@ -230,8 +230,8 @@ class Answers:
             obj = check_completion(payload) if isinstance(payload, dict) else parse_upstream_json(payload)
         except ProxyError as err:
             raise self.sanitized(err) from None
-        if call.plan.think is not None:
-            transform_completion(obj, call.plan.think)
+        if call.planned.think is not None:
+            transform_completion(obj, call.planned.think)
         return obj
 
     def abandon(self, call: Call) -> None:
@@ -249,7 +249,7 @@ class Answers:
         call.outcome.observed = True
         plan = call.plan
         if call.outcome.usage is None and (plan.team_key is not None or plan.key_limit is not None
-                                           or plan.meter is not None):
+                                           or call.planned.meter is not None):
             # an answer is never free: the estimate a team key is charged, which /metrics, /ui and the journal say
             prompt, completion = answer_tokens(call)
             if prompt or completion:
@@ -280,7 +280,7 @@ class Answers:
         """The call's cost, once, from its usage: at the rates of the day it arrived, for the model sent upstream
         (else the one that served, else the one asked for), as its deployment is priced (argoproxy/spend/)."""
         plan, out = call.plan, call.outcome
-        names = model_names(plan.upstream_model, out.served_model, plan.model)
+        names = model_names(call.planned.upstream_model, out.served_model, plan.model)
         arrived = time.time() - (time.perf_counter() - call.client.started)
         try:
             out.cost = self.pricer.cost_of(counts, names, out.price_source, arrived)
@@ -346,13 +346,13 @@ def answer_tokens(call: Call) -> tuple[int, int]:
         prompt, completion = usage_counts(usage)
         return (prompt if isinstance(prompt, int) else 0), (completion if isinstance(completion, int) else 0)
     status = call.outcome.upstream_status
-    if status is None or not 200 <= status < 300 or not isinstance(call.plan.body, dict) or not call.plan.body:
+    if status is None or not 200 <= status < 300 or not isinstance(call.planned.body, dict) or not call.planned.body:
         return 0, 0  # no request read (a forwarded GET, a poll of work done before): nothing estimated, not even
         # the chat template's overhead
     asked = call.plan.asked.read_worst if call.plan.asked is not None else None
     media = asked.media_tokens if asked is not None else 0  # its images, audio and files, as the meter read them
-    if call.plan.meter is not None:  # a chat stream: what it relayed so far
-        settled, estimated = call.plan.meter.settled(call.plan.body)
+    if call.planned.meter is not None:  # a chat stream: what it relayed so far
+        settled, estimated = call.planned.meter.settled(call.planned.body)
         if settled is not None:
             return settled.get("prompt_tokens", 0) + (media if estimated else 0), settled.get("completion_tokens", 0)
     output = OutputCount()
@@ -360,7 +360,7 @@ def answer_tokens(call: Call) -> tuple[int, int]:
     for choice in (answer.get("choices") if isinstance(answer, dict) else None) or ():
         if isinstance(choice, dict):
             output.add_delta(choice.get("message") or choice)
-    return prompt_tokens(call.plan.body) + media, output.total()
+    return prompt_tokens(call.planned.body) + media, output.total()
 
 
 def try_json(payload: bytes | None) -> Any:

@@ -30,9 +30,10 @@ StreamItem = bytes | dict
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    """What a backend's `prepare` (or `prepare_front`) decided for one request; the sequence writes it into the
-    Plan (the backend edits the body it is handed, in place, and says which top-level members it changed)."""
-    state: object = None  # the backend's own per-request state (plan.backend_state; each backend knows its type)
+    """What a backend's `prepare` (or `prepare_front`) decided for one request; planning makes the attempt's
+    Planned with it (the backend edits the body it is handed, in place, and says which top-level members it
+    changed)."""
+    state: object = None  # the backend's own per-request state (Planned.backend_state; each backend knows its type)
     upstream_model: str | None = None  # the model sent, when it is not the body's `model` (an alias resolved)
     changed: tuple[str, ...] = ()  # top-level members of the body set, replaced or removed
     body_changed: bool = False  # changed inside a member (an image inlined): the body is encoded again whole
@@ -116,9 +117,10 @@ class Backend:
         raise NotImplementedError
 
     def prepare(self, call: Call) -> Prepared | None:
-        """Resolve the model name and apply backend rules to call.plan.body (in place); the Plan is the sequence's
-        to write: return what was decided (the model sent when it differs from the body's, the members changed,
-        the backend's own state for encode and decode), which the sequence keeps in the plan; None: nothing.
+        """Resolve the model name and apply backend rules to call.planned.body (in place; the draft planning hands
+        on the call); the record is planning's to make: return what was decided (the model sent when it differs
+        from the body's, the members changed, the backend's own state for encode and decode), which the attempt's
+        Planned keeps; None: nothing.
         (Any other object returned is kept as the backend's state, as before Prepared.)"""
         return None
 

@@ -1,12 +1,13 @@
-"""One client request as it moves through the proxy, in three phases, each with its own writer:
+"""One client request as it moves through the proxy, in its phases, each with its own writer:
 
 - ClientRequest: what the door knows about the client's request. Immutable; the door builds it, and a front
   door's translation replaces it whole once (it names the API the client speaks).
-- Plan: what the proxy will send and how it will answer: the route served, the body, the model asked for and
-  the model sent, stream modes, think configuration, timeout, the front door's exchange,
-  budgets, and the backend's own per-request state. Written by the door (the route), the guard (the models
-  named, what the limits admitted) and the sequence (gateway.py), which keeps what a backend's `prepare`
-  returns (pipeline/backend.py's Prepared).
+- Plan: what is served and the request as admitted: the route, the body, the model asked for, the front door's
+  exchange, budgets. Written by the door (the route), the guard (the models named, what the limits admitted);
+  a front door's translation makes a new one.
+- Planned: what one attempt sends and how it answers (the body as sent, the model sent, stream modes, think,
+  timeout, the backend's state, what was adapted). Frozen: the plan step returns it (planning.py), and a retry,
+  a fallback, a stream asked again whole or a refused parameter makes a new one, never an edit.
 - Outcome: what happened: statuses, usage, bytes, timings, the deployment that served. Written by the sequence
   (gateway.py: the exchange with the upstream, the deployment), the answer side (answers.py: what the encoders
   and filters found, through its note_* methods) and the door (the answers it makes itself).
@@ -88,29 +89,24 @@ class Held:
 
 
 class Plan(msgspec.Struct):
-    """What is served and sent: set while the request is planned, guarded and adapted."""
+    """What is served, and the request as admitted: set by the door (the route, the body read), the guard (the models
+    named, what the limits admitted) and a front door's translation (which makes a new Plan: the chat route, the
+    request it became, its exchange). What is sent is planned from it into a `Planned`, never written back here."""
     kind: str  # chat | completions | embeddings | models | passthrough | count_tokens | backend-specific
     path: str  # the path served (a front door's request goes to the chat path)
     query: str = ""
     headers: dict[str, str] = field(default_factory=dict)  # the client's headers that may go upstream
     raw_body: bytes = b""
-    body: dict[str, Any] = field(default_factory=dict)  # parsed, on the API routes
-    body_changed: bool = False  # changed anywhere: encoded again whole
+    body: dict[str, Any] = field(default_factory=dict)  # the request as admitted, parsed, on the API routes (a
+    # front door's: the chat request it became); planning starts from it
     members: Members | None = None  # a long body's top-level values as written (edge/body_members.py)
-    touched: set[str] = field(default_factory=set)  # top-level members replaced, added or removed (touch())
+    supplied: tuple[str, ...] = ()  # top-level members the reservation's limit wrote into the body (guard.py)
     model: str | None = None  # as the client named it
-    upstream_model: str | None = None  # as sent upstream
-    client_stream: bool = False
-    upstream_stream: bool = False
-    include_usage: bool = False
-    think: ThinkConfig | None = None
-    asks_reasoning: bool = False  # the client asked for reasoning in its door's own way (think.for_client)
-    timeout: float | None = None
+    timeout: float | None = None  # a call the proxy makes itself (a model list): its own; planned calls: Planned's
     answer_most: int = 0  # the most of the upstream's answer read whole; 0: MAX_RESPONSE_BYTES (the proxy's own
     # reads bound theirs: upstream/answer_bounds.py)
     exchange: object = None  # a front door's translation state (pipeline/door_api.py's DoorExchange; the door's
     # answer encoder knows its type), while its answer is translated back
-    meter: UsageTap | None = None  # a chat stream under a token budget or that costs money (stream_usage.py)
     asked: Asked | None = None  # the request as the meter reads it: its worst case, read once and only when a
     # limit, the fair queue or a trace needs it (argoproxy/meter/)
     key_limit: KeyLimit | None = None  # the key_limits budget this call counts against
@@ -118,34 +114,57 @@ class Plan(msgspec.Struct):
     limit_lease: Held | None = None  # what the key_limits admission holds until the call ends (admission/key_limits.py)
     key_lease: object = None  # what the team key's admission holds until the call ends (teamkeys/service.py)
     key_name: str | None = None  # the team key recognised, admitted or refused (the status page names it)
+
+
+def request_bytes(plan: Plan) -> bytes:
+    """The request as admitted, as bytes (what a routed retry or fallback is planned from again): the client's,
+    or encoded again where a translation or a supplied limit changed it."""
+    if plan.exchange is not None or (plan.supplied and plan.members is None):
+        return dumps(plan.body)
+    if plan.supplied:
+        assert plan.members is not None
+        return encode_members(plan.members, plan.body, set(plan.supplied))
+    return plan.raw_body
+
+
+class Planned(msgspec.Struct, frozen=True):
+    """What one attempt sends and how it answers, as planning decided it (planning.py) and nothing after: the body as
+    it will be sent, stream modes, the usage asked, the think configuration, the stream's meter, the model sent,
+    the timeout, the backend's own state and what was adapted and why. Handed on the call to the backend's
+    encoding, the exchange and the answer encoders; a routed retry, a fallback, a stream asked again whole or a
+    parameter the upstream refused makes a new one."""
+    body: dict[str, Any] = field(default_factory=dict)  # as it will be sent, parsed
+    raw_body: bytes = b""  # the client's bytes: sent as they are when nothing changed
+    members: Members | None = None  # a long body's top-level values as written (edge/body_members.py)
+    touched: frozenset[str] = frozenset()  # top-level members replaced, added or removed
+    rewritten: bool = False  # changed inside a member: encoded again whole
+    upstream_model: str | None = None  # as sent upstream
+    client_stream: bool = False
+    upstream_stream: bool = False
+    include_usage: bool = False
+    think: ThinkConfig | None = None
+    timeout: float | None = None
+    meter: UsageTap | None = None  # a chat stream under a token budget or that costs money (pipeline/stream_usage.py)
     backend_state: object = None  # the backend's own, from its prepare (each backend knows its type)
-    adapted: list[str] = field(default_factory=list)  # X-Adapted-Params: what was changed to fit the model
-    kept_alive: bool = False  # routed: keepalives run around all attempts, not per attempt
-
-    def touch(self, *keys: str) -> None:
-        """Top-level members of the body that changed (a change inside another member sets body_changed)."""
-        self.touched.update(keys)
-
-    def set_member(self, key: str, value: Any) -> None:
-        """Set a top-level member of the body, declared as touched only when its value changes."""
-        if self.body.get(key) != value:
-            self.body[key] = value
-            self.touch(key)
+    adapted: tuple[str, ...] = ()  # X-Adapted-Params: what was changed to fit the model
 
     @property
     def changed(self) -> bool:
-        return self.body_changed or bool(self.touched)
+        return self.rewritten or bool(self.touched)
 
     def body_bytes(self) -> bytes:
         """The body to send upstream: the client's bytes unless something changed the parsed body; when only
         some top-level members changed in a long body, the others as the client wrote them."""
-        if self.body_changed:
+        if self.rewritten:
             return dumps(self.body)
         if self.touched:
             if self.members is None:
                 return dumps(self.body)
             return encode_members(self.members, self.body, self.touched)
         return self.raw_body
+
+
+NOT_PLANNED = Planned()  # a call sent as it came (a forwarded path, a backend's own route, a model list)
 
 
 class Outcome(msgspec.Struct):
@@ -168,6 +187,7 @@ class Outcome(msgspec.Struct):
     served_header: str | None = None
     renamed_to: str | None = None  # routed to a fallback: the model name its answer shows (the one asked for)
     asked_whole: bool = False  # a stream that ended before its first event, asked again whole
+    kept_alive: bool = False  # keepalives run for this stream (routed: around all attempts, not per attempt)
     param_retry: bool = False  # sent again without a parameter the upstream refused
     calls: CallBudget | None = None  # the upstream calls it may still cost (MAX_UPSTREAM_CALLS), once it made one
     client_left: bool = False  # the client closed its connection before the answer's end
@@ -183,11 +203,12 @@ class Outcome(msgspec.Struct):
 class Call:
     """One request: its three phases, and the record of its start the observers read (call_records.py)."""
 
-    __slots__ = ("client", "plan", "outcome", "start")
+    __slots__ = ("client", "plan", "planned", "outcome", "start")
 
     def __init__(self, client: ClientRequest, plan: Plan) -> None:
         self.client = client
         self.plan = plan
+        self.planned = NOT_PLANNED  # the sequence's plan step makes the attempt's (planning.py)
         self.outcome = Outcome()
         self.start: object = None  # call_records.py's CallStart, made as the call is sent (read by start_of)
 
@@ -198,6 +219,11 @@ class Call:
         proxy makes itself, such as model listings and probes)."""
         return cls(ClientRequest(method, path, request_id, request, trace=trace),
                    Plan(kind, path, query, headers if headers is not None else {}, **plan))
+
+    @classmethod
+    def of_request(cls, req: Request, kind: str, path: str, trace: Trace | None = None) -> "Call":
+        """A call for a request the door has just taken (its route not known yet: `kind` and `path` say so)."""
+        return cls.of(kind, req.method, path, "", req.headers, req.request_id, req, trace)
 
     @property
     def request_id(self) -> str:

@@ -93,10 +93,10 @@ class CallEnd(msgspec.Struct, frozen=True):
 
 def started(call: Call) -> CallStart:
     """The call's start record as its plan stands now, kept on the call (the sequence makes it as it sends)."""
-    plan = call.plan
+    plan, planned = call.plan, call.planned
     record = call.start = CallStart(
-        call.client, plan.kind, plan.model, plan.upstream_model, plan.client_stream, plan.upstream_stream,
-        plan.raw_body, plan.body, tuple(plan.adapted) if plan.adapted else (), plan.key_name, plan.team_key,
+        call.client, plan.kind, plan.model, planned.upstream_model, planned.client_stream, planned.upstream_stream,
+        plan.raw_body, planned.body, planned.adapted, plan.key_name, plan.team_key,
         plan.key_limit, plan.asked, plan.limit_lease, plan.key_lease)
     return record
 

@@ -42,7 +42,7 @@ class ChatAnswers:
                 check_upstream_body(payload)
             except ProxyError as err:
                 raise self.answers.sanitized(err) from None
-        if call.plan.client_stream:
+        if call.planned.client_stream:
             return self.sse_response(call, resp, self.packaged(call, self.answers.completion_of(call, payload)))
         data = self.answers.finished(call, self.think_whole(call, payload))
         self.answers.note_status(call, resp.status_code)
@@ -51,7 +51,7 @@ class ChatAnswers:
 
     def think_whole(self, call: Call, payload: dict | bytes) -> bytes:
         """The whole answer's bytes after the think transform; its output and usage noted (answers.py)."""
-        cfg, note = call.plan.think, self.answers.note_answer
+        cfg, note = call.planned.think, self.answers.note_answer
         if isinstance(payload, dict):
             if cfg is not None:
                 transform_completion(payload, cfg)
@@ -95,11 +95,11 @@ class ChatAnswers:
     def packaged(self, call: Call, obj: dict[str, Any]) -> Iterator[StreamItem]:
         """A whole answer as the chunks of a stream (client streams, upstream did not)."""
         if obj.get("object") == "text_completion":
-            return streamconv.package_completion(obj, call.plan.include_usage)
-        return streamconv.package_chat(obj, call.plan.include_usage)
+            return streamconv.package_completion(obj, call.planned.include_usage)
+        return streamconv.package_chat(obj, call.planned.include_usage)
 
     def encode_stream(self, call: Call, resp: UpstreamResponse, items: Iterable[StreamItem]) -> Answer:
-        if call.plan.client_stream:
+        if call.planned.client_stream:
             return self.sse_response(call, resp, items)
         try:
             obj = aggregate(call, items)
@@ -125,7 +125,7 @@ class ChatAnswers:
         capture = StreamCapture(call.outcome.output_tap) if answers.journal_bytes else None
         watch = bool(self.answers.observers)
         last_usage: StreamItem | None = None
-        meter = call.plan.meter
+        meter = call.planned.meter
         try:
             for item in items:
                 if meter is not None:
@@ -162,9 +162,9 @@ class ChatAnswers:
         answers = self.answers
         if capture is not None:
             answers.note_output(call, capture.result())
-        meter = call.plan.meter
+        meter = call.planned.meter
         if meter is not None:
-            answers.note_usage(call, *meter.settled(call.plan.body))
+            answers.note_usage(call, *meter.settled(call.planned.body))
         elif last_usage is not None:
             obj = sse.sse_object(last_usage) if isinstance(last_usage, bytes) else last_usage
             usage = obj.get("usage") if isinstance(obj, dict) else None

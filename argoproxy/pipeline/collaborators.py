@@ -113,9 +113,10 @@ class Sends(Protocol):
         """One deployment's view: its own backend, upstream and settings; the same answer side."""
 
     def attempt(self, call: Call, served_by: str, model: str, shown: str, renamed_to: str | None,
-                again_from: bytes | None) -> Answer:
-        """One routed attempt on this deployment, up to the client's first byte: the body as before an earlier
-        attempt edited it (`again_from`), the deployment named (journals, metrics, the X-Served-* headers), run."""
+                request: dict[str, Any] | None) -> Answer:
+        """One routed attempt on this deployment, up to the client's first byte: planned anew from the request
+        (`request`: a retry's, parsed again from the request's bytes), the deployment named (journals, metrics,
+        the X-Served-* headers), run."""
 
     def kept_alive(self, call: Call, produce: Callable[[], Answer]) -> Answer:
         """A stream answered with keepalives while `produce` (routing's attempts) waits on its upstream."""

@@ -20,6 +20,7 @@ from argoproxy.pipeline import planning
 from argoproxy.pipeline.adapt import TYPES_TAKEN, refused_param, schema_as_json_object
 from argoproxy.pipeline.answers import try_json
 from argoproxy.pipeline.call_records import started
+from argoproxy.pipeline.guard import serves_model
 from argoproxy.pipeline.served import header_safe
 from argoproxy.upstream.client import READ_ERRORS, CallBudget, stream_error
 from argoproxy.upstream.relay import redirect_error
@@ -60,6 +61,22 @@ class DeploymentExchange:
         self.upstream, self.backend, self.answers = upstream, backend, answers
         self.price_source, self.max_calls = price_source, max_upstream_calls
 
+    def sent(self, call: Call, most: int | None = None) -> tuple[UpstreamRequest, UpstreamResponse]:
+        """An API call's attempt as its backend encodes its Planned, sent (`most`: an answer asked again whole for
+        a stream: on a connection of its own, read up to that)."""
+        req = self.backend.encode(call)
+        if most is not None:
+            req = dataclasses.replace(req, fresh_connection=True, max_bytes=most)
+        return req, self.response(call, req)
+
+    def whole(self, call: Call, most: int | None = None) -> tuple[UpstreamResponse, dict[str, Any] | bytes]:
+        """An API call's attempt sent (as `sent` sends it), its whole answer decoded (`decoded_whole`)."""
+        req = self.backend.encode(call)
+        if most is not None:
+            req = dataclasses.replace(req, fresh_connection=True, max_bytes=most)
+        resp = self.response(call, req)
+        return resp, self.decoded_whole(call, resp)
+
     def response(self, call: Call, req: UpstreamRequest, sending: Sending = API_SENDING,
                  error: ErrorReader | None = None) -> UpstreamResponse:
         """Send and classify the upstream's status. An answer under 300 is the caller's; a redirect or an error
@@ -97,7 +114,7 @@ class DeploymentExchange:
         out.param_retry = True  # once per request, whichever deployment refused
         req, change, member, value = retry
         resp.close()
-        planning.refused_member(call, change, member, value)
+        call.planned = planning.refused(call.planned, change, member, value)
         started(call)  # the plan as sent again: without the member (X-Adapted-Params, the journal say so)
         log.info("%s: the upstream refused the request; sent again with %s", call.client.request_id, change)
         out.upstream_request = req
@@ -115,7 +132,7 @@ class DeploymentExchange:
                        ) -> Iterator[StreamItem]:
         """The upstream's stream as OpenAI chunks (raw SSE events or dicts) through the think transform, its
         first item read now (an error the upstream reports at once is an HTTP error), kept for journals."""
-        resp.bounded = not call.plan.client_stream  # aggregated into one answer: at most MAX_RESPONSE_BYTES
+        resp.bounded = not call.planned.client_stream  # aggregated into one answer: at most MAX_RESPONSE_BYTES
         try:
             items = _peeked(self.backend.decode_stream(call, resp))
         except BaseException:
@@ -157,9 +174,14 @@ def asking_whole(call: Call) -> None:
     call.outcome.asked_whole = True
 
 
+def keeping_alive(call: Call) -> None:
+    """Keepalives run for this stream now (routed: around all attempts, not each deployment's)."""
+    call.outcome.kept_alive = True
+
+
 class RouteSend:
     """pipeline/backend.py's Send: a backend's own route sends through the sequence's exchange (ROUTE_SENDING) and
-    names the model it serves, which the sequence keeps in the plan."""
+    names the model it serves, which the sequence keeps in the call's records."""
 
     __slots__ = ("exchange", "call")
 
@@ -170,7 +192,8 @@ class RouteSend:
         return self.exchange.response(self.call, req, ROUTE_SENDING, error)
 
     def serves(self, model: str | None, upstream_model: str | None) -> None:
-        planning.serves(self.call, model, upstream_model)
+        serves_model(self.call, model)
+        self.call.planned = planning.served_by_route(self.call.planned, upstream_model)
 
 
 def _refused_again(req: UpstreamRequest, resp: UpstreamResponse) -> tuple[UpstreamRequest, str, str, Any] | None:

@@ -49,7 +49,7 @@ def upstream_copy(journal_bytes: int, keep: Keep | None = None) -> ItemFilter:
 
 def think_tags(call: Call, items: Iterator[StreamItem]) -> Iterator[StreamItem]:
     """THINK_MODE over a stream (strip, or move to reasoning_content); no configuration: as it is."""
-    think = call.plan.think
+    think = call.planned.think
     return think_items(items, think) if think is not None else items
 
 
@@ -58,7 +58,7 @@ def tool_call_indexes(call: Call, items: Iterator[StreamItem]) -> Iterator[Strea
     has each call's chunk given an index of its own, as the OpenAI SDK and agents accumulate calls by index; a
     call's id and name repeated on its later fragments are left out of them. Only for a request that offers
     tools; raw events that carry no tool call pass without being parsed."""
-    body = call.plan.body
+    body = call.planned.body
     if not (body.get("tools") or body.get("functions")):
         return items
     return _renumbered(items)

@@ -16,30 +16,32 @@ Answers."""
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from functools import partial
 from typing import TYPE_CHECKING, Any, Callable
 
+from msgspec import structs
+
 from argoproxy.config import provider_registry as providers
 from argoproxy.config.routing_settings import ModelEntry, entry_url
 from argoproxy.config.settings import Settings
-from argoproxy.edge.http_objects import Answer, Request
+from argoproxy.edge.http_objects import Answer
 from argoproxy.errors import ProxyError
 from argoproxy.meter import estimated_prompt, supplied
-from argoproxy.pipeline import planning, upstream_messages
+from argoproxy.pipeline import upstream_messages
 from argoproxy.pipeline.answers import Answers
 from argoproxy.pipeline.backend import Backend
-from argoproxy.pipeline.call import Call, Trace
+from argoproxy.pipeline.call import Call
 from argoproxy.pipeline.capabilities import CapabilityTable
 from argoproxy.pipeline.chat_answers import ChatAnswers
 from argoproxy.pipeline.door_api import AnswerEncoder, DoorArgs, DoorAnswersFactory, FrontDoor
-from argoproxy.pipeline.exchange import FORWARD_SENDING, DeploymentExchange, RouteSend, asking_whole, serving
+from argoproxy.pipeline.exchange import (FORWARD_SENDING, DeploymentExchange, RouteSend, asking_whole, keeping_alive,
+                                         serving)
 from argoproxy.pipeline.filters import item_filters
 from argoproxy.pipeline.forwarded_body import forwarded_body
-from argoproxy.pipeline.guard import Guard, plan_model, served_allowed
+from argoproxy.pipeline.guard import Guard, forwarded_supply, plan_model, served_allowed, supplying
 from argoproxy.pipeline.kept_alive import HeadersOf, streamed
-from argoproxy.pipeline.planning import Planner
+from argoproxy.pipeline.planning import Planner, whole_again
 from argoproxy.pipeline.relay import Relay, charged
 from argoproxy.pipeline.request_reading import RequestReading, listed_models
 from argoproxy.pipeline.request_shape import validate
@@ -115,9 +117,6 @@ class Gateway:
         one, so a budget holds the dearest)."""
         return self.routing.priced(model) if self.routing is not None else [(self.price_source, model)]
 
-    def new_call(self, req: Request, kind: str, path: str, trace: Trace | None = None) -> Call:
-        return Call.of(kind, req.method, path, "", req.headers, req.request_id, req, trace)
-
     def relays(self, front: FrontDoor, model: str | None) -> bool:
         """Does the upstream serve this door's API itself, its requests relayed as written (relay_native)?"""
         return self.routing is None and self.backend.native_front(front.name, model)
@@ -134,7 +133,8 @@ class Gateway:
         model and method named there), its body read and parsed by the door (serve/door.py)."""
         supply = self.admit(call, body, front, False, args)
         if front is None:
-            planning.api_body(call, body, supply)
+            if supply is not None:
+                supplying(call, body, supply)
             return self.dispatch(call)
         if self.stored is not None and self.stored.serves(front):
             # stored responses: the history put before the input, the answer kept (argoproxy/state/)
@@ -161,25 +161,27 @@ class Gateway:
             if call.plan.exchange is not None:
                 keeper.attach(call.plan.exchange)
             if keeper.quiet:  # no keepalive first: the upstream's context error stays an HTTP one, asked again
-                planning.kept_alive(call)
-        planning.api_body(call, body, None)
+                keeping_alive(call)
         return self.dispatch(call)
 
     def translate(self, call: Call, front: FrontDoor, body: dict[str, Any], count_only: bool,
                   args: DoorArgs | None) -> dict[str, Any]:
-        """A front door's request as the internal chat request; the call now serves the chat route."""
+        """A front door's request as the internal chat request; the call now serves the chat route (a new Plan:
+        the route, the request it became, the headers its door lets go upstream, its exchange)."""
         chat, ex = front.to_chat(body, count_only, args)
         upstream_messages.join_turns(chat, answer_pieces=front.joins_answer_pieces)
         if ex.dropped:  # agents send tools only their own vendor runs (docs/decisions.md)
             log.warning("%s %s: left out what a chat backend cannot run: %s", front.name, call.client.request_id,
                         listing(ex.dropped))
         if count_only:
+            call.plan = structs.replace(call.plan, kind="count_tokens")
             return chat
         if front.counts_prompt_first and ex.stream:
             ex.input_tokens = estimated_prompt(chat)  # its stream's start needs a count before usage arrives
         ex.chat = chat
         ex.keep = front.answer_budget(self.settings.max_sse_event_bytes, self.answers.journal_bytes)
-        planning.translated(call, ex, front.upstream_headers(call.plan.headers))
+        call.plan = structs.replace(call.plan, kind=ex.kind, path=ex.path, query="", body=chat, exchange=ex,
+                                    headers=front.upstream_headers(call.plan.headers))
         try:
             validate(ex.kind, chat)
         except ProxyError as err:
@@ -192,7 +194,6 @@ class Gateway:
         messages, system and tools with the chat template's overhead."""
         self.admit(call, body, front, True, args)
         chat = self.translate(call, front, body, True, args)
-        planning.counting(call)
         served_allowed(self.settings.allowed_models, call)
         if self.routing is not None:  # by a deployment that serves the model (a 404 for a model none serves)
             counted = self.routing.count(chat)
@@ -222,36 +223,33 @@ class Gateway:
         return answer
 
     def attempt(self, call: Call, served_by: str, model: str, shown: str, renamed_to: str | None,
-                again_from: bytes | None) -> Answer:
-        """One routed attempt on this deployment (routing's, through Sends): the body as it was before an earlier
-        attempt edited it (`again_from`: the client's bytes, or a front door's translation as JSON), naming the
-        model of its entry (a fallback's), then `run`; its answer says who served (X-Served-Model, X-Served-By)."""
-        planning.attempt(call, again_from, model)
+                request: dict[str, Any] | None) -> Answer:
+        """One routed attempt on this deployment (routing's, through Sends), planned anew from the request
+        (`request`: a retry's or fallback's, parsed again from the request's bytes), naming the model of its
+        entry (a fallback's), then `run`; its answer says who served (X-Served-Model, X-Served-By)."""
         shown = serving(call, served_by, model, shown, renamed_to)
-        answer = self.run(call)
+        answer = self.run(call, request, model)
         headers = answer.headers
         headers[SERVED_MODEL] = shown
         headers[SERVED_BY] = served_by
         return answer
 
-    def run(self, call: Call) -> Answer:
-        """The request on this deployment (directly, or as routing's attempt), up to the client's first byte."""
+    def run(self, call: Call, request: dict[str, Any] | None = None, model: str | None = None) -> Answer:
+        """The request on this deployment (directly, or as routing's attempt), up to the client's first byte: its
+        Planned (planning.py) on the call, for the backend's encoding, the exchange and the answer's encoder."""
         if call.plan.kind not in self.backend.kinds:
             raise ProxyError(404, f"The {self.backend.name} backend serving {call.plan.model} does not serve "
                              f"/{call.client.path}.", code="unknown_route")
-        self.planner.plan(call)
-        self.planner.prepare(call)
-        served_allowed(self.settings.allowed_models, call)
+        planned = call.planned = self.planner.plan(call, request, model)
         if self.completes:  # a backend that answers some calls with several upstream requests
             whole = self.backend.complete(call, self.route_sender(call))
             if whole is not None:
                 if self.answers.reads_facts:
                     self.answers.note_whole_facts(call, whole)
                 return self.encoder(call).answer_object(call, whole)  # in the door's shape
-        req = self.backend.encode(call)
-        if call.plan.client_stream and self.settings.sse_keepalive > 0 and not call.plan.kept_alive:
-            return self.kept_alive(call, lambda: self.answer(call, req))  # routed: around all attempts instead
-        return self.answer(call, req)
+        if planned.client_stream and self.settings.sse_keepalive > 0 and not call.outcome.kept_alive:
+            return self.kept_alive(call, lambda: self.answer(call))  # routed: around all attempts instead
+        return self.answer(call)
 
     # ---------------------------------------------------------------- send, answer
     def encoder(self, call: Call) -> AnswerEncoder:
@@ -261,15 +259,17 @@ class Gateway:
     def kept_alive(self, call: Call, produce: Callable[[], Answer], headers_of: HeadersOf | None = None) -> Answer:
         """A stream answered with SSE keepalives while `produce` waits on its upstream (pipeline/kept_alive.py):
         one deployment's answer, or routing's attempts over several; the one place this is wired."""
-        planning.kept_alive(call)  # routed: around all attempts, not each deployment's
+        keeping_alive(call)  # routed: around all attempts, not each deployment's
         return streamed(call, produce, self.encoder(call), self.answers, self.settings.sse_keepalive, headers_of)
 
-    def answer(self, call: Call, req: UpstreamRequest) -> Answer:
-        """Send (exchange), decode, transform and encode one deployment's answer."""
-        resp = self.exchange.response(call, req)
+    def answer(self, call: Call, most: int | None = None) -> Answer:
+        """Send (exchange: encoded by the backend), decode, transform and encode one deployment's answer (`most`:
+        an answer asked again whole for a stream, on a connection of its own, read up to that)."""
         encoder = self.encoder(call)
-        if not call.plan.upstream_stream:
-            return encoder.encode_whole(call, resp, self.exchange.decoded_whole(call, resp))
+        if not call.planned.upstream_stream:
+            resp, payload = self.exchange.whole(call, most)
+            return encoder.encode_whole(call, resp, payload)
+        req, resp = self.exchange.sent(call)
         try:
             items = self.exchange.decoded_stream(call, resp, self.item_filters)
         except ProxyError as err:
@@ -291,14 +291,13 @@ class Gateway:
         stream's headers), so every agent's tool round trip would end there."""
         log.warning("the upstream ended its stream before its first event; asking again without streaming")
         asking_whole(call)
-        planning.whole_again(call)
+        call.planned = whole_again(call.planned)
         # on a connection of its own: the stream's, closed a moment later by uvicorn, may still be in the pool;
         # read whole for a client that streams, so within a stream's bound, not MAX_RESPONSE_BYTES (a 59 MB
         # answer cost a worker +277 MB, four at once 1 GB)
         limit = min(self.settings.max_response_bytes, WHOLE_FOR_A_STREAM)
         try:
-            return self.answer(call, dataclasses.replace(self.backend.encode(call), fresh_connection=True,
-                                                         max_bytes=limit))
+            return self.answer(call, limit)
         except ProxyError as err:
             if err.code != "upstream_response_too_large":
                 raise
@@ -314,10 +313,10 @@ class Gateway:
         reservation sends in the door's own field), sent, and relayed as it comes (the proxy does not parse it)."""
         supply = self.admit(call, body, front, count_only, args)
         if count_only:
-            planning.counting(call)
+            call.plan = structs.replace(call.plan, kind="count_tokens")
         served_allowed(self.settings.allowed_models, call)
-        self.planner.native(call, front.name, body, count_only, front.native_shape, supply,
-                            front.withheld_params(call.plan.headers))
+        call.planned = self.planner.native(call, front.name, body, count_only, front.native_shape, supply,
+                                           front.withheld_params(call.plan.headers))
         req = self.backend.front_request(call, front.name, body, count_only)  # encode
         resp = self.exchange.response(call, req, error=self.relay.error)
         counted = not count_only and (call.plan.team_key is not None or self.planner.charges(call, body))
@@ -329,7 +328,7 @@ class Gateway:
         into it, sent as it came, relayed; `listed`: the door's filter of the upstream's own model list."""
         asked = self.guard.admit(call, models, partial(self.reading.forwarded, call), forwarded=True)
         if asked is not None and asked.supply is not None:  # no field bounds its answer: the limit it reserved
-            planning.forwarded_supply(call, asked.supply)
+            forwarded_supply(call, asked.supply)
         headers = self.backend.upstream_headers(call)
         url = self.backend.url(call.plan.path, call.plan.query)
         if listed is not None:

@@ -32,8 +32,10 @@ from argoproxy.edge.model_readers import Named, Reader, Unreadable
 from argoproxy.edge.request_models import check_named, key_model_refused, query_model
 from argoproxy.edge.validation import model_allowed, require_model
 from argoproxy.errors import ProxyError
+from argoproxy.jsonfast import dumps
 from argoproxy.pipeline.call import Call, Held
-from argoproxy.meter import Asked
+from argoproxy.pipeline.forwarded_body import forwarded_body
+from argoproxy.meter import Asked, supplied
 
 if TYPE_CHECKING:
     from argoproxy.config.settings import Settings
@@ -206,17 +208,36 @@ def noted(call: Call, reader: Reader) -> None:
         call.plan.model = None
 
 
-def served_allowed(patterns: tuple[str, ...], call: Call) -> None:
-    """ALLOWED_MODELS on the name served: the name the client asked for or the name it resolves to upstream (an
-    alias, LLM_PARAMS' rename, a routed entry's model) must be listed."""
+def served_allowed(patterns: tuple[str, ...], call: Call, sent: str | None = None) -> None:
+    """ALLOWED_MODELS on the name served: the name the client asked for or the name it resolves to upstream
+    (`sent`: an alias, LLM_PARAMS' rename, a routed entry's model) must be listed."""
     if not patterns:
         return
-    asked, sent = call.plan.model, call.plan.upstream_model
+    asked = call.plan.model
     if asked is None and sent is None:
         require_model(None)
     if not (model_allowed(patterns, asked) or model_allowed(patterns, sent)):
         raise ProxyError(403, f"The model `{asked or sent}` is not allowed on this proxy.", param="model",
                          code="model_not_allowed")
+
+
+def serves_model(call: Call, model: str | None) -> None:
+    """A backend's own route names the model it serves (its handler reads it from the request)."""
+    call.plan.model = model
+
+
+def supplying(call: Call, body: dict[str, Any], supply: tuple[tuple[str, ...], int]) -> None:
+    """The limit an API call's reservation sends, where no field of its body bounds the answer, written into the
+    request as admitted (planning starts from it)."""
+    call.plan.supplied = supplied(body, supply)
+
+
+def forwarded_supply(call: Call, supply: tuple[tuple[str, ...], int]) -> None:
+    """The limit a forwarded body's reservation sends (where its door says: `Spelled.supply`), written into its
+    bytes."""
+    body = forwarded_body(call)
+    if body is not None and supplied(body, supply):
+        call.plan.raw_body = dumps(body)
 
 
 def handed_over(request: Call, run: Call) -> None:

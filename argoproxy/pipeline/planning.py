@@ -1,7 +1,9 @@
-"""The sequence's plan step, and every change the sequence makes to a call's Plan: LLM_PARAMS, stream modes and the
-think configuration (Planner.plan), the backend's preparation and what it returns, capability adaptation
-(Planner.prepare), a front door's request as the chat request it became (translated), a routed attempt's body,
-a stream asked again whole, a parameter the upstream refused left out."""
+"""The sequence's plan step: from the request as admitted (call.plan.body), one frozen Planned for the attempt
+(pipeline/call.py): LLM_PARAMS, stream modes and the usage asked, the think configuration, the backend's
+preparation and what it returns, capability adaptation, the allow-list on the name served (Planner.plan; a door's
+own request relayed: Planner.native). A stream asked again whole and a parameter the upstream refused are new
+records made from the attempt's (whole_again, refused); a routed retry or fallback is planned again from the
+request (request_bytes)."""
 
 from __future__ import annotations
 
@@ -9,14 +11,16 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+from msgspec import structs
+
 from argoproxy.config.llm_params import MODEL_NAME_CHARS, starts_inside
 from argoproxy.edge.client_caches import BoundedCache
-from argoproxy.jsonfast import dumps, loads
 from argoproxy.meter import supplied
 from argoproxy.pipeline import upstream_messages
 from argoproxy.pipeline.adapt import CHAT, Shape, adapt_request
 from argoproxy.pipeline.backend import Prepared
-from argoproxy.pipeline.forwarded_body import forwarded_body
+from argoproxy.pipeline.call import Planned
+from argoproxy.pipeline.guard import served_allowed
 from argoproxy.pipeline.param_rules import apply_rule, without_params
 from argoproxy.pipeline.stream_usage import UsageTap
 from argoproxy.pipeline.think import ThinkConfig, for_client
@@ -26,19 +30,19 @@ if TYPE_CHECKING:
     from argoproxy.pipeline.backend import Backend
     from argoproxy.pipeline.call import Call
     from argoproxy.pipeline.capabilities import CapabilityTable
-    from argoproxy.pipeline.door_api import DoorExchange
 
 log = logging.getLogger("cot_proxy")
 
 THINK_CACHE = 256  # think configurations kept, by (model, upstream model)
 WITHHELD_WARNINGS = 256  # models whose withheld parameters were said in the log (client names: bounded)
 ADAPTED_KINDS = frozenset({"chat", "completions"})  # requests with sampling and reasoning parameters
+NOTHING: frozenset[str] = frozenset()  # no member changed
 
 
 class Planner:
-    """One deployment's planning: its settings (LLM_PARAMS, UPSTREAM_MODE, THINK_*), its backend's policy and
-    preparation, the capabilities of its models, and how its answers are priced (a stream that costs money is
-    metered)."""
+    """One deployment's planning: its settings (LLM_PARAMS, UPSTREAM_MODE, THINK_*, ALLOWED_MODELS), its backend's
+    policy and preparation, the capabilities of its models, and how its answers are priced (a stream that costs
+    money is metered)."""
 
     def __init__(self, settings: Settings, backend: Backend, capabilities: CapabilityTable, price_source: Any) -> None:
         self.settings, self.backend, self.capabilities = settings, backend, capabilities
@@ -46,42 +50,64 @@ class Planner:
         self._think_cache: BoundedCache[ThinkConfig | None] = BoundedCache(THINK_CACHE)  # keyed by client names
         self._withheld_said: BoundedCache[bool] = BoundedCache(WITHHELD_WARNINGS, MODEL_NAME_CHARS)
 
-    def plan(self, call: Call) -> None:
-        """Stream modes, LLM_PARAMS and the think configuration for an API call; the backend's policy
-        (does the upstream stream, do answer transforms apply) is asked here, once, before the body changes.
-        The rule is the one for the name served (routed: the deployment's); plan.model stays the name asked."""
+    def plan(self, call: Call, request: dict[str, Any] | None = None, model: str | None = None) -> Planned:
+        """An API call's attempt on this deployment, planned from the request as admitted (`request`: parsed again
+        from its bytes, for a routed retry or fallback; `model`: the routed entry's name, a fallback's): stream
+        modes, LLM_PARAMS and the think configuration; the backend's policy (does the upstream stream, do answer
+        transforms apply) asked once, of the request (call.plan.body); then the backend's preparation, adaptation
+        and the allow-list on the name served. The rule is the one for the name served (routed: the deployment's);
+        plan.model stays the name asked."""
         plan = call.plan
-        body = plan.body
-        served = self.params(call, body)
+        if request is None and model is None:  # the first attempt: the request as admitted
+            body, touched = plan.body, frozenset(plan.supplied) if plan.supplied else NOTHING
+        else:
+            body, touched = starting(call, request, model)
+        served, ruled = self.params(body)
+        rewritten = ruled or plan.exchange is not None or (request is not None and bool(plan.supplied))
+        sent = body.get("model")  # the model sent, unless the backend's preparation resolves it
+        sent = sent if isinstance(sent, str) else None
         if plan.kind == "embeddings":
-            return
+            return self.prepared(call, Planned(body, plan.raw_body, plan.members, touched, rewritten, sent))
         backend = self.backend
         if plan.kind == "chat" and upstream_messages.normalize(body.get(upstream_messages.TURNS),
                                                                backend.keeps_developer, backend.tool_turn_content):
-            plan.touch(upstream_messages.TURNS)
-        plan.client_stream = body.get("stream") is True
+            touched |= {upstream_messages.TURNS}
+        client_stream, upstream_stream, include_usage, meter, changed = self.streams(call, body)
+        think = None
+        if backend.transforms_answers(call):
+            asks_reasoning = bool(getattr(plan.exchange, "asks_reasoning", False))
+            think = for_client(self.think_config(served, sent), asks_reasoning)
+        return self.prepared(call, Planned(body, plan.raw_body, plan.members, touched.union(changed) if changed
+                                           else touched, rewritten, sent, client_stream, upstream_stream,
+                                           include_usage, think, meter=meter))
+
+    def streams(self, call: Call, body: dict[str, Any]) -> tuple[bool, bool, bool, UsageTap | None, tuple[str, ...]]:
+        """Stream modes: does the client stream, does the upstream (UPSTREAM_MODE, the backend's policy), is usage
+        asked (metered: asked of the upstream whoever asked), the stream's meter, and the members changed."""
+        client_stream = body.get("stream") is True
         options = body.get("stream_options")
-        plan.include_usage = plan.client_stream and isinstance(options, dict) and options.get("include_usage") is True
-        plan.meter = None  # routed: an earlier deployment's does not stay
-        if plan.client_stream and plan.exchange is None and (counts_tokens(call) or self.charges(call, body)):
-            metered(call, body)
+        include_usage = client_stream and isinstance(options, dict) and options.get("include_usage") is True
+        meter: UsageTap | None = None
+        changed: tuple[str, ...] = ()
+        if client_stream and call.plan.exchange is None and (counts_tokens(call) or self.charges(call, body)):
+            meter, changed = metered(body, include_usage)
+            include_usage = True
         mode = self.settings.upstream_mode
-        wanted = plan.client_stream if mode == "off" else mode == "stream"
-        plan.upstream_stream = backend.upstream_streams(call, wanted)
-        if plan.upstream_stream != plan.client_stream:
-            body["stream"] = plan.upstream_stream
-            if plan.upstream_stream:
+        upstream_stream = self.backend.upstream_streams(call, client_stream if mode == "off" else mode == "stream")
+        if upstream_stream != client_stream:
+            body["stream"] = upstream_stream
+            if upstream_stream:
                 body["stream_options"] = {"include_usage": True}
             else:
                 body.pop("stream_options", None)
-            plan.touch("stream", "stream_options")
-        if backend.transforms_answers(call):
-            plan.think = for_client(self.think_config(served, body.get("model")), plan.asks_reasoning)
+            changed = ("stream", "stream_options")
+        return client_stream, upstream_stream, include_usage, meter, changed
 
-    def params(self, call: Call, body: dict[str, Any], withheld: frozenset[str] = frozenset()) -> str | None:
+    def params(self, body: dict[str, Any], withheld: frozenset[str] = frozenset()) -> tuple[str | None, bool]:
         """LLM_PARAMS, the one place they are applied (plan; native relay): the rule for the name the body serves
-        (routed: the deployment's rule), applied to the body; returns that name. `withheld`: parameters the
-        client's API version refuses, which the rule does not add (the client's own are its word)."""
+        (routed: the deployment's rule), applied to the body; returns that name and whether a rule applied.
+        `withheld`: parameters the client's API version refuses, which the rule does not add (the client's own
+        are its word)."""
         served = body.get("model")
         served = served if isinstance(served, str) else None
         rule = self.settings.llm_params.rule_for(served) if self.settings.llm_params else None
@@ -89,10 +115,10 @@ class Planner:
             rule, held = without_params(rule, withheld)
             if held:
                 self.said_withheld(served or "", held)
-        if rule is not None:
-            apply_rule(body, rule)
-            call.plan.body_changed = True
-        return served
+        if rule is None:
+            return served, False
+        apply_rule(body, rule)
+        return served, True
 
     def said_withheld(self, model: str, held: list[str]) -> None:
         """A warning, once per model (per worker, for the last WITHHELD_WARNINGS models), that LLM_PARAMS or its
@@ -110,47 +136,45 @@ class Planner:
         names = tuple(dict.fromkeys(n for n in (served, call.plan.model) if isinstance(n, str) and n))
         return bool(source.charges(names, time.time()))
 
-    def prepare(self, call: Call) -> None:
-        """The backend's preparation (model name, images; its own state), then the request adapted to what that
-        model accepts."""
-        plan = call.plan
-        model = plan.body.get("model")
-        plan.upstream_model = model if isinstance(model, str) else None  # the backend's prepare may resolve it
+    def prepared(self, call: Call, planned: Planned) -> Planned:
+        """The backend's preparation of `planned` (model name, images; its own state: it reads the record on the
+        call), then the request adapted to what that model accepts, then the allow-list on the name served."""
+        call.planned = planned
         ready = self.backend.prepare(call)
-        if isinstance(ready, Prepared):
-            prepared(call, ready)
-        else:  # a provider of before Prepared: its state
-            plan.backend_state = ready
-        if plan.kind in ADAPTED_KINDS:
-            self.adapt(call, plan.body, CHAT, plan.upstream_model or plan.model)
+        if ready is not None:
+            planned = with_prepared(planned, ready if isinstance(ready, Prepared) else Prepared(state=ready))
+        if call.plan.kind in ADAPTED_KINDS:
+            adapted = self.adapt(call, planned.body, CHAT, planned.upstream_model or call.plan.model)
+            if adapted:
+                planned = structs.replace(planned, rewritten=True, adapted=planned.adapted + adapted)
+        if self.settings.allowed_models:
+            served_allowed(self.settings.allowed_models, call, planned.upstream_model)
+        return planned
 
     def native(self, call: Call, door: str, body: dict[str, Any], count_only: bool, shape: Shape | None,
-               supply: tuple[tuple[str, ...], int] | None, withheld: frozenset[str] = frozenset()) -> None:
+               supply: tuple[tuple[str, ...], int] | None, withheld: frozenset[str] = frozenset()) -> Planned:
         """A door's own request relayed to an upstream that serves its API: LLM_PARAMS (no stream modes or think:
         the answer is not parsed; none of `withheld`, what the client's API version refuses), the limit its
         reservation sends, adaptation in the door's own shape, the backend's preparation."""
         plan = call.plan
-        self.params(call, body, withheld)
-        plan.body = body
-        if supply is not None:
-            plan.touch(*supplied(body, supply))
-        plan.client_stream = body.get("stream") is True and not count_only
-        self.adapt(call, body, shape or CHAT, self.backend.front_model(door, plan.model), supply_limit=not count_only)
+        rewritten = self.params(body, withheld)[1]
+        touched = frozenset(supplied(body, supply)) if supply is not None else frozenset()
+        adapted = self.adapt(call, body, shape or CHAT, self.backend.front_model(door, plan.model),
+                             supply_limit=not count_only)
+        draft = Planned(body, plan.raw_body, plan.members, touched, rewritten or bool(adapted),
+                        client_stream=body.get("stream") is True and not count_only, adapted=adapted)
+        call.planned = draft
         ready = self.backend.prepare_front(call, door, body, count_only)
-        if ready is not None:
-            prepared(call, ready)
+        return draft if ready is None else with_prepared(draft, ready)
 
     def adapt(self, call: Call, body: dict[str, Any], shape: Shape, upstream_model: str | None,
-              supply_limit: bool = True) -> None:
+              supply_limit: bool = True) -> tuple[str, ...]:
         """Drop, clamp or convert what the model does not accept (capabilities.py, adapt.py); an unknown model's
-        request goes as the client wrote it. The changes go to X-Adapted-Params and the journal."""
+        request goes as the client wrote it. The changes, returned, go to X-Adapted-Params and the journal."""
         caps = self.capabilities.lookup(upstream_model, call.plan.model)
         if caps is None:
-            return
-        changes = adapt_request(body, caps, shape, supply_limit)
-        if changes:
-            call.plan.body_changed = True
-            call.plan.adapted.extend(changes)
+            return ()
+        return tuple(adapt_request(body, caps, shape, supply_limit))
 
     def think_config(self, model: str | None, upstream_model: Any) -> ThinkConfig | None:
         key = (model, upstream_model if isinstance(upstream_model, str) else None)
@@ -182,105 +206,59 @@ def counts_tokens(call: Call) -> bool:
     return bool(limit is not None and limit.tpm) or call.plan.team_key is not None
 
 
-def metered(call: Call, body: dict[str, Any]) -> None:
-    """A chat-door stream under a token budget, or one whose answer costs money: ask the upstream for usage
-    (taken out again for a client that did not ask) and count the stream should none come
-    (pipeline/stream_usage.py)."""
-    plan = call.plan
-    plan.meter = UsageTap(strip=not plan.include_usage)
-    if not plan.include_usage:
-        options = body.get("stream_options")
-        body["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
-        plan.include_usage = True
-        plan.touch("stream_options")
+def starting(call: Call, request: dict[str, Any] | None, model: str | None) -> tuple[dict[str, Any], frozenset[str]]:
+    """The body an attempt is planned from, and its members already changed: the request as admitted (a limit
+    supplied), or `request` (parsed again for a routed retry or fallback); naming the routed entry's `model`."""
+    body = call.plan.body if request is None else request
+    touched = frozenset(call.plan.supplied) if request is None and call.plan.supplied else NOTHING
+    if model is not None and body.get("model") != model:
+        body["model"] = model
+        touched |= {"model"}
+    return body, touched
 
 
-def prepared(call: Call, ready: Prepared) -> None:
-    """What the backend decided, kept in the plan (the sequence writes the plan; the backend returns)."""
-    plan = call.plan
-    plan.backend_state = ready.state
-    if ready.upstream_model is not None:
-        plan.upstream_model = ready.upstream_model
-    if ready.timeout is not None:
-        plan.timeout = ready.timeout
-    if ready.changed:
-        plan.touch(*ready.changed)
-    if ready.body_changed:
-        plan.body_changed = True
-    if ready.adapted:
-        plan.adapted.extend(ready.adapted)
+def metered(body: dict[str, Any], include_usage: bool) -> tuple[UsageTap, tuple[str, ...]]:
+    """A chat-door stream under a token budget, or one whose answer costs money: the upstream asked for usage
+    (taken out again for a client that did not ask), counted should none come (pipeline/stream_usage.py)."""
+    meter = UsageTap(strip=not include_usage)
+    if include_usage:
+        return meter, ()
+    options = body.get("stream_options")
+    body["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
+    return meter, ("stream_options",)
 
 
-def api_body(call: Call, body: dict[str, Any], supply: tuple[tuple[str, ...], int] | None) -> None:
-    """The body an API call sends (`supply`: the limit its reservation sends, no field bounding its answer)."""
-    plan = call.plan
-    if supply is not None:
-        plan.touch(*supplied(body, supply))
-    plan.body = body
+def with_prepared(planned: Planned, ready: Prepared) -> Planned:
+    """The record with what the backend's preparation decided (the backend returns; it writes nothing)."""
+    return structs.replace(
+        planned, backend_state=ready.state,
+        upstream_model=ready.upstream_model if ready.upstream_model is not None else planned.upstream_model,
+        timeout=ready.timeout if ready.timeout is not None else planned.timeout,
+        touched=planned.touched.union(ready.changed) if ready.changed else planned.touched,
+        rewritten=planned.rewritten or ready.body_changed, adapted=planned.adapted + ready.adapted)
 
 
-def forwarded_supply(call: Call, supply: tuple[tuple[str, ...], int]) -> None:
-    """The limit a forwarded body's reservation sends (where its door says: `Spelled.supply`), written into its
-    bytes."""
-    body = forwarded_body(call)
-    if body is not None and supplied(body, supply):
-        call.plan.raw_body = dumps(body)
+def whole_again(planned: Planned) -> Planned:
+    """A stream that ended before its first event, asked again without streaming: a new record, its body without
+    the stream's members (the attempt's own stays as it was sent)."""
+    body = dict(planned.body)
+    body["stream"] = False
+    body.pop("stream_options", None)
+    return structs.replace(planned, body=body, upstream_stream=False, rewritten=True)
 
 
-def translated(call: Call, ex: DoorExchange, headers: dict[str, str]) -> None:
-    """A front door's request became the internal request `ex.chat`: the call now serves that route, with the
-    headers its door lets go upstream."""
-    plan = call.plan
-    plan.exchange, plan.body_changed = ex, True
-    plan.asks_reasoning = ex.asks_reasoning
-    plan.kind, plan.path, plan.query = ex.kind, ex.path, ""
-    plan.headers = headers
-
-
-def counting(call: Call) -> None:
-    """A door's token count: the call is counted as one."""
-    call.plan.kind = "count_tokens"
-
-
-def kept_alive(call: Call) -> None:
-    """Keepalives run for this stream now (routed: around all attempts, not each deployment's)."""
-    call.plan.kept_alive = True
-
-
-def attempt(call: Call, again_from: bytes | None, model: str | None) -> None:
-    """A routed attempt's body: as it was before an earlier attempt edited it (`again_from`: the client's bytes,
-    or a front door's translation as JSON), naming the model of its entry (a fallback's)."""
-    plan = call.plan
-    if again_from is not None:
-        plan.body = loads(again_from)
-        plan.body_changed = again_from is not plan.raw_body
-        plan.touched = set()
-    if model is not None:
-        plan.set_member("model", model)
-
-
-def whole_again(call: Call) -> None:
-    """A stream that ended before its first event, asked again without streaming."""
-    plan = call.plan
-    plan.body["stream"] = False
-    plan.body.pop("stream_options", None)
-    plan.upstream_stream = False
-    plan.body_changed = True
-
-
-def refused_member(call: Call, change: str, member: str, value: Any) -> None:
-    """A parameter the upstream refused, left out (`value` None) or sent in the shape it takes; later askings (a
-    stream asked again whole, another deployment) start from the body so changed."""
-    body = call.plan.body
+def refused(planned: Planned, change: str, member: str, value: Any) -> Planned:
+    """A parameter the upstream refused, left out (`value` None) or sent in the shape it takes: a new record, which
+    later askings of this attempt (a stream asked again whole) start from."""
+    body = dict(planned.body)
     if value is None:
         body.pop(member, None)
     else:
         body[member] = value
-    call.plan.touch(member)
-    call.plan.adapted.append(change)
+    return structs.replace(planned, body=body, touched=planned.touched | {member},
+                           adapted=planned.adapted + (change,))
 
 
-def serves(call: Call, model: str | None, upstream_model: str | None) -> None:
-    """A backend's own route names the model it serves."""
-    plan = call.plan
-    plan.model, plan.upstream_model = model, upstream_model
+def served_by_route(planned: Planned, upstream_model: str | None) -> Planned:
+    """A backend's own route names the model it sends."""
+    return structs.replace(planned, upstream_model=upstream_model)

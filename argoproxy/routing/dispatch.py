@@ -32,7 +32,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 from argoproxy import providers
 from argoproxy.edge.http_objects import Answer
 
-from argoproxy.pipeline.call import Call
+from argoproxy.jsonfast import loads
+from argoproxy.pipeline.call import Call, request_bytes
 from argoproxy.pipeline.served import SERVED_BY, SERVED_MODEL, header_safe
 from argoproxy.pipeline.upstream_count import UPSTREAM_COUNTS
 from argoproxy.errors import ProxyError
@@ -174,9 +175,10 @@ class Routing:
 
     def attempts(self, call: Call, asked: str, chain: list[tuple[str, Pool]]) -> Answer:
         """The chain's deployments in turn until one answers (its first byte ready), or the last error."""
-        # A retry starts from the body as it was before the first attempt edited it: the client's bytes, or
-        # (a front door translated the request) the translated body, kept as JSON.
-        source = call.plan.body_bytes()
+        # Each attempt is planned from the request: the first from the request as admitted, a retry or fallback
+        # from it parsed again (the first attempt's planning may have edited the parsed body): the client's
+        # bytes, or (a front door translated the request, a limit was supplied) the request encoded, kept now.
+        source = request_bytes(call.plan)
         started = time.monotonic()
         failure: ProxyError | None = None
         budget = call.outcome.calls  # MAX_UPSTREAM_CALLS over the whole chain, retries on one URL included
@@ -189,8 +191,8 @@ class Routing:
                 if dep is None:
                     break
                 tried.add(dep.index)
-                try:  # a retry starts again from `source`: the first attempt may have edited the parsed body
-                    return self.attempt(call, asked, name, dep, seat, source if failure is not None else None)
+                try:  # a retry is planned from `source`, parsed again
+                    return self.attempt(call, asked, name, dep, seat, loads(source) if failure is not None else None)
                 except ProxyError as err:
                     if call.outcome.client_left:  # the proxy cut this one off: the client is gone, nobody to ask for
                         raise
@@ -234,9 +236,9 @@ class Routing:
         return False
 
     def attempt(self, call: Call, asked: str, name: str, dep: Deployment, seat: Seat | None = None,
-                again_from: bytes | None = None) -> Answer:
-        """The pipeline on one deployment, up to the client's first byte (`again_from`: a retry's body, as before
-        the first attempt edited it); its admission seat (if any) is given back when the answer ends."""
+                request: dict[str, Any] | None = None) -> Answer:
+        """The pipeline on one deployment, up to the client's first byte (`request`: a retry's, parsed again from
+        the request's bytes); its admission seat (if any) is given back when the answer ends."""
         view = self.gateways[dep.index]
         self.router.started(dep)
         seating = self.seating
@@ -249,7 +251,7 @@ class Routing:
         try:
             response = view.attempt(call, dep.served_by, name, self.shown_name(name, asked),
                                     asked if name != asked else None,  # a fallback's answer names the model asked
-                                    again_from)
+                                    request)
         except BaseException:
             ended()
             raise

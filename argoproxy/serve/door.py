@@ -58,7 +58,7 @@ class Door:
         self.families: dict[str, Handler] = {"api": self.api, "front": self.front, **handlers}
 
     def handle(self, req: Request) -> Answer:
-        call = self.gateway.new_call(req, "invalid_path", "-", self.tracing.begin() if self.tracing is not None else None)
+        call = Call.of_request(req, "invalid_path", "-", self.tracing.begin() if self.tracing is not None else None)
         try:
             answer = self.enter(req, call)
         except ProxyError as err:
@@ -67,8 +67,8 @@ class Door:
             log.exception("unexpected error in request %s", call.client.request_id or "-")
             answer = self.error_answer(call, ProxyError(500, "The proxy failed to handle this request; see its log.",
                                                         type="server_error", code="internal_error"))
-        if call.plan.adapted:  # what capability adaptation changed in the request (argoproxy/pipeline/adapt.py)
-            answer.headers[ADAPTED_HEADER] = ", ".join(call.plan.adapted)
+        if call.planned.adapted:  # what capability adaptation changed in the request (argoproxy/pipeline/adapt.py)
+            answer.headers[ADAPTED_HEADER] = ", ".join(call.planned.adapted)
         return answer
 
     def enter(self, req: Request, call: Call) -> Answer:
@@ -192,6 +192,7 @@ class Door:
         plan.raw_body = as_utf8(read_request_body(call.client.request, self.settings.max_body_bytes))
         body: dict[str, Any]
         body, plan.members = parse_with_members(plan.raw_body)  # an object, or a 400
+        plan.body = body  # the request as admitted, which planning starts from
         named = args.model if args is not None and args.model is not None else body.get("model")
         plan.model = named if isinstance(named, str) else None
         return body

@@ -91,7 +91,7 @@ class BackendRoutes:
         """A backend route's chat.completion, through what a chat answer goes through: think tags handled per
         THINK_MODE and the model's LLM_PARAMS (ARGO's /v1/status returned <think> text chat strips)."""
         obj = self.answers.completion_of(call, answer.get_data())
-        think = self.think_config(call.plan.model, call.plan.upstream_model)
+        think = self.think_config(call.plan.model, call.planned.upstream_model)
         if think is not None:
             transform_completion(obj, think)
         answer.set_data(dumps(obj))

@@ -30,6 +30,7 @@ from argoproxy.fastpath.server_reach import client_socket
 from argoproxy.fronts.responses.websocket.places import Places
 from argoproxy.fronts.responses.websocket.session import Session
 from argoproxy.edge.raw_target import RAW_TARGET_KEY
+from argoproxy.pipeline.call import Call
 from argoproxy.serve.door import Door
 from argoproxy.serve.flask_view import to_flask
 
@@ -155,7 +156,7 @@ class Upgrades:
         return []
 
     def error(self, req: Request, route: Route, err: ProxyError) -> Answer:
-        call = self.door.gateway.new_call(req, route.kind, route.path)
+        call = Call.of_request(req, route.kind, route.path)
         call.client = structs.replace(call.client, path=route.path, front=route.front)
         return self.door.error_answer(call, err)
 

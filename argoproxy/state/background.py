@@ -24,6 +24,7 @@ from msgspec import structs
 from argoproxy.errors import ProxyError
 from argoproxy.pipeline.answers import Answers
 from argoproxy.pipeline.call import Call
+from argoproxy.pipeline.exchange import keeping_alive
 from argoproxy.pipeline.guard import handed_over
 from argoproxy.state.keeper import Attempt, Keeper
 from argoproxy.state.records import STALE_SECONDS, StoredResponse, as_it_stands
@@ -96,8 +97,9 @@ class Background:
         client = structs.replace(call.client, request=structs.replace(req, server_write=None)
                                      if req is not None else None,
                                      trace=trace.detached(call) if trace is not None else None)  # a span of its own
-        plan = structs.replace(call.plan, adapted=[], touched=set(), kept_alive=True)
-        return Call(client, plan)
+        run = Call(client, structs.replace(call.plan))
+        keeping_alive(run)
+        return run
 
     def run(self, call: Call, body: dict[str, Any], keeper: Keeper, attempt: Attempt) -> None:
         answer = None

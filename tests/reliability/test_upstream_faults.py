@@ -913,16 +913,19 @@ def test_the_connection_of_a_stream_with_no_data_is_closed_only_under_gevent(tmp
     ran since (a gevent worker), left alone where another thread may hold it already; the request asked again
     whole goes on a connection of its own either way."""
     from argoproxy.config.settings import load_settings
-    from argoproxy.pipeline import gateway
+    from argoproxy.pipeline import exchange, gateway
     from argoproxy.serve.flask_app import create_app
     from argoproxy.upstream.wire import UpstreamResponse
 
     discarded, fresh = [], []
     monkeypatch.setattr(gateway, "under_gevent", lambda: gevent_worker)
-    original_discard, original_answer = UpstreamResponse.discard, gateway.Gateway.answer
+    original_discard, original_response = UpstreamResponse.discard, exchange.Exchange.response
     monkeypatch.setattr(UpstreamResponse, "discard", lambda self: (discarded.append(self), original_discard(self)))
-    monkeypatch.setattr(gateway.Gateway, "answer",
-                        lambda self, call, req: (fresh.append(req.fresh_connection), original_answer(self, call, req))[1])
+
+    def response(self, call, req, *args, **kwargs):
+        fresh.append(req.fresh_connection)
+        return original_response(self, call, req, *args, **kwargs)
+    monkeypatch.setattr(exchange.Exchange, "response", response)
     up = EmptyStreams()
     monkeypatch.chdir(tmp_path)
     settings = load_settings({}, environ={"HOME": str(tmp_path), "TARGET_BASE_URL": up.base_url, "SSE_KEEPALIVE": "0"})

@@ -10,7 +10,9 @@ import pytest
 from argoproxy.edge import request_body
 from argoproxy.edge.body_members import MEMBERS_FROM, Members, encode_members
 from argoproxy.errors import ProxyError
-from argoproxy.pipeline.call import Plan
+from msgspec import structs
+
+from argoproxy.pipeline.call import Planned
 
 LONG = "x" * MEMBERS_FROM
 
@@ -66,16 +68,16 @@ def test_untouched_members_go_as_the_client_wrote_them():
 def test_the_plan_sends_raw_bytes_spliced_members_or_a_whole_new_body():
     raw = json.dumps({"model": "m", "messages": [{"role": "user", "content": LONG}]}, indent=1).encode()
     body, members = request_body.parse_with_members(raw)
-    plan = Plan("chat", "chat/completions", raw_body=raw, body=body, members=members)
-    assert plan.body_bytes() is raw and not plan.changed
+    planned = Planned(body, raw, members)
+    assert planned.body_bytes() is raw and not planned.changed
     body["user"] = "u"
-    plan.touch("user")
-    sent = plan.body_bytes()
+    planned = structs.replace(planned, touched=frozenset({"user"}))
+    sent = planned.body_bytes()
     as_written = bytes(members.pieces()["messages"])
-    assert plan.changed and json.loads(sent) == body and as_written in sent and b"\n  " in as_written
+    assert planned.changed and json.loads(sent) == body and as_written in sent and b"\n  " in as_written
     body["messages"][0]["content"] = "changed inside"
-    plan.body_changed = True
-    assert json.loads(plan.body_bytes()) == body
+    planned = structs.replace(planned, rewritten=True)
+    assert json.loads(planned.body_bytes()) == body
 
 
 @pytest.mark.parametrize("text", [
@@ -130,7 +132,5 @@ def test_a_long_body_with_surrogate_bytes_is_encoded_again_with_escapes():
     raw = b'{"model":"m","input":"' + LONG.encode() + b'\xed\xa0\x80"}'
     body, members = request_body.parse_with_members(raw)
     assert members is None and body["input"].endswith("\ud800")
-    plan = Plan("chat", "chat/completions", raw_body=raw, body=body, members=members)
     body["user"] = "u"
-    plan.touch("user")
-    plan.body_bytes().decode("utf-8")  # valid UTF-8: the surrogate goes as an escape
+    Planned(body, raw, members, frozenset({"user"})).body_bytes().decode("utf-8")  # valid UTF-8: the surrogate goes as an escape

@@ -128,13 +128,14 @@ def test_split_events_stall_deadline_counts_only_time_without_a_whole_event():
 @pytest.mark.parametrize("backend", ["dashscope", "openai"])
 def test_every_sse_decoder_has_the_event_cap(backend):
     from argoproxy.providers import create_backend
-    from argoproxy.pipeline.call import Call
+    from argoproxy.pipeline.call import Call, Planned
     from argoproxy.config.settings import load_settings
 
     settings = load_settings(environ={"BACKEND": backend, "MAX_SSE_EVENT_BYTES": "1000", "TIMEOUT": "5"})
     be = create_backend(settings, upstream.Upstream(1, 5, 0))
     call = Call.of("chat", "POST", "v1/chat/completions", request_id="t")
-    call.plan.model, call.plan.client_stream, call.plan.body = "m", True, {"model": "m", "messages": []}
+    call.plan.model = "m"
+    call.planned = Planned({"model": "m", "messages": []}, client_stream=True)
     resp = response([b"data: {" + b"x" * 600] * 3, limit=10 ** 9)
     with pytest.raises(ProxyError) as caught:
         list(be.decode_stream(call, resp))

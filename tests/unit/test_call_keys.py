@@ -43,9 +43,10 @@ def test_the_chat_filter_leaves_well_numbered_streams_as_they_came():
     re-encoded); only a call begun again at an index in use is given the next index."""
     import json
 
-    from argoproxy.pipeline.call import Call
+    from argoproxy.pipeline.call import Call, Planned
     from argoproxy.pipeline.filters import tool_call_indexes
-    call = Call.of("chat", "POST", "v1/chat/completions", body={"tools": [{"type": "function"}]})
+    call = Call.of("chat", "POST", "v1/chat/completions")
+    call.planned = Planned({"tools": [{"type": "function"}]})
 
     def event(calls):
         return b"data: " + json.dumps({"choices": [{"index": 0, "delta": {"tool_calls": calls}}]}).encode() + b"\n\n"

@@ -2,8 +2,9 @@
 three modules each, read from the source (an AST scan: attribute assignments on `plan` / `call.plan` / `outcome`
 / `out` objects or a local name bound to one, the Plan's own changing methods, setattr).
 
-Plan: the door (the route), the guard (the models named, the key and what its limits admitted) and the sequence's
-plan step (planning.py: everything planned, and what a backend's prepare returns). Outcome: the sequence's exchange
+Plan: the door (the route), the guard (the models named, the key and what its limits admitted); a front door's
+translation makes a new one. What planning decides is no write at all: planning.py returns a frozen Planned (what a
+backend's prepare returns in it), which the type checker keeps anyone from changing (tests/unit/test_types.py). Outcome: the sequence's exchange
 with the upstream (exchange.py: what was sent and came back, the deployment that served), the shared answer side
 (answers.py: what the encoders, filters and relays found) and the door (answers it makes itself); the sequence
 itself (gateway.py) writes neither. A new writer anywhere else fails it: return what you decide to the owner."""
@@ -16,7 +17,7 @@ from pathlib import Path
 from tests.source_tree import parsed
 
 ROOT = Path(__file__).resolve().parents[2]
-PLAN_OWNERS = {"argoproxy/serve/door.py", "argoproxy/pipeline/guard.py", "argoproxy/pipeline/planning.py"}
+PLAN_OWNERS = {"argoproxy/serve/door.py", "argoproxy/pipeline/guard.py"}
 OUTCOME_OWNERS = {"argoproxy/pipeline/exchange.py", "argoproxy/pipeline/answers.py", "argoproxy/serve/door.py"}
 # The Plan's own methods that change it: a call of one is a write as an assignment is.
 PLAN_WRITING_METHODS = {"set_member", "touch"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from argoproxy.config.settings import load_settings
 from argoproxy.pipeline.answers import Answers
-from argoproxy.pipeline.call import Call
+from argoproxy.pipeline.call import Call, Planned
 from argoproxy.pipeline.answers import OutputTap
 from argoproxy.pipeline.filters import ModelName, ScrubSecrets, item_filters, think_tags
 from argoproxy.pipeline.think import ThinkConfig
@@ -57,5 +57,5 @@ def test_filters_that_do_not_apply_return_their_input():
     assert OutputTap(0).stream(call, chunks) is chunks
     items = iter([{"choices": []}])
     assert all(f(call, items) is items for f in item_filters(0))  # no journal, no think configuration
-    call.plan.think = ThinkConfig("strip")
+    call.planned = Planned(think=ThinkConfig("strip"))
     assert think_tags(call, items) is not items

@@ -98,3 +98,19 @@ def test_the_example_provider_outside_the_package_type_checks(tmp_path):
                              str(CACHE / "example-provider"), "-p", "cot_proxy_provider_toy"], cwd=ROOT / "tests" / "example_provider",
                             env={**os.environ, "MYPYPATH": str(ROOT)}, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0 and "Success" in result.stdout, result.stdout[-3000:] + result.stderr[-1000:]
+
+
+def test_what_planning_decided_is_changed_by_no_one(tmp_path):
+    """Planning returns one frozen record (pipeline/call.py's Planned, issue 70): a step that changes what was
+    planned makes a new record (msgspec's structs.replace); the checker reports a write to one, read or passed on."""
+    result = _mypy(tmp_path, (
+        "from msgspec import structs\n"
+        "from argoproxy.pipeline.call import Call, Planned\n"
+        "def step(call: Call, planned: Planned) -> Planned:\n"
+        "    planned.upstream_stream = False\n"
+        "    call.planned.body = {}\n"
+        "    return structs.replace(planned, upstream_stream=False, adapted=planned.adapted + ('n=1',))\n"))
+    errors = [line for line in result.stdout.splitlines() if ": error:" in line]
+    assert any(":4: error:" in e and "read-only" in e for e in errors), result.stdout
+    assert any(":5: error:" in e and "read-only" in e for e in errors), result.stdout
+    assert len(errors) == 2, result.stdout

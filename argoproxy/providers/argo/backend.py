@@ -106,7 +106,7 @@ class ArgoBackend(Backend):
     # ------------------------------------------------------------------ request side
     # ------------------------------------------------------------------ request side
     def prepare(self, call: Call) -> Prepared:
-        body = call.plan.body
+        body = call.planned.body
         timed = "timeout" in body
         timeout = pop_timeout(body) if timed else None  # the proxy's, never sent upstream
         prepared = self.prepare_body(call, self.user_for(call), "embed" if call.plan.kind == "embeddings" else "chat")
@@ -118,17 +118,17 @@ class ArgoBackend(Backend):
     def served_name(call: Call) -> str | None:
         """The model this call is served as: the body's (a routed fallback's name, LLM_PARAMS' upstream name),
         else the name asked for."""
-        model = call.plan.body.get("model")
+        model = call.planned.body.get("model")
         return model if isinstance(model, str) and model else call.plan.model
 
     @staticmethod
     def state(call: Call) -> ArgoState:
-        state = call.plan.backend_state
+        state = call.planned.backend_state
         assert isinstance(state, ArgoState), "prepare runs before encode and decode"
         return state
 
     def prepare_body(self, call: Call, user: str, kind: models.Kind) -> Prepared:
-        """The mode's own preparation of call.plan.body (in place), for this ARGO user and model kind; its state
+        """The mode's own preparation of call.planned.body (in place), for this ARGO user and model kind; its state
         an ArgoState."""
         raise NotImplementedError
 
@@ -136,8 +136,8 @@ class ArgoBackend(Backend):
     def text_calls(call: Call) -> frozenset[str] | None:
         """Claude on ARGO may write a tool call into its text (docs/text-tool-calls.md): the answer to a chat
         request that declares tools is scanned for calls naming them (None: nothing to scan for)."""
-        if call.plan.kind == "chat" and call.plan.body.get("tools"):
-            return text_call_answers.declared_names(call.plan.body) or None
+        if call.plan.kind == "chat" and call.planned.body.get("tools"):
+            return text_call_answers.declared_names(call.planned.body) or None
         return None
 
     def inline_images(self, body: dict[str, Any]) -> bool:

@@ -36,8 +36,7 @@ class ArgoNativeBackend(ArgoBackend):
 
     # ------------------------------------------------------------------ request side
     def prepare_body(self, call: Call, user: str, kind: models.Kind) -> Prepared:
-        plan = call.plan
-        body = plan.body
+        body = call.planned.body
         changed: list[str] = []
         served = self.served_name(call)
         if served:
@@ -47,11 +46,11 @@ class ArgoNativeBackend(ArgoBackend):
         adapted: tuple[str, ...] = ()
         if "claude" in str(model).lower():  # ARGO's OpenAI-compatible endpoint leaks them too
             state.text_calls = self.text_calls(call)
-            if not plan.upstream_stream:
+            if not call.planned.upstream_stream:
                 adapted = _cap_whole_claude(body, changed)
         if user:  # username passthrough without a configured user: a client without a key sends its own
             set_member(body, "user", user, changed)
-        inlined = plan.kind == "chat" and self.inline_images(body)
+        inlined = call.plan.kind == "chat" and self.inline_images(body)
         return Prepared(state, model if isinstance(model, str) else None, tuple(changed), inlined, adapted=adapted)
 
     def encode(self, call: Call) -> UpstreamRequest:
@@ -59,9 +58,9 @@ class ArgoNativeBackend(ArgoBackend):
         headers = {"Content-Type": "application/json"}
         if "Authorization" in call.plan.headers:
             headers["Authorization"] = call.plan.headers["Authorization"]
-        if call.plan.upstream_stream:
+        if call.planned.upstream_stream:
             headers.update({"Accept": "text/event-stream", "Accept-Encoding": "identity"})
-        return UpstreamRequest("POST", url, headers, call.plan.body_bytes(), call.plan.timeout)
+        return UpstreamRequest("POST", url, headers, call.planned.body_bytes(), call.planned.timeout)
 
     def native_front(self, front: str, model: str | None) -> bool:
         """Claude models' /v1/messages go to ARGO's Anthropic endpoint; other models and fronts go through
@@ -71,7 +70,7 @@ class ArgoNativeBackend(ArgoBackend):
     def prepare_front(self, call: Call, front: str, body: dict[str, Any], count_only: bool) -> Prepared:
         """The Messages request for ARGO's native Anthropic endpoint: alias mapped, user set (in metadata.user_id;
         front_request sends it as the key), image URLs inlined, as native OpenAI mode does."""
-        assert body is call.plan.body, "the door's body: its members are the client's bytes"
+        assert body is call.planned.body, "the door's body: its members are the client's bytes"
         changed: list[str] = []
         timed = "timeout" in body
         timeout = pop_timeout(body) if timed else None  # the proxy's, never sent upstream
@@ -102,7 +101,7 @@ class ArgoNativeBackend(ArgoBackend):
             headers["Anthropic-Beta"] = plan.headers["Anthropic-Beta"]
         if body.get("stream") is True and not count_only:
             headers.update({"Accept": "text/event-stream", "Accept-Encoding": "identity"})
-        return UpstreamRequest("POST", url, headers, plan.body_bytes(), plan.timeout)
+        return UpstreamRequest("POST", url, headers, call.planned.body_bytes(), call.planned.timeout)
 
     def inline_anthropic_images(self, body: dict[str, Any]) -> bool:
         """Image blocks with a URL source become base64 sources (a failed download keeps its URL); True when

@@ -23,7 +23,7 @@ class ArgoStandardBackend(ArgoBackend):
 
     # ------------------------------------------------------------------ policy
     def upstream_streams(self, call: Call, wanted: bool) -> bool:
-        if call.plan.body.get("tools"):
+        if call.plan.body.get("tools"):  # the request's (policy is asked of the request, before it is planned)
             return False  # tool answers are parsed from a whole reply, so tool calls always pseudo-stream
         if self.settings.upstream_mode == "off":
             return wanted and self.settings.real_stream
@@ -33,7 +33,7 @@ class ArgoStandardBackend(ArgoBackend):
     def prepare_body(self, call: Call, user: str, kind: models.Kind) -> Prepared:
         model_id = self.resolve(self.served_name(call), kind, fallback=self.fallback)
         if call.plan.kind == "chat":
-            self.inline_images(call.plan.body)
+            self.inline_images(call.planned.body)
         family = models.model_family(model_id)
         prompt_tools = tools.uses_prompt_tools(family, self.settings.tool_prompt)
         text_calls = self.text_calls(call) if family == "anthropic" and not prompt_tools else None
@@ -41,18 +41,18 @@ class ArgoStandardBackend(ArgoBackend):
 
     def encode(self, call: Call) -> UpstreamRequest:
         x = self.state(call)
-        body = call.plan.body
+        body = call.planned.body
         if call.plan.kind == "chat":
             body = tools.encode_tools(body, x.family, x.prompt_tools) if body.get("tools") else body
             argo_body = convert.chat_request_to_argo(body, model_id=x.model_id, user=x.user,
-                                                     stream=call.plan.upstream_stream)
+                                                     stream=call.planned.upstream_stream)
         else:
             argo_body = convert.completion_request_to_argo(body, model_id=x.model_id, user=x.user,
-                                                           stream=call.plan.upstream_stream)
-        url = self.settings.argo_stream_url if call.plan.upstream_stream else self.settings.argo_url
-        encoding = "identity" if call.plan.upstream_stream else "gzip"
+                                                           stream=call.planned.upstream_stream)
+        url = self.settings.argo_stream_url if call.planned.upstream_stream else self.settings.argo_url
+        encoding = "identity" if call.planned.upstream_stream else "gzip"
         headers = {"Content-Type": "application/json", "Accept-Encoding": encoding}
-        return UpstreamRequest("POST", url, headers, dumps(argo_body), call.plan.timeout)
+        return UpstreamRequest("POST", url, headers, dumps(argo_body), call.planned.timeout)
 
     def complete(self, call: Call, send: Send) -> dict[str, Any] | None:
         """Embeddings: ARGO takes 16 inputs per call, so larger inputs take several."""
@@ -60,23 +60,23 @@ class ArgoStandardBackend(ArgoBackend):
             return None
         x = self.state(call)
         answers = []
-        for argo_body in convert.embedding_request_to_argo(call.plan.body, model_id=x.model_id, user=x.user):
+        for argo_body in convert.embedding_request_to_argo(call.planned.body, model_id=x.model_id, user=x.user):
             req = UpstreamRequest("POST", self.settings.argo_embedding_url, {"Content-Type": "application/json"},
-                                  dumps(argo_body), call.plan.timeout)
+                                  dumps(argo_body), call.planned.timeout)
             with send(req, raw_error) as resp:
                 answers.append(convert.parse_argo_json(resp.content))
-        return convert.embeddings_to_openai(answers, request=call.plan.body, model=call.plan.model or x.model_id)
+        return convert.embeddings_to_openai(answers, request=call.planned.body, model=call.plan.model or x.model_id)
 
     # ------------------------------------------------------------------ answer side
     def decode(self, call: Call, resp: UpstreamResponse) -> dict[str, Any] | bytes:
         x = self.state(call)
         argo_body = convert.parse_argo_json(resp.content)
-        prompt_tokens = count_request_tokens(call.plan.body) + media_tokens(call.plan.body, x.model_id)
+        prompt_tokens = count_request_tokens(call.planned.body) + media_tokens(call.planned.body, x.model_id)
         model = call.plan.model or x.model_id
         if call.plan.kind == "completions":
             return convert.completion_response_to_openai(argo_body, model=model, prompt_tokens=prompt_tokens)
         decode_tools = (lambda r: tools.decode_tool_calls(r, x.family, x.prompt_tools)) \
-            if call.plan.body.get("tools") else None
+            if call.planned.body.get("tools") else None
         obj = convert.chat_response_to_openai(argo_body, model=model, prompt_tokens=prompt_tokens,
                                               decode_tools=decode_tools)
         if x.text_calls:
@@ -89,9 +89,9 @@ class ArgoStandardBackend(ArgoBackend):
     def _argo_stream(self, call: Call, resp: UpstreamResponse) -> Iterator[dict[str, Any]]:
         chunker = stream.stream_completion_chunks if call.plan.kind == "completions" else stream.stream_chat_chunks
         chunks = chunker(read_chunks(resp), model=call.plan.model or self.state(call).model_id,
-                         prompt_tokens=count_request_tokens(call.plan.body)
-                         + media_tokens(call.plan.body, self.state(call).model_id),
-                         include_usage=call.plan.include_usage or not call.plan.client_stream)
+                         prompt_tokens=count_request_tokens(call.planned.body)
+                         + media_tokens(call.planned.body, self.state(call).model_id),
+                         include_usage=call.planned.include_usage or not call.planned.client_stream)
         try:
             yield from chunks
         except READ_ERRORS as exc:

@@ -53,15 +53,16 @@ class DashScopeBackend(Backend):
 
     def prepare(self, call: Call) -> Prepared:
         # no default model
-        return Prepared(upstream_model=dashscope.native_model(require_model(call.plan.body.get("model"))))
+        return Prepared(upstream_model=dashscope.native_model(require_model(call.planned.body.get("model"))))
 
     def encode(self, call: Call) -> UpstreamRequest:
         if call.plan.kind == "embeddings":
-            url, body = join_url(self.base, dashscope.EMBEDDINGS_PATH), dashscope.encode_embeddings(call.plan.body)
+            url, body = join_url(self.base, dashscope.EMBEDDINGS_PATH), dashscope.encode_embeddings(call.planned.body)
         else:
-            url, body = join_url(self.base, dashscope.TEXT_GENERATION_PATH), dashscope.encode_chat(call.plan.body, call.plan.upstream_stream)
-        headers = dashscope.request_headers(self.api_key(call), call.plan.upstream_stream)
-        return UpstreamRequest("POST", url, headers, dumps(body), call.plan.timeout)
+            url = join_url(self.base, dashscope.TEXT_GENERATION_PATH)
+            body = dashscope.encode_chat(call.planned.body, call.planned.upstream_stream)
+        headers = dashscope.request_headers(self.api_key(call), call.planned.upstream_stream)
+        return UpstreamRequest("POST", url, headers, dumps(body), call.planned.timeout)
 
     def decode(self, call: Call, resp: UpstreamResponse) -> dict[str, Any]:
         try:
@@ -71,13 +72,13 @@ class DashScopeBackend(Backend):
                              code="upstream_bad_response") from None
         try:
             if call.plan.kind == "embeddings":
-                return dashscope.decode_embeddings(obj, call.plan.model or "", call.plan.body.get("encoding_format"))
+                return dashscope.decode_embeddings(obj, call.plan.model or "", call.planned.body.get("encoding_format"))
             return dashscope.decode_chat(obj, call.plan.model or "")
         except SHAPE_ERRORS:
             raise bad_answer("it does not have the shape of DashScope's API") from None
 
     def decode_stream(self, call: Call, resp: UpstreamResponse) -> Iterator[StreamItem]:
-        include_usage = call.plan.include_usage or not call.plan.client_stream
+        include_usage = call.planned.include_usage or not call.planned.client_stream
         decoder = dashscope.ChatStreamDecoder(call.plan.model or "", incremental=True, include_usage=include_usage)
         events = upstream_events(resp, self.upstream.read_timeout, self.settings.max_sse_event_bytes)
         try:

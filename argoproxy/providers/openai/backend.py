@@ -56,23 +56,23 @@ class OpenAIBackend(Backend):
     def encode(self, call: Call) -> UpstreamRequest:
         headers = self.upstream_headers(call)
         body = self.template_switched(call)
-        if call.plan.changed or body is not None:
+        if call.planned.changed or body is not None:
             headers["Content-Type"] = "application/json"
         return UpstreamRequest(call.client.method, self.url(call.plan.path, call.plan.query), headers,
-                               call.plan.body_bytes() if body is None else body, call.plan.timeout)
+                               call.planned.body_bytes() if body is None else body, call.planned.timeout)
 
     def template_switched(self, call: Call) -> bytes | None:
         """A chat request asking for a reasoning effort, to vLLM or llama.cpp's server: its body with the chat
-        template's reasoning switch (template_switch.py); None: the plan's body goes as it is."""
-        plan = call.plan
-        if plan.kind != "chat" or "reasoning_effort" not in plan.body:
+        template's reasoning switch (template_switch.py); None: the planned body goes as it is."""
+        planned = call.planned
+        if call.plan.kind != "chat" or "reasoning_effort" not in planned.body:
             return None
-        kwargs = template_kwargs(plan.body, says_local(self.base, self.api_key).name)
+        kwargs = template_kwargs(planned.body, says_local(self.base, self.api_key).name)
         if kwargs is None:
             return None
-        body = {**plan.body, KWARGS: kwargs}
-        if plan.members is not None and not plan.body_changed:  # the other members as the client wrote them
-            return encode_members(plan.members, body, plan.touched | {KWARGS})
+        body = {**planned.body, KWARGS: kwargs}
+        if planned.members is not None and not planned.rewritten:  # the other members as the client wrote them
+            return encode_members(planned.members, body, planned.touched | {KWARGS})
         return dumps(body)
 
     def native_front(self, front: str, model: str | None) -> bool:
@@ -84,13 +84,14 @@ class OpenAIBackend(Backend):
         headers = self.upstream_headers(call)
         if self.api_key and front == "messages":
             headers["X-Api-Key"] = self.api_key
-        if call.plan.changed:
+        if call.planned.changed:
             headers["Content-Type"] = "application/json"
-        return UpstreamRequest("POST", self.url(call.plan.path, call.plan.query), headers, call.plan.body_bytes(), call.plan.timeout)
+        return UpstreamRequest("POST", self.url(call.plan.path, call.plan.query), headers, call.planned.body_bytes(),
+                               call.planned.timeout)
 
     def decode(self, call: Call, resp: UpstreamResponse) -> bytes:
         self.refused = None  # the upstream answers: a refusal /health said is over
-        return read_whole(resp, call.plan.timeout or self.upstream.read_timeout)
+        return read_whole(resp, call.planned.timeout or self.upstream.read_timeout)
 
     def decode_stream(self, call: Call, resp: UpstreamResponse) -> Iterator[StreamItem]:
         self.refused = None

@@ -41,12 +41,12 @@ class ToyBackend(Backend):
 
     # --- request side: OpenAI chat request -> toy request
     def encode(self, call: Call) -> UpstreamRequest:
-        body = call.plan.body
+        body = call.planned.body
         prompt = "\n".join(f"{m['role']}: {_text(m.get('content'))}" for m in body["messages"])
-        toy = {"model": call.plan.upstream_model, "prompt": prompt, "stream": call.plan.upstream_stream,
+        toy = {"model": call.planned.upstream_model, "prompt": prompt, "stream": call.planned.upstream_stream,
                "max_new_tokens": body.get("max_tokens") or 256, "temperature": body.get("temperature", 1.0)}
         headers = {"Content-Type": "application/json", **self.credential()}
-        return UpstreamRequest("POST", self.base + "generate", headers, dumps(toy), call.plan.timeout)
+        return UpstreamRequest("POST", self.base + "generate", headers, dumps(toy), call.planned.timeout)
 
     def credential(self) -> dict[str, str]:
         """The provider's key comes from the proxy's settings (TOY_API_KEY, or a routing entry's api_key_env),
@@ -75,7 +75,7 @@ class ToyBackend(Backend):
                 event = json.loads(line)
                 if event.get("done"):
                     yield {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
-                    if call.plan.include_usage or not call.plan.client_stream:
+                    if call.planned.include_usage or not call.planned.client_stream:
                         yield {**base, "choices": [], "usage": _usage(event)}
                     return
                 yield {**base, "choices": [{"index": 0, "delta": {"content": event.get("token", "")},
