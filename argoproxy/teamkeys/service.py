@@ -39,7 +39,7 @@ log = logging.getLogger("cot_proxy")
 
 # What team keys read of a call, declared here so that this room needs nothing of the sequence's: the sequence's
 # Call, CallStart and CallEnd (pipeline/) have these fields.
-class Planned(Protocol):
+class ModelNamed(Protocol):
     @property
     def model(self) -> str | None: ...
 
@@ -48,7 +48,7 @@ class Asking(Protocol):
     """A call being admitted (pipeline/call.py's Call): its plan's model names it in a refusal, and the meter's
     bounds price it."""
     @property
-    def plan(self) -> Planned: ...
+    def plan(self) -> ModelNamed: ...
 
 
 class Started(Protocol):
