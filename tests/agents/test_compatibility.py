@@ -2,8 +2,8 @@
 agent `cot-proxy run` knows (argoproxy/launch/agents.py) and each door with its own SDK, through the proxy, over
 llama.cpp's own server (SmolLM2-135M behind the replay shim, as tests/agents/test_llama.py) and over the strict
 fakes of vLLM, Ollama and ARGO (the scripted model behind each). An agent's cell is its tool round trip
-(tests/agents/test_scripted.py's, or test_llama.py's over llama.cpp); a door's cell is one whole and one streamed
-answer with text. Minutes in all: it runs only when that command asks (COT_PROXY_COMPATIBILITY=1)."""
+(tests/agents/test_scripted.py's, or test_llama.py's over llama.cpp, with the agent's own prompt); a door's cell is
+one whole and one streamed answer with text. Minutes in all: it runs only when that command asks (COT_PROXY_COMPATIBILITY=1)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from argoproxy.launch.agents import AGENTS as LAUNCHED
 from tests.agents.agents import AGENTS, Run
 from tests.agents.conftest import Backend
 from tests.agents.scripted import QUOTE, ScriptedUpstream, tool_results, user_texts
-from tests.agents.test_llama import CLAUDE_SMALL, _tool_round_trip
+from tests.agents.test_llama import _tool_round_trip
 from tests.agents.test_scripted import MODELS
 from tests.proxy_process import running_proxy
 
@@ -65,8 +65,7 @@ def test_agent(agent_name, upstream, request, project, tmp_path):
         shim, proxy = request.getfixturevalue("llama_agents")
         shim.forwarded.clear()
         shim.replayed.clear()
-        _tool_round_trip(CLAUDE_SMALL if agent_name == "claude" else AGENTS[agent_name], shim, proxy, workdir,
-                         token, tmp_path)
+        _tool_round_trip(AGENTS[agent_name], shim, proxy, workdir, token, tmp_path)
         return
     backend, agent = _backend(request, upstream), AGENTS[agent_name]
     prompt = f"Read the file {workdir / 'note.txt'} and tell me what it says."

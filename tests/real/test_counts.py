@@ -1,6 +1,6 @@
 """Token counts agents plan with, against llama.cpp's own server (xllamacpp's llama-server, SmolLM2-135M, its
 Jinja template): for Claude Code's real first request (captured from the agent itself, with the short system
-prompt and the one tool tests/agents/test_llama.py gives it: its own are over the model's 8,192 tokens),
+prompt and the one tool tests/agents/test_llama.py gives it in CI, where its own take minutes to read),
 the proxy's /v1/messages/count_tokens is within 10% of the server's own count of that prompt (the prompt_tokens
 it reports for the same request sent through the proxy). The estimate the proxy makes where an upstream cannot
 count (its texts plus the template's overhead, meter/template_overhead.py) is measured against the same counts
