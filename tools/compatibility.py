@@ -90,9 +90,10 @@ def run_matrix(report: Path) -> None:
     subprocess.run(command, cwd=ROOT, env=env, check=False)
 
 
-def read_report(report: Path) -> Matrix:
+def read_report(report: Path, ran: list[str]) -> Matrix:
+    """The matrix pytest's report holds; `ran`: the versions it ran with (cot_proxy's commit first)."""
     labels = row_labels()
-    matrix = Matrix(datetime.date.today().isoformat(), versions()[0].split()[1], versions())
+    matrix = Matrix(datetime.date.today().isoformat(), ran[0].split()[1], ran)
     matrix.rows = {label: dict.fromkeys(UPSTREAMS, "not run") for label in labels.values()}
     for case in ElementTree.parse(report).getroot().iter("testcase"):
         name = case.get("name", "")  # test_agent[claude-llama.cpp], test_door[chat-vLLM]
@@ -153,13 +154,14 @@ def main() -> int:
             print(f"{PAGE} is not {COMMAND}'s output: run it", file=sys.stderr)
             return 1
         return 0
+    ran = versions()  # before the run: the commit it started from
     with tempfile.TemporaryDirectory() as scratch:
         report = Path(scratch, "matrix.xml")
         run_matrix(report)
         if not report.exists():
             print(f"pytest wrote no report for {MATRIX}", file=sys.stderr)
             return 1
-        PAGE.write_text(render(read_report(report)))
+        PAGE.write_text(render(read_report(report, ran)))
     print(f"wrote {PAGE}")
     return 0
 
