@@ -82,9 +82,10 @@ LLAMA_MAX_TOKENS = 64  # what each answer may take: a user of so small a model s
 def llama_agents() -> Iterator[tuple[ReplayToReal, ProxyProcess]]:
     """llama.cpp's own server (SmolLM2-135M, the tests/real recipe with the model's whole 8,192-token context)
     behind the replay shim, behind the proxy (openai backend)."""
-    # An answer ends at its first line: cut at max_tokens instead, it would reach an agent as a reply that hit
-    # its limit (Claude Code gives up on such a turn), and the 135M model rarely stops by itself within it.
-    with llama_cpp_server(n_ctx=8192) as real, ReplayToReal(real.base_url, REAL_TIMEOUT, stop=("\n",)) as shim:
+    # An answer ends at its first line or full stop: cut at max_tokens instead, it would reach an agent as a reply
+    # that hit its limit (Claude Code gives up on such a turn, exit 1), and the 135M model rarely stops by itself
+    # (it can repeat "127.0.0.1 -" until the limit).
+    with llama_cpp_server(n_ctx=8192) as real, ReplayToReal(real.base_url, REAL_TIMEOUT, stop=("\n", ".")) as shim:
         shim.server_log = real.log  # a failing run's report ends with what the server said
         # max_tokens for every model name an agent asks for (its main and its small model): the server otherwise
         # generates until its context is full when a request names no limit, minutes on 2 cores.
