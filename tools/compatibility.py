@@ -90,9 +90,9 @@ def run_matrix(report: Path) -> None:
     subprocess.run(command, cwd=ROOT, env=env, check=False)
 
 
-def read_report(report: Path, ran: list[str]) -> Matrix:
-    """The matrix pytest's report holds; `ran`: the versions it ran with (cot_proxy's commit first)."""
-    labels = row_labels()
+def read_report(report: Path, ran: list[str], labels: dict[str, str]) -> Matrix:
+    """The matrix pytest's report holds; `ran`: the versions it ran with (cot_proxy's commit first); `labels`:
+    the rows (row_labels), read before the run too."""
     matrix = Matrix(datetime.date.today().isoformat(), ran[0].split()[1], ran)
     matrix.rows = {label: dict.fromkeys(UPSTREAMS, "not run") for label in labels.values()}
     for case in ElementTree.parse(report).getroot().iter("testcase"):
@@ -154,14 +154,17 @@ def main() -> int:
             print(f"{PAGE} is not {COMMAND}'s output: run it", file=sys.stderr)
             return 1
         return 0
-    ran = versions()  # before the run: the commit it started from
+    ran, labels = versions(), row_labels()  # before the run: the commit and the packages it started from
     with tempfile.TemporaryDirectory() as scratch:
         report = Path(scratch, "matrix.xml")
         run_matrix(report)
         if not report.exists():
             print(f"pytest wrote no report for {MATRIX}", file=sys.stderr)
             return 1
-        PAGE.write_text(render(read_report(report, ran)))
+        if row_labels() != labels:
+            print("the agents or SDKs installed changed during the run: run it again", file=sys.stderr)
+            return 1
+        PAGE.write_text(render(read_report(report, ran, labels)))
     print(f"wrote {PAGE}")
     return 0
 
