@@ -16,8 +16,8 @@ import requests
 
 from argoproxy.meter.template_overhead import estimated_prompt
 from tests.agents.agents import KEY, _bounded, _isolated, installed, quiet_run
-from tests.agents.test_llama import CLAUDE_ARGS
 from tests.agents.scripted import ScriptedUpstream
+from tests.agents.test_llama import CLAUDE_ARGS
 from tests.proxy_process import running_proxy
 from tests.real.servers import llama_cpp_server
 
