@@ -9,7 +9,6 @@ and printed, not held to them: SmolLM2 is no family the overhead table lists (do
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 import requests
