@@ -16,8 +16,8 @@ cost per output token). No real model: the figures are those of the fake's timin
 
 Run: python bench/admission.py [a|b|c|d ...]   (a, b and c by default; about 5 minutes)
 
-  --llama-server runs (a) against two real llama.cpp servers instead (llama-server with Gemma 3 270M on the CPU,
-  4 slots each, as tests/real starts them: tools/build_real_servers.sh builds them), and reports the prompt tokens
+  --llama-server runs (a) against two real llama.cpp servers instead (llama.cpp's server with SmolLM2-135M on the CPU,
+  4 slots each, as tests/real starts them: requirements-real-llama.txt), and reports the prompt tokens
   they read uncached from their own /metrics. BENCH_TURNS=4 keeps it to minutes on a small machine.
 """
 
@@ -61,8 +61,9 @@ def replicas(slots: int, **fake: float) -> Iterator[tuple[Any, Any, Callable[[],
             yield one, two, lambda: one.uncached_tokens + two.uncached_tokens
         return
     from tests.real.servers import llama_cpp_server
-    # each slot gets n_ctx / slots: room for the system prompt and 16 turns of tool results in Gemma's tokens
-    args = dict(n_ctx=slots * 12288, parallel=slots, extra=("--metrics",))
+    # each slot gets n_ctx / slots, the model's whole 8,192 (llama-server caps a slot there): room for the system
+    # prompt and 16 turns of tool results; the server's /metrics is always on (tests/real/llama_server.py)
+    args = dict(n_ctx=slots * 8192, parallel=slots)
     with llama_cpp_server(**args) as one, llama_cpp_server(**args) as two:
         yield one, two, lambda: _prompt_tokens_read(one) + _prompt_tokens_read(two)
 

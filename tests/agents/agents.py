@@ -172,10 +172,12 @@ def secure_scratch() -> Path:
     return made
 
 
-def product_setup(name: str) -> Callable[[Run], tuple[list[str], dict[str, str]]]:
-    """The product's set-up of agent `name` plus the test run's additions: (argv, environment)."""
+def product_setup(name: str, extra: tuple[str, ...] = ()) -> Callable[[Run], tuple[list[str], dict[str, str]]]:
+    """The product's set-up of agent `name` plus the test run's additions, and `extra` arguments after them:
+    (argv, environment)."""
     def setup(run: Run) -> tuple[list[str], dict[str, str]]:
         test = quiet_run(name, run.prompt)
+        test = QuietRun([*test.args, *extra], test.env, test.own_config)
         write_own_config(run.home, test)
         made = launch.AGENTS[name].setup(launch.AgentTarget(run.proxy_url, KEY, run.model), test.args, secure_scratch(),
                                          str(installed(name, name)))

@@ -15,7 +15,7 @@ from tests.fakes.argo_rules import native_refusal
 from tests.fakes.fake_argo import CHAT_PATH, STREAM_PATH, FakeArgo
 from tests.integration.test_argo import argo_env
 from tests.proxy_process import ProxyProcess, running_proxy
-from tests.real.servers import llama_server
+from tests.real.servers import llama_cpp_server
 
 
 @dataclass
@@ -74,21 +74,21 @@ def project(tmp_path: Path) -> tuple[Path, str]:
     return workdir, token
 
 
-REAL_TIMEOUT = 900  # seconds for one request to the real server: a coding agent's prompt is 10-20k tokens
+REAL_TIMEOUT = 600  # seconds for one request to the real server: an agent's prompt is thousands of tokens
+LLAMA_MAX_TOKENS = 64  # what each answer may take: a user of so small a model sets a limit (Codex names none)
 
 
 @pytest.fixture(scope="session")
 def llama_agents() -> Iterator[tuple[ReplayToReal, ProxyProcess]]:
-    """llama.cpp's server (Gemma 3 270M, the tests/real recipe with the context an agent needs) behind the
-    replay shim, behind the proxy (openai backend)."""
-    # interrupt_requests off: by default a request arriving while another streams cuts that one short, and agents
-    # send side requests (OpenCode's title) beside their turn.
-    with llama_server({"interrupt_requests": False}, n_ctx=32768, logits_all=False) as real, \
-            ReplayToReal(real.base_url, REAL_TIMEOUT) as shim:
+    """llama.cpp's own server (SmolLM2-135M, the tests/real recipe with the model's whole 8,192-token context)
+    behind the replay shim, behind the proxy (openai backend)."""
+    # An answer ends at its first line or full stop: cut at max_tokens instead, it would reach an agent as a reply
+    # that hit its limit (Claude Code gives up on such a turn, exit 1), and the 135M model rarely stops by itself
+    # (it can repeat "127.0.0.1 -" until the limit).
+    with llama_cpp_server(n_ctx=8192) as real, ReplayToReal(real.base_url, REAL_TIMEOUT, stop=("\n", ".")) as shim:
         shim.server_log = real.log  # a failing run's report ends with what the server said
-        # max_tokens as a user of so small a model sets it: llama.cpp's server otherwise generates until its
-        # context is full when a request names no limit (Codex names none), and a 270M model writing a tool
-        # call's arguments under a JSON grammar may not stop (minutes per request on 2 cores).
+        # max_tokens for every model name an agent asks for (its main and its small model): the server otherwise
+        # generates until its context is full when a request names no limit, minutes on 2 cores.
         with running_proxy(BACKEND="openai", TARGET_BASE_URL=shim.base_url, TIMEOUT=str(REAL_TIMEOUT),
-                           LLM_PARAMS="model=gemma-tools,max_tokens=256") as proxy:
+                           LLM_PARAMS=f"model=*,max_tokens={LLAMA_MAX_TOKENS}") as proxy:
             yield shim, proxy

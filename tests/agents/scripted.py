@@ -229,10 +229,11 @@ class ReplayToReal(FakeOpenAI):
     request goes to the real server as it came and its answer comes back as it went. So the real server gets
     the conversation with the tool call and the agent's tool result in its history, and writes the answer."""
 
-    def __init__(self, real_base_url: str, timeout: float) -> None:
+    def __init__(self, real_base_url: str, timeout: float, stop: tuple[str, ...] = ()) -> None:
         super().__init__()
         self.real = real_base_url.rstrip("/")
         self.timeout = timeout
+        self.stop = stop  # stop sequences added to each request sent on: where a small model's answer ends
         self.forwarded: list[Forwarded] = []
         self.replayed: list[dict[str, Any]] = []
         self.server_log: Path | None = None
@@ -252,7 +253,9 @@ class ReplayToReal(FakeOpenAI):
                 # tools turn after turn (Codex runs every call), and the run never ends. The server still gets
                 # the whole history with the call and its result, the shape under test.
                 request["tool_choice"] = "none"
-                body = json.dumps(request).encode()
+            if self.stop:
+                request["stop"] = list(self.stop)
+            body = json.dumps(request).encode()
         url = self.real + "/" + path.split("/v1/", 1)[-1]
         answer = requests.request(method, url, data=body or None, timeout=self.timeout, stream=True,
                                   headers={"Content-Type": "application/json"})

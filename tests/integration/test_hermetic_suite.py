@@ -67,4 +67,4 @@ def test_ignore_paths_are_read_from_where_the_suite_was_started() -> None:
                    "tests/real", "--ignore=tests/real/test_counts.py"]
         done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
-        assert "test_llama_cpp.py::" in done.stdout and "test_counts.py::" not in done.stdout, done.stdout[-3000:]
+        assert "test_llama_cpp_server.py::" in done.stdout and "test_counts.py::" not in done.stdout, done.stdout[-3000:]

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from tests.real.servers import HOW_TO_INSTALL, litellm_proxy, llama_server
+from tests.real.servers import HOW_TO_INSTALL, litellm_proxy, llama_cpp_server
 
 # litellm (the client, and anything importing it) fetches a price list from GitHub at import without this.
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -20,7 +20,9 @@ def litellm_server():
 
 @pytest.fixture(scope="session")
 def llama():
-    with llama_server() as server:
+    """llama.cpp's own server, one slot: small prompts and a few tokens each (it reads ~100-500 prompt tokens a
+    second on CI's 2 busy cores)."""
+    with llama_cpp_server(n_ctx=2048) as server:
         yield server
 
 
