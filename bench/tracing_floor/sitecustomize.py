@@ -31,6 +31,7 @@ def floor(tracing: Any) -> None:
 
     from argoproxy.fastpath import otlp
     from argoproxy.tracing import genai_attributes as genai
+    from argoproxy.pipeline.call_records import start_of
     from argoproxy.tracing.tracer import CLIENT, FLAGS_HEX, SERVER, Record, wall_ns
 
     bits, now, pack_ids, pack_times = random.getrandbits, time.time_ns, otlp._ids, otlp._times
@@ -54,8 +55,8 @@ def floor(tracing: Any) -> None:
         trace = call.client.trace
         trace.trace_id, trace.server_id, trace.client_id = bits(128), bits(64), bits(64)
         trace.start, trace.client_start = wall_ns(call.client.started), now()
-        plan = call.plan
-        trace.upstream = (req.url, req.method, plan.kind, plan.upstream_model or plan.model)
+        sent = start_of(call)  # the plan as this attempt sends it, as the product's tracer reads it
+        trace.upstream = (req.url, req.method, sent.kind, sent.upstream_model or sent.model)
         headers = dict(req.headers)
         headers["traceparent"] = parent_form % (trace.trace_id, trace.client_id)
         return req.with_headers(headers)

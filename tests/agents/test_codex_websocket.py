@@ -29,7 +29,7 @@ def test_codex_completes_a_tool_round_trip_over_the_websocket(project, tmp_path)
                   tmp_path / "home", workdir)
         test = quiet_run("codex", run.prompt)
         write_own_config(run.home, test)
-        made = launch.AGENTS["codex"].setup(launch.Target(run.proxy_url, KEY, run.model, websocket=True), test.args,
+        made = launch.AGENTS["codex"].setup(launch.AgentTarget(run.proxy_url, KEY, run.model, websocket=True), test.args,
                                             secure_scratch(), str(program))
         result = _bounded(made.argv, _isolated(run.home, {**made.env, **test.env}), workdir, TIMEOUT)
         log = proxy.read_log()

@@ -919,13 +919,13 @@ def test_the_connection_of_a_stream_with_no_data_is_closed_only_under_gevent(tmp
 
     discarded, fresh = [], []
     monkeypatch.setattr(gateway, "under_gevent", lambda: gevent_worker)
-    original_discard, original_response = UpstreamResponse.discard, exchange.Exchange.response
+    original_discard, original_response = UpstreamResponse.discard, exchange.DeploymentExchange.response
     monkeypatch.setattr(UpstreamResponse, "discard", lambda self: (discarded.append(self), original_discard(self)))
 
     def response(self, call, req, *args, **kwargs):
         fresh.append(req.fresh_connection)
         return original_response(self, call, req, *args, **kwargs)
-    monkeypatch.setattr(exchange.Exchange, "response", response)
+    monkeypatch.setattr(exchange.DeploymentExchange, "response", response)
     up = EmptyStreams()
     monkeypatch.chdir(tmp_path)
     settings = load_settings({}, environ={"HOME": str(tmp_path), "TARGET_BASE_URL": up.base_url, "SSE_KEEPALIVE": "0"})
