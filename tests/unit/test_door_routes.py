@@ -14,7 +14,7 @@ from argoproxy.serve.door import Door
 
 ROOT = Path(__file__).resolve().parents[2]
 # What the door calls on the Gateway: the sequence's entries, and the call every request starts with.
-SEQUENCE_ENTRIES = {"new_call", "api", "relays", "relay_native", "count_tokens"}
+SEQUENCE_ENTRIES = {"api", "relays", "relay_native", "count_tokens"}
 # Where each family's handler lives (`api` and `front` go to the sequence, through the door's own two methods).
 ROOMS = {"models": "argoproxy.fronts.model_listing", "state": "argoproxy.fronts.kept",
          "forward": "argoproxy.serve.upstream_routes", "backend": "argoproxy.serve.upstream_routes"}
