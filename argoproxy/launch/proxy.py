@@ -178,6 +178,9 @@ def key_lines(settings: Settings) -> list[str]:
     the key file when clients send its key."""
     if settings.enable_auth and settings.api_key_file:
         return [f"  export COT_PROXY_KEY=$(cat {settings.api_key_file})"]
+    if settings.enable_auth and not settings.api_key_secret:  # a key made for this run, or the store's: the
+        # lines below send $COT_PROXY_KEY, which nothing has set (API_KEY_SECRET's is the user's own)
+        return ["  export COT_PROXY_KEY=...   # a key the proxy takes: ./run_app.sh keys create NAME makes one"]
     return []
 
 

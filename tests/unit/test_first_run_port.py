@@ -89,3 +89,13 @@ def test_a_port_moved_for_this_run_is_in_the_agent_line_and_said(tmp_path, monke
     lines = firstrun.first_request_lines(settings, 5001, "./run_app.sh")
     assert lines[-1].startswith("  ./run_app.sh run --port 5001 -- claude    # a coding agent"), lines
     assert "run -- claude" in firstrun.first_request_lines(settings, 5000, "./run_app.sh")[-1]
+
+
+def test_with_auth_and_no_key_file_the_lines_say_where_a_key_comes_from(tmp_path, monkeypatch):
+    """`./run_app.sh demo --enable-auth`: the curl and agent lines send $COT_PROXY_KEY, which nothing set (a new
+    user pasted them and got 401): an export line first says to set it and how to make a key."""
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings({"target_base_url": "http://127.0.0.1:9/v1", "enable_auth": True, "api_key_file": ""})
+    lines = firstrun.first_request_lines(settings, 5000, firstrun.run_app_launcher(Path("/opt/cot_proxy")))
+    assert lines[1].startswith("  export COT_PROXY_KEY=") and "keys create" in lines[1]
+    assert "$COT_PROXY_KEY" in lines[2]
