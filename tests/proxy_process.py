@@ -16,7 +16,7 @@ import urllib.error
 import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import psutil
 
@@ -24,6 +24,18 @@ from argoproxy.config.settings import SETTING_FIELDS
 from tests import gunicorn_zygote
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def answer_port_question(child: Any) -> int:
+    """Answer the first run's "Enter port [N]:" (a pexpect child) with a free port and wait for the next
+    question. When another test takes the port before the wizard checks it, take the port the wizard offers
+    instead, as a user would. Returns the port the proxy will serve on."""
+    port = free_port()
+    child.sendline(str(port))
+    while child.expect([r"Enable verbose mode\? \[Y/n\] ", r"is already in use\.\r\nEnter port \[(\d+)\]: "]):
+        port = int(child.match.group(1))
+        child.sendline("")
+    return port
 
 
 def free_port() -> int:

@@ -19,7 +19,7 @@ import pexpect
 import pytest
 
 from tests.fakes.fake_openai import FakeOpenAI
-from tests.proxy_process import ROOT, clean_environ, free_port
+from tests.proxy_process import ROOT, answer_port_question, clean_environ, free_port
 
 REFUSAL = ("cot_proxy: bad setting TARGET_BASE_URL: nothing is configured ({where}, no TARGET_BASE_URL, no "
            "OPENAI_API_KEY), and the proxy will not send prompts to https://api.openai.com/v1/ without a key: run "
@@ -114,7 +114,6 @@ def test_in_a_terminal_it_asks_the_first_run_questions_and_serves_the_answers(tm
         command, shown = [str(installed_venv() / "bin" / "cot-proxy")], str(installed_venv() / "bin" / "cot-proxy")
     else:
         command, shown = [sys.executable, str(ROOT / "cot_proxy.py")], f"python {ROOT / 'cot_proxy.py'}"
-    port = free_port()
     with FakeOpenAI() as fake:
         child = pexpect.spawn(command[0], command[1:], cwd=str(tmp_path), env=bare_env(tmp_path, HOST="127.0.0.1"),
                               encoding="utf-8", timeout=30, dimensions=(50, 220))
@@ -129,8 +128,7 @@ def test_in_a_terminal_it_asks_the_first_run_questions_and_serves_the_answers(tm
             child.expect_exact("Base URL of the OpenAI-compatible server (e.g. http://localhost:8000/v1): ")
             child.sendline(fake.base_url)
             child.expect(r"Enter port \[\d+\]: ")
-            child.sendline(str(port))
-            child.expect_exact("Enable verbose mode? [Y/n] ")
+            port = answer_port_question(child)
             child.sendline("n")
             child.expect_exact("[y/N] ")
             child.sendline("")

@@ -23,7 +23,7 @@ import pexpect
 
 from tests.fakes.fake_argo import FakeArgo
 from tests.fakes.fake_openai import FakeOpenAI
-from tests.proxy_process import ROOT, clean_environ, free_port
+from tests.proxy_process import ROOT, answer_port_question, clean_environ, free_port
 
 SCRIPT = ROOT / "run_app.sh"
 VENV = Path(sys.executable).parent.parent  # the environment running these tests
@@ -210,9 +210,7 @@ def test_first_time_setup_openai_compatible_server(tmp_path: Path) -> None:
         child.expect_exact("Base URL of the OpenAI-compatible server")
         child.sendline(fake.base_url + "chat/completions")
         child.expect(r"Enter port \[(\d+)\]: ")  # the offer itself: tests/unit/test_first_run_port.py
-        port = free_port()  # not the offer: 5000 may be taken by a test of the other CI pass by the time it starts
-        child.sendline(str(port))
-        child.expect_exact("Enable verbose mode? [Y/n] ")
+        port = answer_port_question(child)  # not the offer: 5000 may be taken by another test by the time it starts
         child.sendline("")
         child.expect_exact("[y/N] ")  # not a shared machine: no key
         child.sendline("")
