@@ -59,6 +59,9 @@ class KeyRecord:
     tools: tuple[str, ...] = ()  # MCP tool globs on prefixed names (`git__*`, docs/mcp.md); empty: every tool
     tool_rpm: int = 0  # MCP tool calls per minute; 0: no limit (counted apart from its model requests)
     tool_parallel: int = 0  # MCP tool calls at once; 0: no cap
+    owner: str = ""  # the id of the person it belongs to (argoproxy/people/); "": a service key with no owner
+    owner_disabled: float = 0.0  # read with the key: when its owner was disabled (0: not, or no owner)
+    owner_seen: float = 0.0  # read with the key: its owner's last sign-in (OIDC_INACTIVE_DAYS)
 
     def is_key(self, key: str) -> bool:
         """Is `key` this record's key (compared by digest: the record never holds the key)?"""
@@ -70,6 +73,8 @@ class KeyRecord:
             return "This API key was revoked."
         if self.expires and now >= self.expires:
             return "This API key has expired."
+        if self.owner_disabled:
+            return "This API key's owner is disabled."
         team = self.team_record
         if team is not None and team.expires and now >= team.expires:
             return f"This API key's team {team.name!r} has expired."
@@ -153,6 +158,8 @@ class TeamRecord:
     tools: tuple[str, ...] = ()  # MCP tool globs its keys' tools must match too; empty: any
     tool_rpm: int = 0  # MCP tool calls per minute of its keys together; 0: no limit
     tool_parallel: int = 0  # and at once; 0: no cap
+    groups: tuple[str, ...] = ()  # the sign-in provider's groups whose members belong to it (argoproxy/people/)
+    leads: tuple[str, ...] = ()  # its leads, by email
 
     @property
     def limited(self) -> bool:

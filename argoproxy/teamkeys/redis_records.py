@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Any
+from typing import Any, Callable
 
 from argoproxy.teamkeys.records import Budget, KeyRecord, MoneyBudget, TeamRecord
 from argoproxy.teamkeys.store import KeyExists, TeamError, no_team, team_has_keys
@@ -15,12 +15,14 @@ PREFIX = "cot_proxy:"
 SEP = "\x1f"
 RECORD_FIELDS = ("name", "digest", "prefix", "models", "rpm", "tpm", "budget_tokens", "budget_period", "expires",
                  "created", "revoked", "max_parallel", "priority", "budget_usd", "budget_usd_period", "team", "tools",
-                 "tool_rpm", "tool_parallel")
+                 "tool_rpm", "tool_parallel", "owner")
 # (a record written before priority, budget_usd, team, tools or the tool limits reads 0 or "" for them)
 
 
 class RedisRecords:
     redis: Any
+
+    owner_state: Callable[[str], tuple[float, float]]  # a person's (disabled, last_seen): redis_people.py
 
     def _forget(self, name: str) -> None:
         """Everything counted under a name (RedisKeyStore's counters and usage rows)."""
@@ -83,6 +85,9 @@ class RedisRecords:
         if not fields:
             return None
         record = _record_of(fields)
+        if record.owner:  # its owner's state, so that disabling a person stops their keys as a revoke does
+            disabled, seen = self.owner_state(record.owner)
+            record = dataclasses.replace(record, owner_disabled=disabled, owner_seen=seen)
         team = self.team(record.team) if record.team else None
         return dataclasses.replace(record, team_record=team) if team is not None else record
 
@@ -149,7 +154,7 @@ def _fields_of(r: KeyRecord) -> dict[str, str]:
             "created": repr(r.created), "revoked": repr(r.revoked), "max_parallel": str(r.max_parallel),
             "priority": str(r.priority), "budget_usd": str(r.budget_usd.nanos if r.budget_usd else 0),
             "budget_usd_period": r.budget_usd.period if r.budget_usd else "", "team": r.team, "tools": ",".join(r.tools),
-            "tool_rpm": str(r.tool_rpm), "tool_parallel": str(r.tool_parallel)}
+            "tool_rpm": str(r.tool_rpm), "tool_parallel": str(r.tool_parallel), "owner": r.owner}
 
 
 def _record_of(f: dict[str, str]) -> KeyRecord:
@@ -161,7 +166,8 @@ def _record_of(f: dict[str, str]) -> KeyRecord:
                      int(f.get("max_parallel") or 0), int(f.get("priority") or 0),
                      MoneyBudget(int(f["budget_usd"]), f.get("budget_usd_period", "day")) if int(f.get("budget_usd") or 0)
                      else None, f.get("team", ""), tools=tuple(t for t in f.get("tools", "").split(",") if t),
-                     tool_rpm=int(f.get("tool_rpm") or 0), tool_parallel=int(f.get("tool_parallel") or 0))
+                     tool_rpm=int(f.get("tool_rpm") or 0), tool_parallel=int(f.get("tool_parallel") or 0),
+                     owner=f.get("owner", ""))
 
 
 def _team_fields(t: TeamRecord) -> dict[str, str]:
@@ -170,7 +176,8 @@ def _team_fields(t: TeamRecord) -> dict[str, str]:
             "expires": repr(t.expires), "created": repr(t.created), "max_parallel": str(t.max_parallel),
             "priority": str(t.priority), "budget_usd": str(t.budget_usd.nanos if t.budget_usd else 0),
             "budget_usd_period": t.budget_usd.period if t.budget_usd else "", "tools": ",".join(t.tools),
-            "tool_rpm": str(t.tool_rpm), "tool_parallel": str(t.tool_parallel)}
+            "tool_rpm": str(t.tool_rpm), "tool_parallel": str(t.tool_parallel), "groups": SEP.join(t.groups),
+            "leads": ",".join(t.leads)}
 
 
 def _team_of(f: dict[str, str]) -> TeamRecord:
@@ -180,4 +187,5 @@ def _team_of(f: dict[str, str]) -> TeamRecord:
                       float(f.get("expires") or 0), float(f.get("created") or 0), int(f.get("max_parallel") or 0),
                       int(f.get("priority") or 0), MoneyBudget(usd, f.get("budget_usd_period", "day")) if usd else None,
                       tuple(t for t in f.get("tools", "").split(",") if t), int(f.get("tool_rpm") or 0),
-                      int(f.get("tool_parallel") or 0))
+                      int(f.get("tool_parallel") or 0), tuple(g for g in f.get("groups", "").split(SEP) if g),
+                      tuple(e for e in f.get("leads", "").split(",") if e))

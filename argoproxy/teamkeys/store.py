@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 from argoproxy.sqlite_files import BUSY_SECONDS, ReadConnection, connect, first_here, immediate, off_loop, wal
 from argoproxy.teamkeys.records import TEAM_WINDOWS, Budget, KeyRecord, MoneyBudget, TeamRecord, money_refusal
 from argoproxy.teamkeys import windows
+from argoproxy.teamkeys.people_rows import ADDED_FOR_PEOPLE, OWNER_OF, PEOPLE_SCHEMA, SEP, PeopleRows
 
 if TYPE_CHECKING:
     from argoproxy.teamkeys.local_windows import LocalWindows
@@ -60,13 +61,14 @@ _ADDED = (("keys", "max_parallel", "INTEGER NOT NULL DEFAULT 0"), ("keys", "prio
           ("usage", "unpriced", "INTEGER NOT NULL DEFAULT 0"), ("keys", "team", "TEXT NOT NULL DEFAULT ''"),
           ("keys", "tools", "TEXT NOT NULL DEFAULT ''"), ("teams", "tools", "TEXT NOT NULL DEFAULT ''"),
           ("keys", "tool_rpm", "INTEGER NOT NULL DEFAULT 0"), ("keys", "tool_parallel", "INTEGER NOT NULL DEFAULT 0"),
-          ("teams", "tool_rpm", "INTEGER NOT NULL DEFAULT 0"), ("teams", "tool_parallel", "INTEGER NOT NULL DEFAULT 0"))
+          ("teams", "tool_rpm", "INTEGER NOT NULL DEFAULT 0"), ("teams", "tool_parallel", "INTEGER NOT NULL DEFAULT 0"),
+          *ADDED_FOR_PEOPLE)
 _KEY_COLUMNS = ("name, digest, prefix, models, rpm, tpm, budget_tokens, budget_period, expires, created, revoked, "
-                "max_parallel, priority, budget_usd, budget_usd_period, team, tools, tool_rpm, tool_parallel")
-_KEY_VALUES = ",".join("?" * 19)
+                "max_parallel, priority, budget_usd, budget_usd_period, team, tools, tool_rpm, tool_parallel, owner")
+_KEY_VALUES = ",".join("?" * 20)
 _TEAM_COLUMNS = ("name, models, rpm, tpm, budget_tokens, budget_period, expires, created, max_parallel, priority, "
-                 "budget_usd, budget_usd_period, tools, tool_rpm, tool_parallel")
-_TEAM_VALUES = ",".join("?" * 15)
+                 "budget_usd, budget_usd_period, tools, tool_rpm, tool_parallel, member_groups, leads")
+_TEAM_VALUES = ",".join("?" * 17)
 
 
 class KeyExists(ValueError):
@@ -87,7 +89,7 @@ def team_has_keys(name: str, keys: list[str]) -> TeamError:
                      "(`keys update NAME --team none`), or delete it with --move-keys-out")
 
 
-class SQLiteKeyStore:
+class SQLiteKeyStore(PeopleRows):
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path).expanduser()
         self._lock = threading.Lock()  # the writing connection's (gthread workers share it)
@@ -111,7 +113,7 @@ class SQLiteKeyStore:
             db = connect(self.path)
             wal(db)
             db.execute("PRAGMA synchronous=NORMAL")
-            db.executescript(SCHEMA)
+            db.executescript(SCHEMA + PEOPLE_SCHEMA)
             with immediate(db):  # one process adds a column; another that started with it then sees it there
                 for table, column, kind in _ADDED:
                     if column not in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}:
@@ -171,13 +173,14 @@ class SQLiteKeyStore:
 
     def find(self, key_digest: str) -> KeyRecord | None:
         """The key's record, with its team's (one read)."""
-        rows = self._read(f"SELECT {_KEY_OF}, {_TEAM_OF} FROM keys LEFT JOIN teams t ON t.name = keys.team "
-                          "WHERE keys.digest = ?", (key_digest,))
+        rows = self._read(f"SELECT {_KEY_OF}, {_TEAM_OF}, {OWNER_OF} FROM keys LEFT JOIN teams t ON t.name = "
+                          "keys.team LEFT JOIN people p ON p.id = keys.owner WHERE keys.digest = ?", (key_digest,))
         return _with_team(rows[0]) if rows else None
 
     def records(self) -> list[KeyRecord]:
-        return [_with_team(row) for row in self._read(f"SELECT {_KEY_OF}, {_TEAM_OF} FROM keys LEFT JOIN teams t "
-                                                      "ON t.name = keys.team ORDER BY keys.name")]
+        return [_with_team(row) for row in self._read(f"SELECT {_KEY_OF}, {_TEAM_OF}, {OWNER_OF} FROM keys LEFT JOIN "
+                                                      "teams t ON t.name = keys.team LEFT JOIN people p ON p.id = "
+                                                      "keys.owner ORDER BY keys.name")]
 
     # ------------------------------------------------------------ teams
     def create_team(self, team: TeamRecord) -> None:
@@ -445,16 +448,16 @@ def _row_of(r: KeyRecord) -> tuple[Any, ...]:
     return (r.name, r.digest, r.prefix, ",".join(r.models), r.rpm, r.tpm, r.budget.tokens if r.budget else 0,
             r.budget.period if r.budget else "", r.expires, r.created, r.revoked, r.max_parallel, r.priority,
             r.budget_usd.nanos if r.budget_usd else 0, r.budget_usd.period if r.budget_usd else "", r.team,
-            ",".join(r.tools), r.tool_rpm, r.tool_parallel)
+            ",".join(r.tools), r.tool_rpm, r.tool_parallel, r.owner)
 
 
 def _record_of(row: tuple[Any, ...]) -> KeyRecord:
     (name, digest, prefix, models, rpm, tpm, tokens, period, expires, created, revoked, max_parallel, priority, usd,
-     usd_period, team, tools, tool_rpm, tool_parallel) = row
+     usd_period, team, tools, tool_rpm, tool_parallel, owner) = row
     return KeyRecord(name, digest, prefix, tuple(m for m in models.split(",") if m), rpm, tpm,
                      Budget(tokens, period) if tokens else None, expires, created, revoked, max_parallel, priority,
                      MoneyBudget(usd, usd_period) if usd else None, team, tools=_globs(tools),
-                     tool_rpm=tool_rpm, tool_parallel=tool_parallel)
+                     tool_rpm=tool_rpm, tool_parallel=tool_parallel, owner=owner or "")
 
 
 _KEY_OF = ", ".join("keys." + column for column in _KEY_COLUMNS.split(", "))
@@ -462,24 +465,27 @@ _TEAM_OF = ", ".join("t." + column for column in _TEAM_COLUMNS.split(", "))  # a
 
 
 def _with_team(row: tuple[Any, ...]) -> KeyRecord:
-    """A key's row and its team's (NULLs: no team, or none of that name) as its record."""
-    record = _record_of(row[:19])
-    return dataclasses.replace(record, team_record=_team_of(row[19:])) if row[19] is not None else record
+    """A key's row, its team's (NULLs: no team, or none of that name) and its owner's state, as its record."""
+    keys, teams = len(_KEY_COLUMNS.split(", ")), len(_TEAM_COLUMNS.split(", "))
+    record = dataclasses.replace(_record_of(row[:keys]), owner_disabled=row[-2] or 0.0, owner_seen=row[-1] or 0.0)
+    team = row[keys:keys + teams]
+    return dataclasses.replace(record, team_record=_team_of(team)) if team[0] is not None else record
 
 
 def _team_row(t: TeamRecord) -> tuple[Any, ...]:
     return (t.name, ",".join(t.models), t.rpm, t.tpm, t.budget.tokens if t.budget else 0,
             t.budget.period if t.budget else "", t.expires, t.created, t.max_parallel, t.priority,
             t.budget_usd.nanos if t.budget_usd else 0, t.budget_usd.period if t.budget_usd else "", ",".join(t.tools),
-            t.tool_rpm, t.tool_parallel)
+            t.tool_rpm, t.tool_parallel, SEP.join(t.groups), ",".join(t.leads))
 
 
 def _team_of(row: tuple[Any, ...]) -> TeamRecord:
     (name, models, rpm, tpm, tokens, period, expires, created, max_parallel, priority, usd, usd_period, tools, tool_rpm,
-     tool_parallel) = row
+     tool_parallel, groups, leads) = row
     return TeamRecord(name, tuple(m for m in models.split(",") if m), rpm, tpm, Budget(tokens, period) if tokens else None,
                       expires, created, max_parallel, priority, MoneyBudget(usd, usd_period) if usd else None,
-                      _globs(tools), tool_rpm, tool_parallel)
+                      _globs(tools), tool_rpm, tool_parallel, tuple(g for g in (groups or "").split(SEP) if g),
+                      _globs(leads))
 
 
 def _globs(text: str | None) -> tuple[str, ...]:
