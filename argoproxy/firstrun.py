@@ -512,6 +512,10 @@ def main(argv: list[str] | None = None) -> None:
         from argoproxy.serve.gunicorn_app import loaded_or_exit
         from argoproxy.teamkeys.teams_cli import main as teams_main
         raise SystemExit(teams_main(argv[1:], lambda flags: loaded_or_exit(flags).settings, prog="run_app.sh"))
+    if argv[:1] == ["people"]:  # ./run_app.sh people ...: as `keys`
+        from argoproxy.serve.gunicorn_app import loaded_or_exit
+        from argoproxy.teamkeys.people_cli import main as people_main
+        raise SystemExit(people_main(argv[1:], lambda flags: loaded_or_exit(flags).settings, prog="run_app.sh"))
     if argv[:1] == ["prices"]:  # ./run_app.sh prices refresh|show: as `keys`, no set-up, no server
         from argoproxy.serve.gunicorn_app import loaded_or_exit
         from argoproxy.spend import prices_main

@@ -36,6 +36,7 @@ from argoproxy.redaction import mask_url
 from argoproxy.config.routing_settings import (KeyLimit, ModelEntry, as_concurrency, check_routing, parse_fallbacks,
                                               parse_key_limits, parse_models, parse_weights)
 from argoproxy.config.tracing_settings import as_tracing, tracing_problem, tracing_warnings
+from argoproxy.config.signin_settings import as_issuer, as_public_url, as_session_max, signin_problem
 from argoproxy.config.setting_fields import (as_base_url, as_bool, as_csv, as_on_off, as_optional_dir, as_str, as_tag, as_url,  # noqa: F401
                                       as_duration, file_text,
                                       choice as _choice, number as _number, positive as _positive,
@@ -349,6 +350,35 @@ class Settings:
                                  negative_flags=("--no-status-page",))
     metrics_public: bool = _setting(False, as_bool, "Serve /metrics without a key when auth is on.",
                                     env=("METRICS_PUBLIC",), flags=("--metrics-public",))
+    # --- sign-in with an OpenID Connect provider (argoproxy/signin/, docs/signin.md)
+    oidc_issuer: str = _setting("", as_issuer, "The OpenID provider's issuer URL (discovery at its "
+                                "/.well-known/openid-configuration); sets sign-in on.", env=("OIDC_ISSUER",))
+    oidc_client_id: str = _setting("", as_str, "The client id the provider gave the proxy.", env=("OIDC_CLIENT_ID",))
+    oidc_client_secret: str = _setting("", as_str, "Its client secret (none: a public client, PKCE alone).",
+                                       env=("OIDC_CLIENT_SECRET",), secret=True)
+    oidc_client_secret_file: str = _setting("", as_str, "A file holding the client secret instead.",
+                                            env=("OIDC_CLIENT_SECRET_FILE",))
+    oidc_scopes: str = _setting("openid email profile", as_str, "Scopes asked at sign-in (openid among them).",
+                                env=("OIDC_SCOPES",))
+    oidc_groups_claim: str = _setting("groups", as_str, "The ID token's claim listing the person's groups.",
+                                      env=("OIDC_GROUPS_CLAIM",))
+    oidc_admin_groups: tuple[str, ...] = _setting((), as_csv, "Groups whose members are admins.",
+                                                  env=("OIDC_ADMIN_GROUPS",))
+    admin_emails: tuple[str, ...] = _setting((), as_csv, "Emails of admins (matched only where the provider says "
+                                             "the email is verified).", env=("ADMIN_EMAILS",))
+    public_url: str = _setting("", as_public_url, "The address people reach the proxy at (redirect URI "
+                               "<PUBLIC_URL>/ui/auth/callback); its host is accepted as ALLOWED_HOSTS' are.",
+                               env=("PUBLIC_URL",))
+    oidc_default_team: str = _setting("", as_str, "The team of a person whose groups name no team (none: they "
+                                      "sign in and hold no key until one is given).", env=("OIDC_DEFAULT_TEAM",))
+    oidc_inactive_days: float = _setting(90.0, _number(float, 0, 36500), "A person not seen at sign-in for this "
+                                         "many days is refused as a disabled one, keys and sessions (0: never).",
+                                         env=("OIDC_INACTIVE_DAYS",))
+    console_session_idle: float = _setting(8 * 3600.0, as_duration, "A console session unused this long ends "
+                                           "(seconds, or 30m, 8h...).", env=("CONSOLE_SESSION_IDLE",))
+    console_session_max: float = _setting(7 * 86400.0, as_session_max, "A console session ends "
+                                          "this long after sign-in, used or not (at most 30d).",
+                                          env=("CONSOLE_SESSION_MAX",))
     # --- MCP servers behind /mcp (argoproxy/mcp/, docs/mcp.md)
     mcp_servers: McpServers = _setting(McpServers(), parse_mcp_servers,
                               "MCP servers at /mcp: name -> {command, args, env, per_session} or {url, headers, "
@@ -795,7 +825,8 @@ def _checked(settings: Settings, environ: Mapping[str, str]) -> Settings:
         raise BadValue(str(exc)) from None
     problem = listener.socket_problem(settings.socket) or listener.key_file_problem(settings) \
         or listener.own_key_problem(settings) or keys_db_problem(settings) or responses_db_problem(settings) \
-        or tracing_problem(settings.tracing, environ) or missing_tokens(settings.mcp_servers, environ)
+        or tracing_problem(settings.tracing, environ) or missing_tokens(settings.mcp_servers, environ) \
+        or signin_problem(settings)
     if problem:
         raise BadValue(problem)
     # Each provider's own rules: for the top-level backend when it serves (no `models`), and for every

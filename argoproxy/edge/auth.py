@@ -27,7 +27,7 @@ import os
 import re
 import sys
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterable, Mapping, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Protocol, Sequence
 
 from argoproxy.errors import ProxyError
 from argoproxy.config.listener import GENERATED_KEY_ENV, generate_key, read_key_file
@@ -42,8 +42,10 @@ if TYPE_CHECKING:
 log = logging.getLogger("cot_proxy")
 
 REALM = 'Bearer realm="cot_proxy"'
-# /ui is the page's shell: its data needs the admin key; the listener proof is asked before any key is sent.
-OPEN_KINDS = frozenset({"health", "root", "ui", "listener_proof"})
+# /ui is the page's shell: its data needs the admin key; the listener proof is asked before any key is sent; the
+# sign-in routes (argoproxy/signin/) are how a person without a key gets a console session.
+OPEN_KINDS = frozenset({"health", "root", "ui", "listener_proof", "signin_login", "signin_callback", "signin_me",
+                        "signin_logout"})
 ADMIN_KEY_NEEDED = ("The status page's data needs the admin key: the value of API_KEY_SECRET (or of the file "
                     "API_KEY_FILE names, or the key printed at start-up when neither is set), sent as "
                     "`Authorization: Bearer <admin key>`; in a browser, type it into /ui or open /ui#key=<admin key>.")
@@ -207,6 +209,7 @@ class Auth:
         admin = [k for k in configured_keys(settings) if k not in limited_keys(settings)] if self.enabled else []
         self.admin_key = AcceptedKeys(admin) if admin else None
         self.team_keys = team_keys  # argoproxy/teamkeys/: keys managed with `cot-proxy keys`
+        self.sessions: Any = None  # console sessions (argoproxy/signin/sessions.py) when sign-in is on
 
     def is_admin(self, req: Request | None) -> bool:
         """Did the request's accepted key come from the operator (not a client or team key)? After check()."""

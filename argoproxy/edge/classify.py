@@ -9,8 +9,8 @@ family (which handler serves it):
             request
   models    /v1/models and /v1/models/{id} (filtered by the allow-list); a door's own model routes
   backend   routes a backend serves itself (ARGO's /v1/chat, /v1/embed, /v1/status)
-  own       the proxy's own /, /health, /metrics, /ui and the launcher's listener proof; a door's answers that ask
-            nothing of an upstream
+  own       the proxy's own /, /health, /metrics, /ui, sign-in's /ui/auth/... and /ui/logout, and the launcher's
+            listener proof; a door's answers that ask nothing of an upstream
   forward   any other path, sent upstream unchanged, when the backend forwards and FORWARD_PATHS allows it
   unknown   nothing serves it (404)
 
@@ -32,6 +32,8 @@ from typing import Any, Callable, Iterable, Protocol
 from argoproxy.edge.paths import Target, encode_path
 from argoproxy.edge.listener_proof import PROOF_PATH
 
+SIGNIN_ROUTES = (("ui/auth/login", "signin_login", {"GET"}), ("ui/auth/callback", "signin_callback", {"GET"}),
+                 ("ui/auth/me", "signin_me", {"GET"}), ("ui/logout", "signin_logout", {"POST"}))
 ALL_METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"})
 API_KINDS = {"chat/completions": "chat", "completions": "completions", "embeddings": "embeddings"}
 
@@ -144,5 +146,7 @@ def standard_table(forwards: bool, forward_paths: tuple[str, ...], doors: Iterab
     table.add("metrics", "metrics", "own", {"GET", "HEAD"})
     table.add("ui", "ui", "own", {"GET", "HEAD"})  # the status page (argoproxy/observe/status_page.py)
     table.add("ui/data", "ui_data", "own", {"GET", "HEAD"})
+    for path, kind, methods in SIGNIN_ROUTES:  # sign-in (argoproxy/signin/pages.py; 404 while OIDC_ISSUER is unset)
+        table.add(path, kind, "own", methods)
     table.add(PROOF_PATH, "listener_proof", "own", {"GET"})  # `cot-proxy run` asks it before sending a key
     return table

@@ -9,7 +9,7 @@ page's own host name made to resolve to 127.0.0.1) the page reads the answers to
   it (browsers send `Origin` on every cross-site request and every POST; the status page's are same-site);
 - while the proxy listens on a loopback TCP address, a request naming any host but a loopback one (`localhost`,
   `*.localhost`, 127.0.0.0/8, ::1, each with or without a port or a final dot) or one ALLOWED_HOSTS lists is
-  refused: a rebinding page names its own site. A browser cannot reach a Unix socket, so SOCKET clients may
+  refused: a rebinding page names its own site (PUBLIC_URL's host and origin count as listed). A browser cannot reach a Unix socket, so SOCKET clients may
   name any host.
 
 Clients that are not browsers (the SDKs, curl, coding agents) send no `Origin` and name the host they connect
@@ -22,6 +22,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from argoproxy.config.listener import is_loopback
 from argoproxy.errors import ProxyError
@@ -39,6 +40,10 @@ class WebPages:
         self.loopback_only = not settings.socket and is_loopback(settings.host)
         self.origins = {origin.strip().lower().rstrip("/") for origin in settings.allowed_origins}
         self.hosts = {host.strip().lower().rstrip(".") for host in settings.allowed_hosts}
+        public = urlsplit(settings.public_url) if settings.public_url else None
+        if public is not None and public.hostname:  # PUBLIC_URL (sign-in): the address people reach, its pages ours
+            self.hosts.add(public.hostname.rstrip("."))
+            self.origins.add(f"{public.scheme}://{public.netloc}".lower())
 
     def check(self, req: Request) -> None:
         host = req.host.strip().lower()

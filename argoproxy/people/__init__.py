@@ -5,10 +5,9 @@ groups whose members belong to it, and its leads by email); and whether they are
 - person.py: what a person is (Person) and their stable id (from the provider's issuer and subject).
 - membership.py: what a sign-in's claims make of a person (their groups, admin by OIDC_ADMIN_GROUPS or a
   verified ADMIN_EMAILS address), their teams, the teams they lead, and when one counts as inactive.
-- cli.py: `cot-proxy people list|disable|enable`, handed the key store by the entry point.
 
-The records live in the key store (SQLite or Redis: argoproxy/teamkeys/), whose methods this room reads through
-the store it is handed; a key's owner is a person's id.
+The records live in the key store (SQLite or Redis: argoproxy/teamkeys/, whose people_cli.py is `cot-proxy people
+list|disable|enable`); a key's owner is a person's id.
 
 May import: the shared modules, config.
 """

@@ -95,6 +95,7 @@ def build_door(settings: Settings, upstream: Upstream | None = None,
                           team_keys=lambda: getattr(gateway, "team_keys", None), **queue_view(gateway))
         gateway.answers.observers.append(page.observe)
     pages = own_pages(gateway, auth, health, metrics.view, page)
+    with_signin(settings, pages, auth, keys)
     return door_routes(gateway, auth, pages, metrics=metrics, tracing=tracing)
 
 
@@ -135,6 +136,20 @@ def route_table(settings: Settings, gateway: Gateway, forwards: bool) -> tuple[R
     if stored is not None and stored.serves_routes(gateway.backend, gateway.routing is not None):
         table.claims.insert(0, stored.claim)
     return table, fronts
+
+
+def with_signin(settings: Settings, pages: OwnPages, auth: Auth, keys: TeamKeys | None) -> None:
+    """Sign-in's routes among the own pages (OIDC_ISSUER; else they answer 404), its sessions in the key store
+    (settings require ENABLE_AUTH with it: `keys` is there), which principal_of reads through `auth.sessions`."""
+    from argoproxy.signin.pages import signin_off, signin_pages
+    if not settings.oidc_issuer or keys is None:
+        pages.kinds.update(dict.fromkeys(("signin_login", "signin_callback", "signin_me", "signin_logout"), signin_off))
+        return
+    store = getattr(keys.store, "primary", keys.store)  # Redis behind its outage policy: sessions go to Redis itself
+    signin = signin_pages(settings, store)
+    keys.inactive_days = settings.oidc_inactive_days
+    auth.sessions = signin.sessions
+    pages.kinds.update(signin.kinds())
 
 
 def own_pages(gateway: Gateway, auth: Auth, health: HealthCheck, metrics_view: Any, page: StatusPage | None) -> OwnPages:

@@ -16,8 +16,11 @@ expiry and usage, managed while the proxy runs (`cot-proxy keys ...`) and stored
   last_seen.py: what each worker last saw of each key's counts in Redis, which an outage's counting starts from.
 - cli.py: the `keys` subcommand (create, list, update, revoke, usage); teams_cli.py: the `teams` subcommand (teams
   of keys: records.py's TeamRecord, whose limits its keys share, counted as a key's under the name team/NAME).
+- people_rows.py, redis_people.py: the people who signed in (argoproxy/people/), console sessions and sign-in flows,
+  in SQLite and in Redis; people_cli.py: the `people` subcommand (list, disable, enable). A key's owner's state is
+  read with the key, so a disabled owner's keys are refused as a revoked key is.
 
-May import: the shared modules, config, spend, meter.
+May import: the shared modules, config, spend, meter, people.
 service.py, what the proxy does with a key per request, reads a call through protocols of its own (Asking,
 Started, Ended), which the sequence's call and its records (pipeline/) fill: this room imports nothing of it.
 cli.py and teams_cli.py, the `keys` and `teams` command lines, are handed the settings reader of the entry point

@@ -3,10 +3,11 @@ store the running proxy reads, so a change takes effect without a restart.
 
     keys create NAME [--models GLOBS] [--rpm N] [--tpm N] [--budget TOKENS/PERIOD] [--budget-usd DOLLARS/PERIOD]
                 [--max-parallel N] [--tool-rpm N] [--tool-parallel N] [--priority N] [--expires DATE] [--team TEAM]
+                [--owner EMAIL]
     keys list
     keys update NAME [--models GLOBS] [--rpm N] [--tpm N] [--budget TOKENS/PERIOD] [--budget-usd DOLLARS/PERIOD]
                 [--max-parallel N] [--tool-rpm N] [--tool-parallel N] [--priority N] [--expires DATE]
-                [--team TEAM|none]
+                [--team TEAM|none] [--owner EMAIL|none]
     keys revoke NAME
     keys usage [--since YYYY-MM-DD] [--csv] [--tools]
 """
@@ -23,7 +24,7 @@ from typing import Any, Callable
 from argoproxy.spend import dollars
 from argoproxy.teamkeys.records import (TEAM_WINDOWS, TOOL_WINDOWS, KeyRecord, TeamRecord, digest, globs_meet, parse_budget,
                                         parse_budget_usd, parse_count, parse_expires, parse_models, parse_name,
-                                        parse_priority, parse_tools)
+                                        parse_owner, parse_priority, parse_tools)
 from argoproxy.teamkeys.store import KeyExists, SQLiteKeyStore
 
 
@@ -38,12 +39,14 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
                         "know it (1-64 letters, digits, '.', '_', '@' or '-'; the key itself is made for you)")
     limit_options(create, lifting=False)
     create.add_argument("--team", help="the team whose limits it shares too (`teams create`)")
+    create.add_argument("--owner", help="the email of the person it belongs to (they signed in once: `people list`)")
     commands.add_parser("list", help="the keys, their limits and state (never the keys themselves)")
     update = commands.add_parser("update", help="change an active key's models or limits, keeping the key and "
                                  "what it used (every worker within a second)")
     update.add_argument("name", help="the key's name, as `keys create` was given it")
     limit_options(update, lifting=True)
     update.add_argument("--team", help="the team whose limits it shares too (none: no team)")
+    update.add_argument("--owner", help="the email of the person it belongs to (none: a service key)")
     revoke = commands.add_parser("revoke", help="refuse a key from now on (every worker within a second)")
     revoke.add_argument("name", help="the key's name, as `keys create` was given it")
     usage = commands.add_parser("usage", help="requests, tokens and cost per key, model and day")
@@ -145,7 +148,8 @@ def create(store: SQLiteKeyStore, args: argparse.Namespace) -> int:
                        team=parse_name(args.team, "team") if args.team else "",
                        tools=parse_tools(args.tools) if args.tools else (),
                        tool_rpm=parse_count(args.tool_rpm, "--tool-rpm") if args.tool_rpm else 0,
-                       tool_parallel=parse_count(args.tool_parallel, "--tool-parallel") if args.tool_parallel else 0)
+                       tool_parallel=parse_count(args.tool_parallel, "--tool-parallel") if args.tool_parallel else 0,
+                       owner=owner_id(store, args.owner) if args.owner else "")
     try:
         store.create(record)
     except KeyExists as exc:
@@ -159,6 +163,15 @@ def create(store: SQLiteKeyStore, args: argparse.Namespace) -> int:
     return 0
 
 
+def owner_id(store: Any, email: str) -> str:
+    """The id of the person of that email (`--owner`): they must have signed in once."""
+    person = store.person_by_email(parse_owner(email))
+    if person is None:
+        raise ValueError(f"no person with the email {email.strip()[:80]!r}: a person is recorded at their first "
+                         "sign-in (`people list` lists them)")
+    return str(person.id)
+
+
 def warn_auth_off(args: argparse.Namespace) -> None:
     """A key made while auth is off does nothing: said, not refused, since keys are often made first and auth
     turned on after (refusing would make that order impossible)."""
@@ -170,22 +183,25 @@ def warn_auth_off(args: argparse.Namespace) -> None:
 
 def list_keys(store: SQLiteKeyStore, args: argparse.Namespace) -> int:
     rows: list[tuple[str, ...]] = [("NAME", "KEY", "MODELS", "RPM", "TPM", "BUDGET", "BUDGET_USD", "PARALLEL", "PRIORITY",
-                                    "TOOL_RPM", "TOOL_PARALLEL", "EXPIRES", "TEAM", "STATE")]
+                                    "TOOL_RPM", "TOOL_PARALLEL", "EXPIRES", "TEAM", "STATE", "OWNER")]
     now = time.time()
+    emails = {p.id: p.email or p.id for p in store.people()}
     for r in store.records():
-        state = "revoked" if r.revoked else "expired" if r.expires and r.expires <= now else "active"
+        state = "revoked" if r.revoked else "expired" if r.expires and r.expires <= now else \
+            "owner disabled" if r.owner_disabled else "active"
         rows.append((r.name, r.prefix + "...", ",".join(r.models) or "*", str(r.rpm or "-"), str(r.tpm or "-"),
                      str(r.budget or "-"), str(r.budget_usd or "-"), str(r.max_parallel or "-"), str(r.priority or "-"),
-                     str(r.tool_rpm or "-"), str(r.tool_parallel or "-"), _day(r.expires) if r.expires else "-", r.team or "-", state))
+                     str(r.tool_rpm or "-"), str(r.tool_parallel or "-"), _day(r.expires) if r.expires else "-", r.team or "-", state,
+                     emails.get(r.owner, r.owner) or "-"))
     _table(rows)
     return 0
 
 
 def update(store: SQLiteKeyStore, args: argparse.Namespace) -> int:
-    changes = _changes(args)
+    changes = key_changes(store, args)
     if not changes:
         raise ValueError("nothing to change: give --models, --tools, --rpm, --tpm, --budget, --budget-usd, --max-parallel, "
-                         "--tool-rpm, --tool-parallel, --priority, --expires or --team")
+                         "--tool-rpm, --tool-parallel, --priority, --expires, --team or --owner")
     if not store.update(args.name, changes):
         raise ValueError(f"no active key named {args.name!r}")
     said = ", ".join(f"{name} {_shown(value)}" for name, value in changes.items())
@@ -236,6 +252,14 @@ def _changes(args: argparse.Namespace) -> dict[str, Any]:
         changes["expires"] = 0.0 if args.expires.lower() == "never" else parse_expires(args.expires)
     if getattr(args, "team", None) is not None:
         changes["team"] = "" if args.team.lower() == "none" else parse_name(args.team, "team")
+    return changes
+
+
+def key_changes(store: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """A key's changes: its limits', and its owner (none: a service key)."""
+    changes = _changes(args)
+    if args.owner is not None:
+        changes["owner"] = "" if args.owner.strip().lower() == "none" else owner_id(store, args.owner)
     return changes
 
 

@@ -98,12 +98,13 @@ class PeopleRows:
                               "WHERE id = ?", (now if disabled else 0.0, disabled, now, person_id))
             if disabled:
                 db.execute("DELETE FROM console_sessions WHERE person = ?", (person_id,))
-            return done.rowcount > 0
+            return bool(done.rowcount > 0)
 
     def set_person_admin(self, person_id: str, admin: bool) -> bool:
         with self._write() as db:
-            return db.execute("UPDATE people SET admin = ?, admin_set = ? WHERE id = ?",
-                              (int(admin), int(admin), person_id)).rowcount > 0
+            done = db.execute("UPDATE people SET admin = ?, admin_set = ? WHERE id = ?",
+                              (int(admin), int(admin), person_id))
+            return bool(done.rowcount > 0)
 
     # ------------------------------------------------------------ console sessions
     def create_session(self, digest: str, session: ConsoleSession) -> None:

@@ -328,3 +328,35 @@ def parse_tools(text: str) -> tuple[str, ...]:
         if not TOOL_GLOB.fullmatch(glob):
             raise ValueError(f"--tools takes globs of tool names such as git__*, got {glob[:60]!r}")
     return globs
+
+
+MOST_GROUPS = 100
+
+
+def parse_groups(text: str) -> tuple[str, ...]:
+    """A team's provider groups: comma-separated names, as the provider's groups claim spells them."""
+    groups = tuple(dict.fromkeys(part.strip() for part in text.split(",") if part.strip()))
+    if not groups or len(groups) > MOST_GROUPS or any(len(g) > 256 or not g.isprintable() for g in groups):
+        raise ValueError(f"--groups takes 1-{MOST_GROUPS} comma-separated group names of printable characters, "
+                         f"got {text[:80]!r}")
+    return groups
+
+
+EMAIL = re.compile(r"[^@\s,]{1,64}@[^@\s,]{1,255}")
+
+
+def parse_emails(text: str, what: str = "--leads") -> tuple[str, ...]:
+    """Emails, comma-separated (kept in lower case: providers differ in the case they send)."""
+    emails = tuple(dict.fromkeys(part.strip().lower() for part in text.split(",") if part.strip()))
+    bad = [e for e in emails if not EMAIL.fullmatch(e) or not e.isprintable()]
+    if not emails or bad or len(emails) > MOST_GROUPS:
+        raise ValueError(f"{what} takes comma-separated emails, got {(bad or [text])[0][:80]!r}")
+    return emails
+
+
+def parse_owner(text: str) -> str:
+    """`keys create|update --owner EMAIL`: an email, as parse_emails reads one."""
+    emails = parse_emails(text, "--owner")
+    if len(emails) != 1:
+        raise ValueError(f"--owner takes one email, got {text[:80]!r}")
+    return emails[0]

@@ -87,6 +87,7 @@ class TeamKeys(UsageRows):
         self.store = store
         self.clock = clock
         self.cache_seconds = cache_seconds
+        self.inactive_days = 0.0  # OIDC_INACTIVE_DAYS with sign-in on: an owner not seen for longer stops their keys
         self.ticks: Callable[[], float] = time.monotonic  # the cache's clock
         self._known: LRU[tuple[KeyRecord, float]] = LRU(CACHE_ENTRIES)  # digest -> (record, when read)
         self._unknown: LRU[float] = LRU(CACHE_ENTRIES)  # digest -> when the store said it has no such key
@@ -191,7 +192,12 @@ class TeamKeys(UsageRows):
                         type(exc).__name__, exc, self.cache_seconds)
 
     def refusal(self, record: KeyRecord) -> str | None:
-        return record.refusal(self.clock())
+        now = self.clock()
+        refused = record.refusal(now)
+        if refused is None and record.owner and self.inactive_days and record.owner_seen and \
+                now - record.owner_seen > self.inactive_days * 86400:  # OIDC_INACTIVE_DAYS, checked where keys are read
+            return f"This API key's owner has not signed in for more than {self.inactive_days:g} days."
+        return refused
 
     def admit_call(self, call: Asking, record: KeyRecord, body: Asked | None = None) -> Lease | None:
         """The key's limits (reserve; its model globs were decided by the guard, argoproxy/pipeline/guard.py); 429

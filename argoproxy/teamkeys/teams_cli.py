@@ -3,6 +3,7 @@ limits their keys share, in the store the running proxy reads (no restart).
 
     teams create NAME [--models GLOBS] [--rpm N] [--tpm N] [--budget TOKENS/PERIOD] [--budget-usd DOLLARS/PERIOD]
                  [--max-parallel N] [--tool-rpm N] [--tool-parallel N] [--priority N] [--expires DATE]
+                 [--groups G1,G2] [--leads EMAIL,...]
     teams list
     teams update NAME [the same options; 0 / none / never / '*' lift one]
     teams delete NAME [--move-keys-out]
@@ -24,7 +25,8 @@ from argoproxy.teamkeys.cli import (SettingsOf, _changes, _day, _day_arg, _shown
                                     run_command,
                                     warn_no_models)
 from argoproxy.teamkeys.records import (TEAM_WINDOWS, KeyRecord, TeamRecord, parse_budget, parse_budget_usd, parse_count,
-                                        parse_expires, parse_models, parse_name, parse_priority, parse_tools)
+                                        parse_emails, parse_expires, parse_groups, parse_models, parse_name,
+                                        parse_priority, parse_tools)
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
@@ -36,11 +38,13 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     create = commands.add_parser("create", help="make a team (`keys create NAME --team TEAM` puts keys in it)")
     create.add_argument("name", help="the team's name (1-64 letters, digits, '.', '_', '@' or '-')")
     limit_options(create, lifting=False, who="its keys together")
+    people_options(create)
     commands.add_parser("list", help="the teams, their limits and how many active keys each has")
     update = commands.add_parser("update", help="change a team's models or limits, keeping its keys and what they "
                                  "used (every worker within a second)")
     update.add_argument("name", help="the team's name, as `teams create` was given it")
     limit_options(update, lifting=True, who="its keys together")
+    people_options(update, " (none: no one)")
     delete = commands.add_parser("delete", help="delete a team (refused while it has keys, unless --move-keys-out)")
     delete.add_argument("name", help="the team's name, as `teams create` was given it")
     delete.add_argument("--move-keys-out", action="store_true", help="its keys leave it, keeping their own limits")
@@ -51,6 +55,22 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     usage.add_argument("--csv", action="store_true", help="CSV instead of a table")
     usage.add_argument("--tools", action="store_true", help="its keys' MCP tool calls per server, tool and day instead")
     return parser
+
+
+def people_options(command: argparse.ArgumentParser, lift: str = "") -> None:
+    command.add_argument("--groups", help="the sign-in provider's groups whose members belong to the team, "
+                         "comma-separated (docs/signin.md)" + lift)
+    command.add_argument("--leads", help="its leads, by email, comma-separated" + lift)
+
+
+def people_changes(args: argparse.Namespace) -> dict[str, Any]:
+    """The team's groups and leads the options give ("none" clears one)."""
+    changes: dict[str, Any] = {}
+    if args.groups is not None:
+        changes["groups"] = () if args.groups.strip().lower() == "none" else parse_groups(args.groups)
+    if args.leads is not None:
+        changes["leads"] = () if args.leads.strip().lower() == "none" else parse_emails(args.leads)
+    return changes
 
 
 def main(argv: list[str], settings_of: SettingsOf, prog: str = "cot-proxy") -> int:
@@ -74,7 +94,8 @@ def create(store: Any, args: argparse.Namespace) -> int:
                       parse_budget_usd(args.budget_usd) if args.budget_usd else None,
                       parse_tools(args.tools) if args.tools else (),
                       parse_count(args.tool_rpm, "--tool-rpm") if args.tool_rpm else 0,
-                      parse_count(args.tool_parallel, "--tool-parallel") if args.tool_parallel else 0)
+                      parse_count(args.tool_parallel, "--tool-parallel") if args.tool_parallel else 0,
+                      **people_changes(args))
     store.create_team(team)
     print(f"team {team.name!r} created; `keys create NAME --team {team.name}` or `keys update NAME --team "
           f"{team.name}` puts keys in it", file=sys.stderr)
@@ -83,23 +104,24 @@ def create(store: Any, args: argparse.Namespace) -> int:
 
 def list_teams(store: Any, args: argparse.Namespace) -> int:
     rows: list[tuple[str, ...]] = [("NAME", "MODELS", "RPM", "TPM", "BUDGET", "BUDGET_USD", "PARALLEL", "PRIORITY",
-                                    "TOOL_RPM", "TOOL_PARALLEL", "EXPIRES", "KEYS", "STATE")]
+                                    "TOOL_RPM", "TOOL_PARALLEL", "EXPIRES", "KEYS", "STATE", "GROUPS", "LEADS")]
     now = time.time()
     members = _members(store)
     for t in store.teams():
         rows.append((t.name, ",".join(t.models) or "*", str(t.rpm or "-"), str(t.tpm or "-"), str(t.budget or "-"),
                      str(t.budget_usd or "-"), str(t.max_parallel or "-"), str(t.priority or "-"),
                      str(t.tool_rpm or "-"), str(t.tool_parallel or "-"), _day(t.expires) if t.expires else "-", str(len(members.get(t.name, []))),
-                     "expired" if t.expires and t.expires <= now else "active"))
+                     "expired" if t.expires and t.expires <= now else "active", ",".join(t.groups) or "-",
+                     ",".join(t.leads) or "-"))
     _table(rows)
     return 0
 
 
 def update(store: Any, args: argparse.Namespace) -> int:
-    changes = _changes(args)
+    changes = _changes(args) | people_changes(args)
     if not changes:
         raise ValueError("nothing to change: give --models, --rpm, --tpm, --budget, --budget-usd, --max-parallel, "
-                         "--tool-rpm, --tool-parallel, --priority or --expires")
+                         "--tool-rpm, --tool-parallel, --priority, --expires, --groups or --leads")
     team = store.update_team(args.name, changes)
     said = ", ".join(f"{name} {_shown(value)}" for name, value in changes.items())
     print(f"updated team {args.name!r}: {said}; in force on every worker within a second", file=sys.stderr)

@@ -1,0 +1,16 @@
+"""Sign-in with an OpenID Connect provider (OIDC_ISSUER, docs/signin.md): the provider's discovery document and
+keys, the authorization-code flow with PKCE, state and nonce, console sessions in the key store, their CSRF
+tokens, and who a console request is (the principal).
+
+- provider.py: the provider's discovery document and JWKS, fetched with requests and cached (refreshed when a
+  read fails or an unknown key id arrives).
+- tokens.py: the code exchanged for tokens (Authlib's OAuth2Session) and the ID token verified (joserfc: signature
+  against the provider's keys, issuer, audience, expiry, nonce, azp): no JWT or OIDC code of our own.
+- sessions.py: console sessions (an opaque random id in an HttpOnly cookie, stored by its digest, idle and absolute
+  lifetimes, a CSRF token each) and the cookies' spelling.
+- principal.py: Principal and principal_of (the admin key as `Authorization: Bearer`, or a console session).
+- pages.py: the routes /ui/auth/login, /ui/auth/callback, /ui/auth/me and POST /ui/logout, the own pages'
+  (observe/own_pages.py) kinds, served without a key when auth is on.
+
+May import: the shared modules, config, edge, people, teamkeys.
+"""
