@@ -39,7 +39,8 @@ def installed() -> Path | None:
 
 
 class OidcProvider:
-    def __init__(self, public_url: str) -> None:
+    def __init__(self, *public_urls: str) -> None:
+        """A provider whose one client may return to each of `public_urls` (the proxies' PUBLIC_URLs)."""
         modules, node = installed(), shutil.which("node")
         if modules is None or node is None:
             why = "npm's oidc-provider is not installed (tools/build_oidc_provider.sh)" if node else "node is missing"
@@ -53,8 +54,8 @@ class OidcProvider:
         self.dir = Path(tempfile.mkdtemp(prefix="cot_proxy_oidc_"))
         config = {"port": self.port, "issuer": self.issuer, "jwks": {"keys": [self.key.as_dict(private=True)]},
                   "client": {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
-                             "redirect_uris": [public_url + "/ui/auth/callback"],
-                             "post_logout_redirect_uris": [public_url + "/ui"]},
+                             "redirect_uris": [url + "/ui/auth/callback" for url in public_urls],
+                             "post_logout_redirect_uris": [url + "/ui" for url in public_urls]},
                   "users": [{"sub": f"sub-{login}", "login": login, "password": PASSWORD, "email": email,
                              "email_verified": verified, "name": login.title(), "groups": groups}
                             for login, email, verified, groups in USERS]}

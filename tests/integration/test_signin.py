@@ -26,6 +26,7 @@ from tests.keys_cli import run_keys
 from tests.oidc_provider import OidcProvider, sign_in, signin_settings, through_provider, to_callback
 from tests.polling import poll
 from tests.proxy_process import ProxyProcess, free_port, start_on_free_port
+from tests.redis_server import RedisServer
 
 ADMIN = "admin-key-for-signin-tests"
 CHAT = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}
@@ -42,9 +43,9 @@ def proxy_on(port: int, **settings: str) -> ProxyProcess:
 def world() -> Iterator[SimpleNamespace]:
     """A provider, a fake upstream and two proxy instances on one SQLite key store (the second on another port,
     PUBLIC_URL the first's: a replica behind one address)."""
-    port = free_port()
+    port, redis_port = free_port(), free_port()
     public = f"http://localhost:{port}"  # the provider lives on 127.0.0.1: the two sites' cookies stay apart
-    provider = OidcProvider(public).start()
+    provider = OidcProvider(public, f"http://localhost:{redis_port}").start()
     folder = Path(tempfile.mkdtemp(prefix="cot_proxy_signin_db_"))
     db = folder / "keys.db"
     cli(teams_cli, db, "create", "eng", "--groups", "eng", "--leads", "alice@example.com")
@@ -55,7 +56,8 @@ def world() -> Iterator[SimpleNamespace]:
                         "KEYS_DB": str(db), **signin_settings(provider, public)}
             proxies.append(proxy_on(port, **settings))
             proxies.append(proxy_on(free_port(), **settings))
-            yield SimpleNamespace(provider=provider, public=public, one=proxies[0], two=proxies[1], db=db, fake=fake)
+            yield SimpleNamespace(provider=provider, public=public, one=proxies[0], two=proxies[1], db=db, fake=fake,
+                                  redis_port=redis_port)
     finally:
         for proxy in proxies:
             proxy.stop()
@@ -187,3 +189,35 @@ def test_a_team_key_is_no_console_session(world):
     key = done.stdout.strip()
     answer = requests.get(world.public + "/ui/auth/me", headers={"Authorization": f"Bearer {key}"})
     assert answer.status_code == 401
+
+
+def test_on_redis_a_session_and_an_owner_s_state_reach_every_replica(world):
+    """Two replicas on one Redis: a session begun on one serves on the other; disabling its person (the people
+    command on Redis) ends it and stops their key on both."""
+    redis = RedisServer().start()
+    public = f"http://localhost:{world.redis_port}"
+    replicas: list[ProxyProcess] = []
+    try:
+        settings = {"TARGET_BASE_URL": world.fake.base_url, "ENABLE_AUTH": "true", "API_KEY_SECRET": ADMIN,
+                    "REDIS_URL": redis.url, **signin_settings(world.provider, public)}
+        replicas += [proxy_on(world.redis_port, **settings), proxy_on(free_port(), **settings)]
+        browser = requests.Session()
+        cookie = sign_in(browser, public, "alice").cookies.get("cot_console")
+        other = replicas[1].url + "/ui/auth/me"
+        assert requests.get(other, headers={"Cookie": f"cot_console={cookie}"}).json()["email"] == "alice@example.com"
+        done = run_keys("create", "alices-key", "--owner", "alice@example.com", redis_url=redis.url)
+        assert done.returncode == 0, done.stderr
+        key = done.stdout.strip()
+        chat = lambda: requests.post(replicas[1].base_url + "/chat/completions", json=CHAT,  # noqa: E731
+                                     headers={"Authorization": f"Bearer {key}"})
+        assert chat().status_code == 200
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            assert people_cli.main(["disable", "alice@example.com"], lambda flags: SimpleNamespace(
+                redis_url=redis.url, keys_db="", enable_auth=True, oidc_inactive_days=90.0)) == 0
+        assert poll(lambda: chat().status_code == 401, timeout=3)
+        assert requests.get(other, headers={"Cookie": f"cot_console={cookie}"}).status_code == 401
+    finally:
+        for replica in replicas:
+            replica.stop()
+        redis.close()
