@@ -351,33 +351,28 @@ class Settings:
     metrics_public: bool = _setting(False, as_bool, "Serve /metrics without a key when auth is on.",
                                     env=("METRICS_PUBLIC",), flags=("--metrics-public",))
     # --- sign-in with an OpenID Connect provider (argoproxy/signin/, docs/signin.md)
-    oidc_issuer: str = _setting("", as_issuer, "The OpenID provider's issuer URL (discovery at its "
-                                "/.well-known/openid-configuration); sets sign-in on.", env=("OIDC_ISSUER",))
-    oidc_client_id: str = _setting("", as_str, "The client id the provider gave the proxy.", env=("OIDC_CLIENT_ID",))
-    oidc_client_secret: str = _setting("", as_str, "Its client secret (none: a public client, PKCE alone).",
+    oidc_issuer: str = _setting("", as_issuer, "The OpenID provider's issuer: sign-in on (docs/signin.md).", env=("OIDC_ISSUER",))
+    oidc_client_id: str = _setting("", as_str, "The proxy's client id at the provider.", env=("OIDC_CLIENT_ID",))
+    oidc_client_secret: str = _setting("", as_str, "Its client secret.",
                                        env=("OIDC_CLIENT_SECRET",), secret=True)
-    oidc_client_secret_file: str = _setting("", as_str, "A file holding the client secret instead.",
+    oidc_client_secret_file: str = _setting("", as_str, "A file holding it instead.",
                                             env=("OIDC_CLIENT_SECRET_FILE",))
-    oidc_scopes: str = _setting("openid email profile", as_str, "Scopes asked at sign-in (openid among them).",
+    oidc_scopes: str = _setting("openid email profile", as_str, "Scopes asked at sign-in.",
                                 env=("OIDC_SCOPES",))
-    oidc_groups_claim: str = _setting("groups", as_str, "The ID token's claim listing the person's groups.",
+    oidc_groups_claim: str = _setting("groups", as_str, "The ID token's claim of groups.",
                                       env=("OIDC_GROUPS_CLAIM",))
     oidc_admin_groups: tuple[str, ...] = _setting((), as_csv, "Groups whose members are admins.",
                                                   env=("OIDC_ADMIN_GROUPS",))
-    admin_emails: tuple[str, ...] = _setting((), as_csv, "Emails of admins (matched only where the provider says "
-                                             "the email is verified).", env=("ADMIN_EMAILS",))
-    public_url: str = _setting("", as_public_url, "The address people reach the proxy at (redirect URI "
-                               "<PUBLIC_URL>/ui/auth/callback); its host is accepted as ALLOWED_HOSTS' are.",
+    admin_emails: tuple[str, ...] = _setting((), as_csv, "Emails of admins (verified ones only).", env=("ADMIN_EMAILS",))
+    public_url: str = _setting("", as_public_url, "The address people reach the proxy at.",
                                env=("PUBLIC_URL",))
-    oidc_default_team: str = _setting("", as_str, "The team of a person whose groups name no team (none: they "
-                                      "sign in and hold no key until one is given).", env=("OIDC_DEFAULT_TEAM",))
-    oidc_inactive_days: float = _setting(90.0, _number(float, 0, 36500), "A person not seen at sign-in for this "
-                                         "many days is refused as a disabled one, keys and sessions (0: never).",
+    oidc_default_team: str = _setting("", as_str, "The team of a person whose groups name none.", env=("OIDC_DEFAULT_TEAM",))
+    oidc_inactive_days: float = _setting(90.0, _number(float, 0, 36500), "Days without sign-in after which a person "
+                                         "is refused as disabled (0: never).",
                                          env=("OIDC_INACTIVE_DAYS",))
-    console_session_idle: float = _setting(8 * 3600.0, as_duration, "A console session unused this long ends "
-                                           "(seconds, or 30m, 8h...).", env=("CONSOLE_SESSION_IDLE",))
-    console_session_max: float = _setting(7 * 86400.0, as_session_max, "A console session ends "
-                                          "this long after sign-in, used or not (at most 30d).",
+    console_session_idle: float = _setting(8 * 3600.0, as_duration, "A console session unused this long ends.", env=("CONSOLE_SESSION_IDLE",))
+    console_session_max: float = _setting(7 * 86400.0, as_session_max, "A console session ends this "
+                                          "long after sign-in (at most 30d).",
                                           env=("CONSOLE_SESSION_MAX",))
     # --- MCP servers behind /mcp (argoproxy/mcp/, docs/mcp.md)
     mcp_servers: McpServers = _setting(McpServers(), parse_mcp_servers,

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from argoproxy.edge.auth import Auth, KeySpellings
 from argoproxy.edge.classify import RouteTable, standard_table
+from argoproxy.errors import ProxyError
 from argoproxy.fronts import FRONTS, Front, front_named
 from argoproxy.fronts.kept import StoredStateHandler
 from argoproxy.fronts.model_listing import ModelListing
@@ -141,15 +142,19 @@ def route_table(settings: Settings, gateway: Gateway, forwards: bool) -> tuple[R
 def with_signin(settings: Settings, pages: OwnPages, auth: Auth, keys: TeamKeys | None) -> None:
     """Sign-in's routes among the own pages (OIDC_ISSUER; else they answer 404), its sessions in the key store
     (settings require ENABLE_AUTH with it: `keys` is there), which principal_of reads through `auth.sessions`."""
-    from argoproxy.signin.pages import signin_off, signin_pages
     if not settings.oidc_issuer or keys is None:
         pages.kinds.update(dict.fromkeys(("signin_login", "signin_callback", "signin_me", "signin_logout"), signin_off))
         return
+    from argoproxy.signin.pages import signin_pages  # (Authlib is imported only with sign-in on)
     store = getattr(keys.store, "primary", keys.store)  # Redis behind its outage policy: sessions go to Redis itself
     signin = signin_pages(settings, store)
     keys.inactive_days = settings.oidc_inactive_days
     auth.sessions = signin.sessions
     pages.kinds.update(signin.kinds())
+
+
+def signin_off(kind: str, query: str, req: Any) -> Any:
+    raise ProxyError(404, "Sign-in is off: OIDC_ISSUER is not set (docs/signin.md).", code="unknown_route")
 
 
 def own_pages(gateway: Gateway, auth: Auth, health: HealthCheck, metrics_view: Any, page: StatusPage | None) -> OwnPages:

@@ -162,6 +162,3 @@ def signin_pages(settings: Settings, store: Any) -> SignInPages:
                     settings.public_url + "/ui/auth/callback")
     return SignInPages(settings, store, OpenIdProvider(settings.oidc_issuer), client, sessions)
 
-
-def signin_off(kind: str, query: str, req: Request | None) -> Answer:
-    raise ProxyError(404, "Sign-in is off: OIDC_ISSUER is not set (docs/signin.md).", code="unknown_route")
