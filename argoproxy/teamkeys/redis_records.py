@@ -187,5 +187,9 @@ def _team_of(f: dict[str, str]) -> TeamRecord:
                       float(f.get("expires") or 0), float(f.get("created") or 0), int(f.get("max_parallel") or 0),
                       int(f.get("priority") or 0), MoneyBudget(usd, f.get("budget_usd_period", "day")) if usd else None,
                       tuple(t for t in f.get("tools", "").split(",") if t), int(f.get("tool_rpm") or 0),
-                      int(f.get("tool_parallel") or 0), tuple(g for g in f.get("groups", "").split(SEP) if g),
-                      tuple(e for e in f.get("leads", "").split(",") if e))
+                      int(f.get("tool_parallel") or 0), *_people_of(f))
+
+
+def _people_of(f: dict[str, str]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """A team's groups and leads (argoproxy/people/)."""
+    return (tuple(g for g in f.get("groups", "").split(SEP) if g), tuple(e for e in f.get("leads", "").split(",") if e))
