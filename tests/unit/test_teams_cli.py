@@ -57,12 +57,12 @@ def test_a_team_is_made_listed_changed_and_its_keys_share_it(where, capsys):
     assert run(where, "teams", "list") == 0
     listed = capsys.readouterr().out.splitlines()
     assert listed[0].split() == ["NAME", "MODELS", "RPM", "TPM", "BUDGET", "BUDGET_USD", "PARALLEL", "PRIORITY",
-                                 "TOOL_RPM", "TOOL_PARALLEL", "EXPIRES", "KEYS", "STATE"]
+                                 "TOOL_RPM", "TOOL_PARALLEL", "EXPIRES", "KEYS", "STATE", "GROUPS", "LEADS"]
     assert listed[1].split() == ["lab", "gpt-4o*,claude-*", "60", "50000", "1000000/day", "$200.00/month", "8", "3",
-                                 "-", "-", "2099-12-31", "23:59", "UTC", "2", "active"]
+                                 "-", "-", "2099-12-31", "23:59", "UTC", "2", "active", "-", "-"]
     assert run(where, "keys", "list") == 0
     rows = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()[1:]}
-    assert rows["alice"][-2:] == ["lab", "active"] and rows["carol"][-2:] == ["-", "active"]
+    assert rows["alice"][-3:] == ["lab", "active", "-"] and rows["carol"][-3:] == ["-", "active", "-"]  # -: no owner
 
     store = store_of(where)
     alice = next(r for r in store.records() if r.name == "alice")
