@@ -49,7 +49,10 @@ class SignInPages:
     # ---------------------------------------------------------------- GET /ui/auth/login
     def login(self, kind: str, query: str, req: Request | None) -> Answer:
         endpoint = self.provider.document()["authorization_endpoint"]
-        state, nonce, verifier, browser = (secrets.token_urlsafe(32) for _ in range(4))
+        state, nonce, verifier = (secrets.token_urlsafe(32) for _ in range(3))
+        # the browser's cookie kept when it has one: two sign-ins begun in two tabs both finish
+        held = self.cookies.read(req.headers, self.cookies.flow) if req is not None else ""
+        browser = held if 40 <= len(held) <= 64 and held.isascii() else secrets.token_urlsafe(32)
         self.store.save_flow(digest(state), SignInFlow(digest(browser), nonce, verifier, self.clock()))
         url = self.client.authorization_url(endpoint, state, nonce, verifier)
         return redirect(url, self.cookies.set(self.cookies.flow, browser, FLOW_SECONDS))

@@ -126,9 +126,17 @@ def test_a_code_with_another_sign_ins_state_fails_its_pkce_check(world):
     code = parse_qs(urlsplit(through_provider(browser, first, world.public, "alice")).query)["code"][0]
     state = parse_qs(urlsplit(second).query)["state"][0]  # the second flow's: its verifier and nonce differ
     refused = browser.get(f"{world.public}/ui/auth/callback?code={code}&state={state}", allow_redirects=False)
-    assert refused.status_code == 401 and refused.json()["error"]["code"] == "signin_failed"
+    assert refused.status_code == 401 and "the provider refused the code" in refused.json()["error"]["message"]
     unknown = browser.get(f"{world.public}/ui/auth/callback?code={code}&state=forged", allow_redirects=False)
     assert unknown.status_code == 401
+
+
+def test_two_sign_ins_begun_in_one_browser_both_finish(world):
+    browser = requests.Session()
+    first = browser.get(world.public + "/ui/auth/login", allow_redirects=False).headers["Location"]
+    browser.get(world.public + "/ui/auth/login", allow_redirects=False)  # another tab
+    callback = through_provider(browser, first, world.public, "alice")
+    assert browser.get(callback, allow_redirects=False).status_code == 303
 
 
 def test_logout_needs_its_csrf_token_and_ends_the_session(world):

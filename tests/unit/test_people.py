@@ -5,14 +5,17 @@ the sign-in routes without OIDC; a console session's principal, and a team key t
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
 
 from argoproxy.config.settings import SettingsError, load_settings
 from argoproxy.edge.http_objects import Request
+from argoproxy.errors import ProxyError
 from argoproxy.people import Person, person_id
 from argoproxy.people.membership import AdminRule, inactive, person_of_claims, teams_led, teams_of
+from argoproxy.signin.pages import SignInPages
 from argoproxy.signin.principal import principal_of
 from argoproxy.signin.sessions import ConsoleSessions, Cookies
 from argoproxy.teamkeys.people_rows import ConsoleSession, SignInFlow
@@ -181,3 +184,52 @@ def test_whole_sign_in_settings_load_and_public_url_s_host_is_accepted(make):
 def test_a_person_is_a_frozen_record():
     with pytest.raises(AttributeError):
         Person("p", "s", ISSUER).admin = True  # type: ignore[misc]
+
+
+def test_a_disabled_owner_s_key_is_refused_in_each_door_s_shape(store, make):
+    ann = store.signed_in(person_of_claims(claims(), ISSUER, "groups", time.time()), rule_admin=False)
+    store.create(KeyRecord("anns", digest("sk-ann-key"), "sk-", created=time.time(), owner=ann.id))
+    store.set_person_disabled(ann.id, True, time.time())
+    door, up, _ = make(ENABLE_AUTH="true", API_KEY_SECRET="admin-key", KEYS_DB=str(store.path))
+    body = {"model": "gpt-4o", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
+    messages = door.handle(Request.of("POST", "/v1/messages", body, {"x-api-key": "sk-ann-key"}))
+    chat = door.handle(Request.of("POST", "/v1/chat/completions", body, {"Authorization": "Bearer sk-ann-key"}))
+    assert messages.status_code == chat.status_code == 401 and up.sent == []
+    assert json.loads(messages.get_data())["type"] == "error"  # Anthropic's shape
+    assert json.loads(chat.get_data())["error"]["message"] == "This API key's owner is disabled."
+
+
+class NoProvider:
+    def document(self) -> dict:
+        raise AssertionError("not asked")
+
+
+def test_a_sign_in_after_the_inactive_days_disables_the_person(store):
+    settings = load_settings({}, {**BASE, **WHOLE, "OIDC_INACTIVE_DAYS": "30"})
+    sessions = ConsoleSessions(store, Cookies(secure=True), 3600, 86400, 30)
+    pages = SignInPages(settings, store, NoProvider(), None, sessions, clock=lambda: NOW)  # type: ignore[arg-type]
+    assert pages.signed_in(claims(), NOW).last_seen == NOW
+    assert pages.signed_in(claims(), NOW + 29 * 86400).last_seen == NOW + 29 * 86400
+    with pytest.raises(ProxyError) as refused:
+        pages.signed_in(claims(), NOW + 60 * 86400)
+    assert refused.value.status == 403 and refused.value.code == "person_disabled"
+    assert store.people()[0].disabled == NOW + 60 * 86400
+
+
+@pytest.mark.parametrize("args, said", [
+    (["--groups", " , "], "--groups"), (["--leads", "not-an-email"], "--leads"),
+    (["--leads", "a@b.c,x y@b.c"], "--leads"), (["--groups", "a\x00b"], "--groups"),
+])
+def test_teams_groups_and_leads_are_checked(args, said, tmp_path, capsys):
+    from argoproxy.teamkeys.teams_cli import main
+    status = main(["--keys-db", str(tmp_path / "k.db"), "create", "eng", *args], lambda flags: None)
+    assert status == 2 and said in capsys.readouterr().err
+
+
+def test_teams_groups_and_leads_are_kept_and_cleared(store):
+    from argoproxy.teamkeys.teams_cli import main
+    db = ["--keys-db", str(store.path)]
+    assert main([*db, "create", "eng", "--groups", "eng,cn=x,ou=y", "--leads", "Ann@Example.com"], lambda f: None) == 0
+    assert store.team("eng").groups == ("eng", "cn=x", "ou=y") and store.team("eng").leads == ("ann@example.com",)
+    assert main([*db, "update", "eng", "--groups", "none", "--leads", "none"], lambda f: None) == 0
+    assert store.team("eng").groups == () == store.team("eng").leads
