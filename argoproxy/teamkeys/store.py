@@ -464,12 +464,16 @@ _KEY_OF = ", ".join("keys." + column for column in _KEY_COLUMNS.split(", "))
 _TEAM_OF = ", ".join("t." + column for column in _TEAM_COLUMNS.split(", "))  # a key's team's row, beside it
 
 
+_KEYS, _TEAMS = len(_KEY_COLUMNS.split(", ")), len(_TEAM_COLUMNS.split(", "))
+
+
 def _with_team(row: tuple[Any, ...]) -> KeyRecord:
     """A key's row, its team's (NULLs: no team, or none of that name) and its owner's state, as its record."""
-    keys, teams = len(_KEY_COLUMNS.split(", ")), len(_TEAM_COLUMNS.split(", "))
-    record = dataclasses.replace(_record_of(row[:keys]), owner_disabled=row[-2] or 0.0, owner_seen=row[-1] or 0.0)
-    team = row[keys:keys + teams]
-    return dataclasses.replace(record, team_record=_team_of(team)) if team[0] is not None else record
+    record = _record_of(row[:_KEYS])
+    team = row[_KEYS:_KEYS + _TEAMS]
+    owner = {"owner_disabled": row[-2] or 0.0, "owner_seen": row[-1] or 0.0} if record.owner else {}
+    return dataclasses.replace(record, team_record=_team_of(team), **owner) if team[0] is not None else \
+        dataclasses.replace(record, **owner) if owner else record
 
 
 def _team_row(t: TeamRecord) -> tuple[Any, ...]:
