@@ -471,7 +471,7 @@ def _with_team(row: tuple[Any, ...]) -> KeyRecord:
     """A key's row, its team's (NULLs: no team, or none of that name) and its owner's state, as its record."""
     record = _record_of(row[:_KEYS])
     team = row[_KEYS:_KEYS + _TEAMS]
-    owner = {"owner_disabled": row[-2] or 0.0, "owner_seen": row[-1] or 0.0} if record.owner else {}
+    owner: dict[str, Any] = {"owner_disabled": row[-2] or 0.0, "owner_seen": row[-1] or 0.0} if record.owner else {}
     return dataclasses.replace(record, team_record=_team_of(team), **owner) if team[0] is not None else \
         dataclasses.replace(record, **owner) if owner else record
 
