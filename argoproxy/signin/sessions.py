@@ -19,7 +19,7 @@ from argoproxy.people.membership import refusal
 from argoproxy.teamkeys.people_rows import ConsoleSession
 
 TOUCH_SECONDS = 60.0  # a session's last use is written at most this often (one write a minute, not one a request)
-MOST_COOKIE = 4096  # a Cookie header longer than this is not read
+MOST_COOKIE = 16384  # a Cookie header longer than this is not read (Gunicorn takes 8,190 bytes a header)
 
 
 def digest(value: str) -> str:

@@ -233,3 +233,16 @@ def test_teams_groups_and_leads_are_kept_and_cleared(store):
     assert store.team("eng").groups == ("eng", "cn=x", "ou=y") and store.team("eng").leads == ("ann@example.com",)
     assert main([*db, "update", "eng", "--groups", "none", "--leads", "none"], lambda f: None) == 0
     assert store.team("eng").groups == () == store.team("eng").leads
+
+
+def test_keys_owner_is_set_changed_and_listed(store):
+    from tests.keys_cli import run_keys
+    ann = store.signed_in(person_of_claims(claims(), ISSUER, "groups", NOW), rule_admin=False)
+    assert run_keys("create", "k1", "--owner", "ANN@example.com", keys_db=store.path).returncode == 0
+    assert next(r for r in store.records() if r.name == "k1").owner == ann.id
+    listed = run_keys("list", keys_db=store.path).stdout.splitlines()
+    assert listed[0].split()[-1] == "OWNER" and listed[1].split()[-1] == "Ann@Example.com"
+    assert run_keys("update", "k1", "--owner", "none", keys_db=store.path).returncode == 0
+    assert next(r for r in store.records() if r.name == "k1").owner == ""
+    refused = run_keys("update", "k1", "--owner", "not an email", keys_db=store.path)
+    assert refused.returncode == 2 and "--owner" in refused.stderr

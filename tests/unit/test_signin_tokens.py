@@ -11,6 +11,7 @@ import json
 import time
 
 import pytest
+import responses as responses_lib
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
@@ -88,3 +89,28 @@ def test_a_rotated_key_is_fetched_again():
         return {"keys": [(KEY if fresh else OTHER).as_dict(private=False) | {"kid": "k1" if fresh else "old"}]}
     assert verified_claims(token(), rotating, ISSUER, CLIENT, NONCE, NOW)["sub"] == "sub-1"
     assert asked == [False, True]
+
+
+@responses_lib.activate
+def test_a_discovery_document_naming_another_issuer_is_refused_and_read_again_later():
+    from argoproxy.signin.provider import DISCOVERY_PATH, OpenIdProvider
+    endpoints = {"authorization_endpoint": ISSUER + "/auth", "token_endpoint": ISSUER + "/token",
+                 "jwks_uri": ISSUER + "/jwks"}
+    responses_lib.get(ISSUER + DISCOVERY_PATH, json={"issuer": "https://evil.example.com", **endpoints})
+    provider = OpenIdProvider(ISSUER)
+    with pytest.raises(ProxyError) as refused:
+        provider.document()
+    assert refused.value.status == 502 and refused.value.code == "signin_provider_unavailable"
+    responses_lib.replace(responses_lib.GET, ISSUER + DISCOVERY_PATH, json={"issuer": ISSUER, **endpoints})
+    assert provider.document()["token_endpoint"] == ISSUER + "/token"
+    responses_lib.replace(responses_lib.GET, ISSUER + DISCOVERY_PATH, body="x" * (2 << 20))
+    provider.forget()
+    with pytest.raises(ProxyError):
+        provider.document()  # over a megabyte: no provider's
+
+
+def test_an_unreachable_provider_is_a_502_not_a_500():
+    from argoproxy.signin.provider import OpenIdProvider
+    with pytest.raises(ProxyError) as refused:
+        OpenIdProvider("http://127.0.0.1:9").document()
+    assert refused.value.status == 502
