@@ -57,6 +57,11 @@ class CallStart(msgspec.Struct, frozen=True):
         return self.client.request_id
 
     @property
+    def session(self) -> str:
+        """The agent session the request belongs to ("" for none)."""
+        return self.client.session
+
+    @property
     def send_mode(self) -> str:
         return "stream" if self.upstream_stream else "non_stream"
 

@@ -33,6 +33,7 @@ from argoproxy.teamkeys.records import Budget, KeyRecord, MoneyBudget
 from argoproxy.teamkeys.redis_deadline import TIMEOUT, with_deadline  # a round trip's whole time, not each read's
 from argoproxy.teamkeys.redis_tool_holds import RedisToolHolds
 from argoproxy.teamkeys.redis_tool_usage import RedisToolUsage
+from argoproxy.teamkeys.session_usage import RedisSessionUsage
 from argoproxy.teamkeys.store import usage_day
 
 # Leases: a round trip to Redis costs more CPU than the rest of a request's admission (redis-py: 70 us for a
@@ -61,7 +62,7 @@ def connect(url: str) -> Any:
                                               decode_responses=True))
 
 
-class RedisKeyStore(RedisRecords, RedisToolUsage, RedisToolHolds):
+class RedisKeyStore(RedisRecords, RedisToolUsage, RedisToolHolds, RedisSessionUsage):
     """Key and team records (redis_records.py), the counting below, its MCP tool calls' rows and holds
     (redis_tool_*.py)."""
 
