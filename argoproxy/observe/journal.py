@@ -79,22 +79,23 @@ class Journal:
         """Register a value to redact from now on (e.g. the client's own upstream key)."""
         self.redactor.add(secret)
 
-    def record(
-        self,
-        file: str,
-        logging_id: str,
-        input: Any,
-        output: Any,
-        send_mode: str | None = None,
-        return_mode: str | None = None,
-        status: int | None = None,
-        latency_ms: float | None = None,
-        extra: dict[str, Any] | None = None,
-        at: bool = False,
-    ) -> tuple[int, int]:
-        """Write one record to the ``"client"`` or ``"server"`` journal (never raises on I/O errors). With `at`:
-        the line's offset and length in its file (the request log's index); else, or when it was not written,
-        (-1, 0)."""
+    def record(self, file: str, logging_id: str, input: Any, output: Any, send_mode: str | None = None,
+               return_mode: str | None = None, status: int | None = None, latency_ms: float | None = None,
+               extra: dict[str, Any] | None = None) -> None:
+        """Write one record to the ``"client"`` or ``"server"`` journal (never raises on I/O errors)."""
+        self._write(file, self.record_line(file, logging_id, input, output, send_mode, return_mode, status,
+                                           latency_ms, extra))
+
+    def record_at(self, file: str, *args: Any, **kwargs: Any) -> tuple[int, int]:
+        """`record`, and the line's offset and length in its file (the request log's index); (-1, 0) when it was
+        not written."""
+        line = self.record_line(file, *args, **kwargs)
+        return self._write_at(file, line), len(line)
+
+    def record_line(self, file: str, logging_id: str, input: Any, output: Any, send_mode: str | None = None,
+                    return_mode: str | None = None, status: int | None = None, latency_ms: float | None = None,
+                    extra: dict[str, Any] | None = None) -> bytes:
+        """One record's line, redacted."""
         if file not in self._fds:
             raise ValueError(f"journal file must be 'client' or 'server', not {file!r}")
         entry: dict[str, Any] = {
@@ -109,11 +110,7 @@ class Journal:
         }
         for key, value in (extra or {}).items():
             entry.setdefault(key, value)  # extras never overwrite the core fields
-        line = self.line(entry)
-        if at:
-            return self._write_at(file, line), len(line)
-        self._write(file, line)
-        return -1, 0
+        return self.line(entry)
 
     def body(self, data: Any, tap: BodyTap | None = None) -> Any:
         """A body as a journal records it: parsed JSON when it is short, else its prefix, length and sha256
@@ -283,11 +280,13 @@ def journal_observer(journal: Journal, index: RequestIndex | None = None) -> Cal
                       extra={"request_id": client.request_id, **_client_id(start), "path": "/" + client.path,
                              "front": client.front, "model": start.model, **_served(start, end),
                              **({"usage_estimated": True} if end.usage_estimated else {})})
-        offset, length = journal.record("client", logging_id, journal.body(start.raw_body),
-                                        journal.body(end.output, end.output_tap), status=end.status,
-                                        at=index is not None, **common)
-        if index is not None and offset >= 0:
-            index.add(log_row(start, end, journal.paths["client"], offset, length))
+        client_body, answer = journal.body(start.raw_body), journal.body(end.output, end.output_tap)
+        if index is None:
+            journal.record("client", logging_id, client_body, answer, status=end.status, **common)
+        else:
+            offset, length = journal.record_at("client", logging_id, client_body, answer, status=end.status, **common)
+            if offset >= 0:
+                index.add(log_row(start, end, journal.paths["client"], offset, length))
         request = end.upstream_request
         if request is None and end.upstream_status is None:
             return
