@@ -28,18 +28,33 @@ def _sets(row: LogRow) -> list[str]:
     return [by(column, getattr(row, column)) for column in ORDER if getattr(row, column) not in ("", None)]
 
 
+# A batch of rows in one step, its sets written by Redis: a pipeline of a ZADD per set and row cost the worker about
+# 60 µs of redis-py's CPU a row. ARGV per row: its id, its time (as text: a Lua number is written with 14 digits),
+# its JSON, how many sets hold it, their names.
+ADD = """
+local i = 1
+while i <= #ARGV do
+  local id, score, n = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 3])
+  redis.call('HSET', KEYS[1], id, ARGV[i + 2])
+  redis.call('ZADD', KEYS[2], score, id)
+  for j = 1, n do redis.call('ZADD', ARGV[i + 3 + j], score, id) end
+  i = i + 4 + n
+end
+return 1
+"""
+
+
 class RedisIndex:
     def __init__(self, redis: Any) -> None:
         self.redis = redis
+        self._add = redis.register_script(ADD)
 
     def add(self, rows: list[LogRow], most: int, prune: bool) -> None:
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.hset(ROWS, mapping={row.request_id: _encode(list(row)) for row in rows})
+        args: list[Any] = []
         for row in rows:
-            pipe.zadd(TIMES, {row.request_id: row.time})
-            for name in _sets(row):
-                pipe.zadd(name, {row.request_id: row.time})
-        pipe.execute()
+            sets = _sets(row)
+            args += [row.request_id, repr(row.time), _encode(row), len(sets), *sets]
+        self._add(keys=[ROWS, TIMES], args=args)
         if prune:
             self._prune(most)
 

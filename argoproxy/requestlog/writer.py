@@ -16,7 +16,7 @@ from argoproxy.requestlog.rows import LogRow
 
 log = logging.getLogger("cot_proxy")
 
-FLUSH_SECONDS = 0.5
+FLUSH_SECONDS = 2.0  # a person reading the log sees a request within this; fewer, larger batches cost the worker less
 PENDING_MOST = 100_000
 PRUNE_SHARE = 20  # prune once every most/PRUNE_SHARE rows written (a prune reads up to `most` of the index)
 
