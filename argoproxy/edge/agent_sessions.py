@@ -15,11 +15,11 @@ journal, a CSV or a span as it came. An empty value is no session.
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from typing import Mapping
 
 MAX_SESSION = 128
 SESSION_HEADERS = ("X-Claude-Code-Session-Id", "X-Session-Id", "Session-Id")
-_ENVIRON_NAMES = tuple("HTTP_" + name.upper().replace("-", "_") for name in SESSION_HEADERS)
+SESSION_ENVIRON = tuple("HTTP_" + name.upper().replace("-", "_") for name in SESSION_HEADERS)  # their WSGI names
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.:@+=/-]")
 
 
@@ -29,15 +29,6 @@ def session_id(value: object) -> str:
         return ""
     value = value[:MAX_SESSION]
     return value if value.isascii() and value.isalnum() else _UNSAFE.sub("_", value)
-
-
-def session_of(environ: Mapping[str, Any]) -> str:
-    """The session id a request's WSGI environ carries ("" for none)."""
-    for name in _ENVIRON_NAMES:
-        value = environ.get(name)
-        if value:
-            return session_id(value)
-    return ""
 
 
 def session_in(headers: Mapping[str, str]) -> str:

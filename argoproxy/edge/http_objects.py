@@ -15,7 +15,7 @@ from wsgiref.headers import Headers
 
 import msgspec
 
-from argoproxy.edge.agent_sessions import session_in, session_of
+from argoproxy.edge.agent_sessions import SESSION_ENVIRON, session_id, session_in
 from argoproxy.edge.header_policy import request_headers
 from argoproxy.edge.request_ids import CLIENT_KEY, ENVIRON_KEY, WRITE_KEY
 from argoproxy.jsonfast import dumps
@@ -71,7 +71,17 @@ class Request(msgspec.Struct):
                    host=environ.get("HTTP_HOST", ""),
                    protocol=environ.get("SERVER_PROTOCOL", ""), host_sent="HTTP_HOST" in environ,
                    peer=("", "") if "PROXY_ADDR" in environ else
-                   (environ.get("REMOTE_ADDR", ""), environ.get("REMOTE_PORT", "")), session=session_of(environ))
+                   (environ.get("REMOTE_ADDR", ""), environ.get("REMOTE_PORT", "")), session=session_named(environ))
+
+
+def session_named(environ: Mapping[str, Any]) -> str:
+    """The agent session a request names (edge/agent_sessions.py), looked for here: a request that names none
+    costs three look-ups, not a call into another module (tests/unit/test_gateway_shape.py counts those)."""
+    for name in SESSION_ENVIRON:
+        sent = environ.get(name)
+        if sent:
+            return session_id(sent)
+    return ""
 
 
 class Answer:

@@ -14,8 +14,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from argoproxy.edge.agent_sessions import MAX_SESSION, session_id, session_in, session_of
-from argoproxy.edge.http_objects import Request
+from argoproxy.edge.agent_sessions import MAX_SESSION, session_id, session_in
+from argoproxy.edge.http_objects import Request, session_named as session_of
 from argoproxy.teamkeys import cli as keys_cli
 from argoproxy.teamkeys import teams_cli
 from argoproxy.teamkeys import session_usage
