@@ -191,6 +191,7 @@ class SQLiteKeyStore:
             db.execute(f"INSERT INTO teams ({_TEAM_COLUMNS}) VALUES ({_TEAM_VALUES})", _team_row(team))
             db.execute("DELETE FROM windows WHERE name = ?", (team.windows.name,))  # an old team's counts go
             db.execute("DELETE FROM usage WHERE name = ?", (team.windows.name,))
+            db.execute("DELETE FROM session_usage WHERE name = ?", (team.windows.name,))
 
     def update_team(self, name: str, changes: dict[str, Any]) -> TeamRecord:
         """Change a team's models or limits (TeamRecord field names); its keys, usage and counts stay."""

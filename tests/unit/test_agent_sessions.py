@@ -170,3 +170,45 @@ def test_a_key_store_made_before_sessions_takes_the_table(tmp_path):
     store.record_session_usage("old", "s", "gpt-4o", DAY, 1, 2, 3, 4)
     assert store.session_usage() == [("old", "s", "gpt-4o", "2024-10-04", 1, 2, 3, 4)]
     assert store.usage() == [("old", "gpt-4o", "2024-01-01", 3, 30, 3, 0, 0)]
+
+
+def test_a_team_made_again_starts_without_the_old_teams_sessions(where):
+    store = store_of(where)
+    keys, records = keys_on(store)
+    keys.observe(*called(records["bot"], "old-session"))
+    keys.flush()
+    assert {r[0] for r in store.session_usage()} == {"bot", TEAM_WINDOWS + "ops"}
+    store.delete_team("ops", move_keys_out=True)
+    store.create_team(TeamRecord("ops"))
+    assert {r[0] for r in store.session_usage()} == {"bot"}
+
+
+@pytest.mark.parametrize("given, told", [([], True), (["--resume", "x"], False), (["-c"], False),
+                                         (["--session-id", "mine"], False)])
+def test_each_agent_is_told_the_runs_session_where_it_takes_one(tmp_path, given, told):
+    import json
+    import tomllib
+
+    from argoproxy.launch.agents import AGENTS, AgentTarget
+    target = AgentTarget("http://127.0.0.1:5000", "k", "m", session="3f1c-run")
+    claude = AGENTS["claude"].setup(target, list(given), tmp_path).argv
+    assert (claude[1:3] == ["--session-id", "3f1c-run"]) is told and claude.count("--session-id") <= 1
+    codex = AGENTS["codex"].setup(target, [], tmp_path).argv
+    provider = next(v for v in codex if v.startswith("model_providers."))
+    assert tomllib.loads(provider)["model_providers"]["cot_proxy"]["http_headers"] == {"X-Session-Id": "3f1c-run"}
+    opencode = AGENTS["opencode"].setup(target, [], tmp_path)
+    config = json.loads(next(iter(opencode.files.values())))
+    assert config["provider"]["cot_proxy"]["options"]["headers"] == {"X-Session-Id": "3f1c-run"}
+    assert "X-Session-Id" not in str(AGENTS["codex"].setup(AgentTarget("u", "k", "m"), [], tmp_path).argv)
+
+
+def test_a_runs_cost_is_its_sessions_else_its_keys_rows(tmp_path):
+    from argoproxy.launch.run_session import run_cost
+    store = SQLiteKeyStore(tmp_path / "keys.db")
+    store.record_session_usage("run-claude-1", "sess", "m", DAY, 2, 10, 5, 1_500_000_000)
+    store.record_usage("run-aider-2", "m", 7, 3, DAY, None, 1, 20_000_000)
+    assert run_cost(store, "sess", "run-claude-1", DAY) == \
+        "this run: 2 requests, 15 tokens (10 in, 5 out), $1.50 (session sess)"
+    assert run_cost(store, "no-rows", "run-aider-2", DAY) == \
+        "this run: 1 request, 10 tokens (7 in, 3 out), $0.02 (session no-rows)"
+    assert run_cost(store, "no-rows", None, DAY) is None
