@@ -7,9 +7,10 @@ run` sets for agents that send none), and `Session-Id`. Codex sends its conversa
 underscore (its header_map setting, "drop" by default), so behind Gunicorn Codex's own id never arrives and
 `cot-proxy run -- codex` sets X-Session-Id instead (argoproxy/launch/agents.py).
 
-A session id is the client's word: cut to MAX_SESSION characters, then every character outside SAFE (letters,
-digits and `-_.:@+=/`) replaced by `_`, so that a control character, a line break or non-ASCII text never reaches a
-journal, a CSV or a span as it came. An empty value is no session.
+A session id is the client's word: cut to MAX_SESSION characters, then every character but letters, digits and
+`-_.:/` replaced by `_`, and a leading `-` too, so that a control character, a line break, non-ASCII text or a
+spreadsheet formula (`=`, `+`, `@`, `-` first) never reaches a journal, a CSV or a span as it came. An empty value is
+no session.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Mapping
 MAX_SESSION = 128
 SESSION_HEADERS = ("X-Claude-Code-Session-Id", "X-Session-Id", "Session-Id")
 SESSION_ENVIRON = tuple("HTTP_" + name.upper().replace("-", "_") for name in SESSION_HEADERS)  # their WSGI names
-_UNSAFE = re.compile(r"[^A-Za-z0-9_.:@+=/-]")
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.:/-]|^-")
 
 
 def session_id(value: object) -> str:

@@ -34,6 +34,7 @@ DAY = 86400 * 20000
     ("tab\there\x00\x7f", "tab_here__"),
     ("sessión-東京", "sessi_n-__"),
     ("<script>alert(1)</script>", "_script_alert_1__/script_"),
+    ("=HYPERLINK(1)", "_HYPERLINK_1_"), ("-A1", "_A1"), ("@SUM+1", "_SUM_1"), ("a-b", "a-b"),
     ("", ""),
 ])
 def test_a_session_id_is_bounded_and_sanitized(sent, kept):
