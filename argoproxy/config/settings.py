@@ -402,6 +402,10 @@ class Settings:
                                        "Largest body a journal records whole; a longer one (a request, an answer, "
                                        "a stream) is recorded as its first this-many bytes, its length and sha256.",
                                        env=("JOURNAL_BODY_BYTES",), flags=("--journal-body-bytes",))
+    request_log_rows: int = _setting(100_000, _number(int, 0),
+                                     "Rows the request log keeps in the key store (an index of the journal's lines, "
+                                     "with LOG_DIR and ENABLE_AUTH; the oldest go first); 0: no request log.",
+                                     env=("REQUEST_LOG_ROWS",), flags=("--request-log-rows",))
     journal_tool_arguments: bool = _setting(False, as_bool, "Each MCP tool call's journal line holds its arguments "
                                             "too (docs/mcp.md).",
                                             env=("JOURNAL_TOOL_ARGUMENTS",), flags=("--journal-tool-arguments",))
@@ -735,6 +739,8 @@ _USED_ONLY_WHEN: dict[str, tuple[Callable[[Settings], bool], str]] = {
     "meter_image_tokens": (lambda s: s.enable_auth or bool(s.key_limits) or admission_on(s),
                            "no limit reads a request's worst case (ENABLE_AUTH off, no key_limits, admission off)"),
     "journal_body_bytes": (lambda s: bool(s.log_dir), "LOG_DIR is not set (no journals are written)"),
+    "request_log_rows": (lambda s: bool(s.log_dir and s.enable_auth),
+                         "LOG_DIR or ENABLE_AUTH is not set (no request log is kept)"),
     "journal_tool_arguments": (lambda s: bool(s.log_dir and s.mcp_servers),
                                "LOG_DIR is not set or no mcp_servers are (no tool call is journaled)"),
     **{name: (lambda s: any(server.per_session for server in s.mcp_servers),

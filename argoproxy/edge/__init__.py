@@ -1,5 +1,6 @@
 """The edge: what a client's request is, before anything goes upstream. The canonical path, one route per
-request, request ids, the proxy's own Request and Answer objects, client keys, the model a request names,
+request, request ids, the agent session a request names (agent_sessions.py), the proxy's own Request and Answer
+objects, client keys, the model a request names,
 which headers cross, the body read and parsed, the model allow-list, and the client's connection while its answer waits
 (SSE keepalives and a departed client noticed: keepalive.py, handoff.py).
 

@@ -15,6 +15,7 @@ from wsgiref.headers import Headers
 
 import msgspec
 
+from argoproxy.edge.agent_sessions import SESSION_ENVIRON, session_id, session_in
 from argoproxy.edge.header_policy import request_headers
 from argoproxy.edge.request_ids import CLIENT_KEY, ENVIRON_KEY, WRITE_KEY
 from argoproxy.jsonfast import dumps
@@ -44,6 +45,7 @@ class Request(msgspec.Struct):
     # The client's end of the TCP connection (address, port) as the socket says it; empty when a header said it
     # (PROXY protocol) or there is none (a Unix socket, in-process). Read by the listener proof only.
     peer: tuple[str, str] = ("", "")
+    session: str = ""  # the agent session it belongs to, bounded and sanitized (edge/agent_sessions.py)
 
     @classmethod
     def of(cls, method: str, target: str, body: bytes | dict[str, Any] | None = None,
@@ -57,7 +59,7 @@ class Request(msgspec.Struct):
         body = body or b""
         host = headers.pop("Host", "")
         return cls(method, target, headers, io.BytesIO(body), str(len(body)) if body else None,
-                   request_id=request_id, host=host)
+                   request_id=request_id, host=host, session=session_in(headers))
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, Any], target: str) -> "Request":
@@ -69,7 +71,17 @@ class Request(msgspec.Struct):
                    host=environ.get("HTTP_HOST", ""),
                    protocol=environ.get("SERVER_PROTOCOL", ""), host_sent="HTTP_HOST" in environ,
                    peer=("", "") if "PROXY_ADDR" in environ else
-                   (environ.get("REMOTE_ADDR", ""), environ.get("REMOTE_PORT", "")))
+                   (environ.get("REMOTE_ADDR", ""), environ.get("REMOTE_PORT", "")), session=session_named(environ))
+
+
+def session_named(environ: Mapping[str, Any]) -> str:
+    """The agent session a request names (edge/agent_sessions.py), looked for here: a request that names none
+    costs three look-ups, not a call into another module (tests/unit/test_gateway_shape.py counts those)."""
+    for name in SESSION_ENVIRON:
+        sent = environ.get(name)
+        if sent:
+            return session_id(sent)
+    return ""
 
 
 class Answer:

@@ -26,6 +26,7 @@ from typing import Any, Callable
 KEY_ENV = "COT_PROXY_API_KEY"
 PROVIDER = "cot_proxy"  # the provider name given to the proxy in Codex's and OpenCode's configs
 MCP_SERVER = "cot_proxy"  # the MCP server name the proxy's /mcp gets in each agent's config
+SESSION_HEADER = "X-Session-Id"  # the run's session, where an agent takes headers of ours (edge/agent_sessions.py)
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class AgentTarget:
     window: int | None = None  # the model's context in tokens, as the proxy lists it; None: not known
     websocket: bool = False  # the proxy serves the Responses API over a WebSocket (launch/websocket_probe.py)
     mcp: bool = False  # the proxy serves MCP servers at /mcp (launch/mcp_gateway.py)
+    session: str = ""  # the run's agent session id (launch/run_session.py)
 
     @property
     def mcp_url(self) -> str:
@@ -96,6 +98,8 @@ def claude(target: AgentTarget, args: list[str], scratch: Path) -> Setup:
     unset = ("ANTHROPIC_API_KEY", "CLAUDE_CODE_USE_BEDROCK", "CLAUDE_CODE_USE_VERTEX")
     if target.window:  # it assumes 200,000 tokens for a model it does not know, and compacts only near 167,000
         env.update(CLAUDE_CODE_AUTO_COMPACT_WINDOW=str(target.window), CLAUDE_CODE_MAX_OUTPUT_TOKENS=str(target.output))
+    if target.session and not _has_option(args, "--session-id", "--resume", "-r", "--continue", "-c"):
+        args = ["--session-id", target.session, *args]  # sent back by it as X-Claude-Code-Session-Id
     if not target.mcp:
         return Setup(["claude", *args], env, unset)
     # --mcp-config adds its servers to the user's own (unless they pass --strict-mcp-config); the file is the
@@ -112,8 +116,10 @@ def codex(target: AgentTarget, args: list[str], scratch: Path) -> Setup:
     # supports_websockets: Codex's WebSocket mode (one connection for the session), told only to a proxy that
     # serves it; where it is not served Codex speaks HTTP from the start, never waiting on a refused upgrade.
     websocket = ", supports_websockets = true" if target.websocket else ""
+    # Its own session header (session_id) has an underscore, which Gunicorn drops: the run's is sent beside it.
+    headers = f', http_headers = {{ "{SESSION_HEADER}" = "{target.session}" }}' if target.session else ""
     provider = (f'{{ name = "{PROVIDER}", base_url = "{target.url}/v1", env_key = "{KEY_ENV}", '
-                f'wire_api = "responses"{websocket} }}')
+                f'wire_api = "responses"{websocket}{headers} }}')
     overrides = ["-c", f'model_providers.{PROVIDER}={provider}', "-c", f'model_provider="{PROVIDER}"']
     if not _has_option(args, "-m", "--model"):
         overrides += ["-c", f'model="{target.model}"']
@@ -135,7 +141,8 @@ def opencode(target: AgentTarget, args: list[str], scratch: Path) -> Setup:
         "$schema": "https://opencode.ai/config.json",
         "provider": {PROVIDER: {
             "npm": "@ai-sdk/openai-compatible", "name": PROVIDER,
-            "options": {"baseURL": f"{target.url}/v1", "apiKey": "{env:" + KEY_ENV + "}"},
+            "options": {"baseURL": f"{target.url}/v1", "apiKey": "{env:" + KEY_ENV + "}",
+                        **({"headers": {SESSION_HEADER: target.session}} if target.session else {})},
             "models": {target.model: model}}},
         "model": f"{PROVIDER}/{target.model}", "small_model": f"{PROVIDER}/{target.model}"}
     if target.mcp:  # merged into the user's `mcp` servers; oauth off: the key is the header, no sign-in is tried

@@ -22,6 +22,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -34,7 +35,8 @@ from argoproxy.launch.environments import USER_KEY_ENV, agent_environment, direc
 from argoproxy.launch.mcp_gateway import serves_mcp
 from argoproxy.launch.proxy import (Refused, StartedProxy, accepts, address, base_url, listening, path_flags, prove,
                                     served_models)
-from argoproxy.launch.run_key import NO_KEY, admin_keys, for_run
+from argoproxy.launch.run_key import NO_KEY, admin_keys, for_run, open_store
+from argoproxy.launch.run_session import new_session, run_cost, settled
 from argoproxy.launch.websocket_probe import WEBSOCKET_DOOR, serves_websocket
 from argoproxy.pipeline.model_context import context_length
 from argoproxy.launch.sources import ask_on_terminal, choose, env_file_values, without_code_loaders
@@ -242,6 +244,7 @@ def run(argv: list[str], prog: str, parse_flags: FlagParser, say: Callable[[str]
     url = base_url(host, port)
     key = own_key(settings)
     admin = set(admin_keys(settings))
+    session, began, code = new_session(), time.time(), None
     with tempfile.TemporaryDirectory(prefix="cot-proxy-run-", dir=scratch_base()) as made:
         scratch, started, run_key = Path(made), None, None
         try:
@@ -263,7 +266,7 @@ def run(argv: list[str], prog: str, parse_flags: FlagParser, say: Callable[[str]
             run_key = for_run(settings, key, key in admin, models, agent.name)
             if not accepts(url, run_key.key):
                 raise Refused(refusal(url, run_key.key, settings))
-            target = AgentTarget(url, run_key.key, model, window)
+            target = AgentTarget(url, run_key.key, model, window, session=session)
             if agent.door == WEBSOCKET_DOOR:  # Codex's WebSocket mode, when the proxy serves it
                 target = replace(target, websocket=serves_websocket(url, run_key.key))
             if agent.speaks_mcp:  # the proxy's MCP servers, when it serves them at /mcp
@@ -273,12 +276,29 @@ def run(argv: list[str], prog: str, parse_flags: FlagParser, say: Callable[[str]
             say(f"{agent.title} -> {url} ({agent.door}), model {model} ({window_said(target)}), key: {run_key.where}"
                 + (f", MCP servers: {target.mcp_url} as {MCP_SERVER}" if target.mcp else ""))
             env = direct_to(agent_environment(setup, os.environ, settings, [key, *admin]), host)
-            return run_in_foreground(setup.argv, env)
+            code = run_in_foreground(setup.argv, env)
+            return code
         finally:
             if run_key is not None:
                 run_key.revoke()
             if started is not None:
                 started.stop()
+            if code is not None and settings.enable_auth:
+                say_cost(settings, session, run_key.name if run_key is not None else None, began, started is not None,
+                         say)
+
+
+def say_cost(settings: Settings, session: str, key_name: str | None, began: float, started_here: bool,
+             say: Callable[[str], None]) -> None:
+    """The run's cost in one line, when the key store has it (launch/run_session.py); a store that cannot say
+    is passed over in silence: the agent's work is done."""
+    try:
+        settled(started_here)
+        line = run_cost(open_store(settings), session, key_name, began)
+    except Exception:  # noqa: BLE001 - a store away or locked: nothing to say
+        return
+    if line:
+        say(line)
 
 
 def chosen_model(agent: Agent, asked: str | None, url: str, key: str, settings: Settings,

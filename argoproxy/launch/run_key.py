@@ -32,6 +32,7 @@ class RunKey:
     key: str
     where: str  # said by `run`: how the agent's key was made
     revoke: Callable[[], None] = lambda: None
+    name: str | None = None  # the key made for the run (None: the user's own key, or none)
 
 
 def admin_keys(settings: Settings) -> tuple[str, ...]:
@@ -77,7 +78,7 @@ def for_run(settings: Settings, user_key: str, admin: bool, models: list[str], a
 
     def revoke() -> None:
         store.revoke(record.name)
-    return RunKey(key, f"a key for this run ({record.name}, models {', '.join(models)})", revoke)
+    return RunKey(key, f"a key for this run ({record.name}, models {', '.join(models)})", revoke, record.name)
 
 
 def _check_team_key(store: Any, key: str) -> None:

@@ -5,5 +5,5 @@ own routes, handed values, not the call); traces are tracing's (argoproxy/tracin
 Rule: an observer reads a finished call's frozen records (pipeline/call_records.py), never the live call; it never
 changes an answer and never breaks one.
 
-May import: the shared modules, config, spend, meter, upstream, edge, pipeline, teamkeys, admission.
+May import: the shared modules, config, spend, meter, upstream, edge, pipeline, teamkeys, admission, requestlog.
 """

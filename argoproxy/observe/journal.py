@@ -26,11 +26,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
+import time
 from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Callable
 
 from argoproxy.pipeline.call_records import CallEnd, CallStart
+from argoproxy.requestlog import LogRow, RequestIndex
 from argoproxy.upstream.body_tap import BodyTap
 from argoproxy.redaction import LogFilter, Redactor, Secrets
 
@@ -62,29 +65,37 @@ class Journal:
         self.log_dir = os.fspath(log_dir)
         self.body_bytes = body_bytes  # JOURNAL_BODY_BYTES: longer bodies are recorded as a BodyTap summary
         self.redactor = Redactor(secrets)
+        self.paths = {"client": os.path.abspath(os.path.join(self.log_dir, CLIENT_FILE)),
+                      "server": os.path.abspath(os.path.join(self.log_dir, SERVER_FILE))}
+        self._open()
+        self._at_lock = threading.Lock()  # a line's write and the reading of where it ended, together
+
+    def _open(self) -> None:
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
-        self._fds = {
-            "client": os.open(os.path.join(self.log_dir, CLIENT_FILE), flags, PRIVATE_FILE),
-            "server": os.open(os.path.join(self.log_dir, SERVER_FILE), flags, PRIVATE_FILE),
-        }
+        self._fds = {name: os.open(path, flags, PRIVATE_FILE) for name, path in self.paths.items()}
+        self._pid = os.getpid()
 
     def add_secret(self, secret: str | None) -> None:
         """Register a value to redact from now on (e.g. the client's own upstream key)."""
         self.redactor.add(secret)
 
-    def record(
-        self,
-        file: str,
-        logging_id: str,
-        input: Any,
-        output: Any,
-        send_mode: str | None = None,
-        return_mode: str | None = None,
-        status: int | None = None,
-        latency_ms: float | None = None,
-        extra: dict[str, Any] | None = None,
-    ) -> None:
+    def record(self, file: str, logging_id: str, input: Any, output: Any, send_mode: str | None = None,
+               return_mode: str | None = None, status: int | None = None, latency_ms: float | None = None,
+               extra: dict[str, Any] | None = None) -> None:
         """Write one record to the ``"client"`` or ``"server"`` journal (never raises on I/O errors)."""
+        self._write(file, self.record_line(file, logging_id, input, output, send_mode, return_mode, status,
+                                           latency_ms, extra))
+
+    def record_at(self, file: str, *args: Any, **kwargs: Any) -> tuple[int, int]:
+        """`record`, and the line's offset and length in its file (the request log's index); (-1, 0) when it was
+        not written."""
+        line = self.record_line(file, *args, **kwargs)
+        return self._write_at(file, line), len(line)
+
+    def record_line(self, file: str, logging_id: str, input: Any, output: Any, send_mode: str | None = None,
+                    return_mode: str | None = None, status: int | None = None, latency_ms: float | None = None,
+                    extra: dict[str, Any] | None = None) -> bytes:
+        """One record's line, redacted."""
         if file not in self._fds:
             raise ValueError(f"journal file must be 'client' or 'server', not {file!r}")
         entry: dict[str, Any] = {
@@ -99,7 +110,7 @@ class Journal:
         }
         for key, value in (extra or {}).items():
             entry.setdefault(key, value)  # extras never overwrite the core fields
-        self._write(file, self.line(entry))
+        return self.line(entry)
 
     def body(self, data: Any, tap: BodyTap | None = None) -> Any:
         """A body as a journal records it: parsed JSON when it is short, else its prefix, length and sha256
@@ -139,7 +150,7 @@ class Journal:
             return TOO_DEEP
         return value
 
-    def _write(self, file: str, data: bytes) -> None:
+    def _write(self, file: str, data: bytes) -> bool:
         try:
             written = os.write(self._fds[file], data)
             if written < len(data):
@@ -147,6 +158,22 @@ class Journal:
                 os.write(self._fds[file], data[written:])
         except OSError as exc:
             log.warning("journal write to %s failed: %s", file, exc)
+            return False
+        return True
+
+    def _write_at(self, file: str, data: bytes) -> int:
+        """_write, and where the line starts (-1: not written). O_APPEND leaves this process's descriptor at the
+        end of its own write whatever the other workers append meanwhile; a descriptor inherited from another
+        process shares its offset, so one is opened here first."""
+        with self._at_lock:
+            if self._pid != os.getpid():
+                self._open()
+            if not self._write(file, data):
+                return -1
+            try:
+                return os.lseek(self._fds[file], 0, os.SEEK_CUR) - len(data)
+            except OSError:
+                return -1
 
     def close(self) -> None:
         for fd in self._fds.values():
@@ -219,15 +246,28 @@ def _served(start: CallStart, out: CallEnd) -> dict[str, Any]:
 
 
 def _client_id(start: CallStart) -> dict[str, str]:
-    """The client's X-Request-ID beside the proxy's own request_id, when it sent one."""
+    """The client's X-Request-ID beside the proxy's own request_id, when it sent one, and its agent session."""
     client = start.client.client_request_id
-    return {"client_request_id": client} if client else {}
+    named = {"client_request_id": client} if client else {}
+    session = start.client.session
+    return {**named, "session": session} if session else named
 
 
-def journal_observer(journal: Journal) -> Callable[[CallStart, CallEnd], None]:
+def log_row(start: CallStart, end: CallEnd, file: str, offset: int, length: int) -> LogRow:
+    """The request log's row for a client record (argoproxy/requestlog/). The key's owner is a person's id where
+    keys have owners (KeyRecord.owner), else ""."""
+    client, used, cost = start.client, end.used, end.cost
+    owner = getattr(start.team_key, "owner", "") or ""
+    return LogRow(time.time(), client.request_id, start.key_name or "", owner, (start.model or "")[:200],
+                  end.status, client.front, client.session, used.input if used is not None else 0,
+                  used.output if used is not None else 0, cost.nanos if cost is not None and cost.priced else 0,
+                  file, offset, length)
+
+
+def journal_observer(journal: Journal, index: RequestIndex | None = None) -> Callable[[CallStart, CallEnd], None]:
     """Pipeline observer writing one client record per finished request (every route: API, forwarded, backend
-    and the proxy's own), and one server record for each that went upstream."""
-    import time
+    and the proxy's own), and one server record for each that went upstream; with `index`, a request log row
+    for each client record."""
     import uuid
 
     def observe(start: CallStart, end: CallEnd) -> None:
@@ -240,8 +280,13 @@ def journal_observer(journal: Journal) -> Callable[[CallStart, CallEnd], None]:
                       extra={"request_id": client.request_id, **_client_id(start), "path": "/" + client.path,
                              "front": client.front, "model": start.model, **_served(start, end),
                              **({"usage_estimated": True} if end.usage_estimated else {})})
-        journal.record("client", logging_id, journal.body(start.raw_body), journal.body(end.output, end.output_tap),
-                       status=end.status, **common)
+        client_body, answer = journal.body(start.raw_body), journal.body(end.output, end.output_tap)
+        if index is None:
+            journal.record("client", logging_id, client_body, answer, status=end.status, **common)
+        else:
+            offset, length = journal.record_at("client", logging_id, client_body, answer, status=end.status, **common)
+            if offset >= 0:
+                index.add(log_row(start, end, journal.paths["client"], offset, length))
         request = end.upstream_request
         if request is None and end.upstream_status is None:
             return

@@ -64,6 +64,11 @@ class ClientRequest(msgspec.Struct, frozen=True):
         """The client's X-Request-ID ("" when it sent none): kept beside the proxy's own id, never as it."""
         return self.request.client_request_id if self.request is not None else ""
 
+    @property
+    def session(self) -> str:
+        """The agent session the request belongs to ("" for none: edge/agent_sessions.py)."""
+        return self.request.session if self.request is not None else ""
+
 
 class Trace(Protocol):
     """A request's spans, as the parts that carry it see them (tracing/tracer.py holds them): the upstream client

@@ -51,6 +51,7 @@ class CallStart(msgspec.Struct, frozen=True):
     asked: Asked | None  # the request as the meter read it: the reservation
     limit_lease: Held | None  # what key_limits' admission holds until the call ends
     key_lease: object  # what the team key's admission holds until the call ends
+    session: str = ""  # the agent session the request belongs to (edge/agent_sessions.py; "" for none)
 
     @property
     def request_id(self) -> str:
@@ -97,7 +98,7 @@ def started(call: Call) -> CallStart:
     record = call.start = CallStart(
         call.client, plan.kind, plan.model, planned.upstream_model, planned.client_stream, planned.upstream_stream,
         plan.raw_body, planned.body, planned.adapted, plan.key_name, plan.team_key,
-        plan.key_limit, plan.asked, plan.limit_lease, plan.key_lease)
+        plan.key_limit, plan.asked, plan.limit_lease, plan.key_lease, call.client.session)
     return record
 
 

@@ -23,6 +23,7 @@ from argoproxy.serve.door import Door, Handler
 from argoproxy.serve.upstream_routes import BackendRoutes, Forwarded, backend_routes
 from argoproxy.observe.health import HealthCheck
 from argoproxy.observe.journal import Journal, journal_observer, setup_log_file
+from argoproxy.requestlog import RequestIndex
 from argoproxy.observe.logs import configure_logging, request_logger
 from argoproxy.observe.metrics import install_metrics
 from argoproxy.fronts.serve import FrontAnswers
@@ -64,13 +65,16 @@ def build_door(settings: Settings, upstream: Upstream | None = None,
     answers = Answers(settings)  # the answer side the Gateway and its observers share
     if settings.debug:
         answers.observers.append(request_logger())
+    keys = team_keys(settings) if settings.enable_auth else None
     if settings.log_dir:
         secrets = configured_secrets(settings)
         journal = Journal(settings.log_dir, secrets=secrets, body_bytes=settings.journal_body_bytes)
         # Under DEBUG the per-request lines are DEBUG records: log.log takes what stderr takes.
         setup_log_file(settings.log_dir, logger=logging.getLogger("cot_proxy"), secrets=secrets,
                        level=logging.DEBUG if settings.debug else logging.INFO)
-        answers.observers.append(journal_observer(journal))
+        index = RequestIndex(keys.store, settings.request_log_rows) \
+            if keys is not None and settings.request_log_rows else None  # the request log (argoproxy/requestlog/)
+        answers.observers.append(journal_observer(journal, index))
     # A session of its own: a probe through the calls' Session made stock connections in the pool the fast path
     # uses, which urllib3 then reconnects for good instead of making its own kind (no 1xx skipping there).
     health = HealthCheck(make_session(HEALTH_CONNECTIONS), settings.target_base_url, settings.health_cache_seconds)
@@ -78,9 +82,7 @@ def build_door(settings: Settings, upstream: Upstream | None = None,
     if limiter is not None:
         answers.observers.append(limiter.observe)
     stored = responses(settings, answers) if responses is not None else None  # before the door: its state routes
-    keys = None
-    if settings.enable_auth:
-        keys = team_keys(settings)
+    if keys is not None:
         answers.observers.append(keys.observe)
     auth = door_auth(settings, keys)  # who the client is; the one guard asks it whose key is the operator's
     guard = Guard(settings, limiter, keys, operator_paths=operator_paths(), operator=auth.is_admin)

@@ -5,7 +5,7 @@ expiry and usage, managed while the proxy runs (`cot-proxy keys ...`) and stored
 - windows.py: the sliding-window arithmetic shared with key_limits (rpm, tpm) and budget periods.
 - store.py: the SQLite store (the embedded default, a file next to the config), its tables and queries.
 - service.py: what the proxy does with them per request (look a key up, reserve, settle, count usage), its usage
-  rows written behind the requests (usage_rows.py);
+  rows written behind the requests (usage_rows.py), and by agent session beside them (session_usage.py);
   tool_calls.py: a key's MCP tool calls held to its tool limits, and their price held in its dollar budget while
   they run.
 - lookup_cache.py: the bounded LRU caches of known and unknown keys.

@@ -9,7 +9,7 @@ store the running proxy reads, so a change takes effect without a restart.
                 [--max-parallel N] [--tool-rpm N] [--tool-parallel N] [--priority N] [--expires DATE]
                 [--team TEAM|none] [--owner EMAIL|none]
     keys revoke NAME
-    keys usage [--since YYYY-MM-DD] [--csv] [--tools]
+    keys usage [--since YYYY-MM-DD] [--csv] [--tools | --sessions]
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from argoproxy.spend import dollars
 from argoproxy.teamkeys.records import (TEAM_WINDOWS, TOOL_WINDOWS, KeyRecord, TeamRecord, digest, globs_meet, parse_budget,
                                         parse_budget_usd, parse_count, parse_expires, parse_models, parse_name,
                                         parse_owner, parse_priority, parse_tools)
+from argoproxy.teamkeys.session_usage import by_session
 from argoproxy.teamkeys.store import KeyExists, SQLiteKeyStore
 
 
@@ -53,6 +54,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     usage.add_argument("--since", default="", type=_day_arg, help="first day, YYYY-MM-DD")
     usage.add_argument("--csv", action="store_true", help="CSV instead of a table")
     usage.add_argument("--tools", action="store_true", help="MCP tool calls per key, server, tool and day instead")
+    usage.add_argument("--sessions", action="store_true", help="requests, tokens and cost per key and agent session "
+                       "instead (over the days since --since; requests that named no session are not listed)")
     return parser
 
 
@@ -282,7 +285,10 @@ def usage(store: SQLiteKeyStore, args: argparse.Namespace) -> int:
     """One row per key, model and day: its cost in US dollars (exact, at the rates of each request's day) and the
     requests whose model had no price (not in the cost: flagged). With --tools: one row per key, MCP server, tool and
     day (docs/mcp.md)."""
-    if args.tools:
+    if args.sessions:
+        rows = session_rows("key", store.session_usage(args.since),
+                            lambda name: not name.startswith((TEAM_WINDOWS, TOOL_WINDOWS)))
+    elif args.tools:
         rows = [("key", "server", "tool", "day", "calls", "errors", "seconds", "bytes_in", "bytes_out", "cost_usd"),
                 *[(*map(str, row[:6]), f"{row[6] / 1000:.3f}", str(row[7]), str(row[8]), dollars(row[9]))
                   for row in store.tool_usage(args.since) if not row[0].startswith(TEAM_WINDOWS)]]  # `teams usage`
@@ -295,6 +301,13 @@ def usage(store: SQLiteKeyStore, args: argparse.Namespace) -> int:
     else:
         _table([tuple(h.upper() for h in rows[0]), *rows[1:]])
     return 0
+
+
+def session_rows(who: str, rows: list[Any], named: Callable[[str], bool]) -> list[tuple[str, ...]]:
+    """`usage --sessions`: one row per key (or team) and agent session, summed over models and days."""
+    return [(who, "session", "requests", "input_tokens", "output_tokens", "cost_usd"),
+            *[(name, session, str(requests), str(prompt), str(completion), dollars(cost))
+              for name, session, requests, prompt, completion, cost in by_session(rows, named)]]
 
 
 COMMANDS: dict[str, Any] = {"create": create, "list": list_keys, "update": update, "revoke": revoke, "usage": usage}

@@ -79,6 +79,14 @@ class FailoverStore:
         """StoreDown while Redis is away: the caller keeps the row for its return (service.py)."""
         self._primary("record_tool_usage", *args)
 
+    def record_session_usage(self, *args: Any) -> None:
+        """StoreDown while Redis is away: the caller keeps the row for its return (session_usage.py)."""
+        self._primary("record_session_usage", *args)
+
+    def session_usage(self, since: str = "") -> list[tuple[Any, ...]]:
+        rows: list[tuple[Any, ...]] = self._primary("session_usage", since)
+        return rows
+
     def records(self) -> list[Any]:
         """Every key's record (StoreDown while Redis is away)."""
         found: list[Any] = self._primary("records")

@@ -34,6 +34,8 @@ from argoproxy.teamkeys.records import Budget, KeyRecord, MoneyBudget
 from argoproxy.teamkeys.redis_deadline import TIMEOUT, with_deadline  # a round trip's whole time, not each read's
 from argoproxy.teamkeys.redis_tool_holds import RedisToolHolds
 from argoproxy.teamkeys.redis_tool_usage import RedisToolUsage
+from argoproxy.teamkeys.session_usage import KEY as SESSION_ROWS
+from argoproxy.teamkeys.session_usage import RedisSessionUsage
 from argoproxy.teamkeys.store import usage_day
 
 # Leases: a round trip to Redis costs more CPU than the rest of a request's admission (redis-py: 70 us for a
@@ -62,7 +64,7 @@ def connect(url: str) -> Any:
                                               decode_responses=True))
 
 
-class RedisKeyStore(RedisRecords, RedisToolUsage, RedisToolHolds, RedisPeople):
+class RedisKeyStore(RedisRecords, RedisToolUsage, RedisToolHolds, RedisPeople, RedisSessionUsage):
     """Key and team records (redis_records.py), the counting below, its MCP tool calls' rows and holds
     (redis_tool_*.py)."""
 
@@ -94,9 +96,10 @@ class RedisKeyStore(RedisRecords, RedisToolUsage, RedisToolHolds, RedisPeople):
         counters = [k for kind in ("req", "tok", "bud", "usd") for k in self.redis.scan_iter(f"{PREFIX}{kind}:{name}:*")]
         counters += [_held_key(name), _flight_key(name), _held_usd_key(name)]
         self.redis.delete(*counters)
-        fields = [f for f, _ in self.redis.hscan_iter(PREFIX + "usage", match=f"*{SEP}{name}{SEP}*", count=1000)]
-        if fields:
-            self.redis.hdel(PREFIX + "usage", *fields)
+        for rows in (PREFIX + "usage", SESSION_ROWS):  # its usage rows, and by session
+            fields = [f for f, _ in self.redis.hscan_iter(rows, match=f"*{SEP}{name}{SEP}*", count=1000)]
+            if fields:
+                self.redis.hdel(rows, *fields)
 
     def admit(self, record: KeyRecord, now: float, reserve: int = 0, money: int = 0) -> tuple[float, str]:
         """Count one request if rpm, tpm, the budget and max_parallel allow it now: (0, ""); else (seconds to wait,

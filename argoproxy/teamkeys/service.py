@@ -61,6 +61,8 @@ class Started(Protocol):
     def model(self) -> str | None: ...
     @property
     def key_lease(self) -> object: ...
+    @property
+    def session(self) -> str: ...
 
 
 class Ended(Protocol):
@@ -103,6 +105,10 @@ class TeamKeys(UsageRows):
         # bytes in and out, nano-dollars (argoproxy/mcp/recording.py hands them in: tool_used)
         self._tools: dict[tuple[str, str, str, float], list[int]] = {}
         self._tools_kept: dict[tuple[str, str, str, float], list[int]] = {}  # refused by the store: written again
+        # Usage by agent session, summed by (key, session, model, day) (session_usage.py)
+        self._sessions: dict[tuple[str, str, str, float], list[int]] = {}
+        self._sessions_kept: dict[tuple[str, str, str, float], list[int]] = {}
+        self._sessions_seen: dict[tuple[str, float], set[str]] = {}
 
     def lookup(self, presented: Iterable[str]) -> KeyRecord | None:
         """The record of the first presented key the store knows (revoked and expired ones included); a 503 when
@@ -308,11 +314,14 @@ class TeamKeys(UsageRows):
         model = start.model if isinstance(start.model, str) else "-"
         model = model[:200]
         spent = spent_of(end)
+        team = record.team_record.windows if record.team_record is not None else None  # its usage too, limits or not
+        if start.session:  # its agent session's rows, beside (written with the next flush)
+            self.session_used((record.name,) if team is None else (record.name, team.name), start.session, model,
+                              prompt, completion, spent.cost)
         lease = start.key_lease
         if isinstance(lease, Lease) and self.settle(lease, prompt, completion, model, spent):
             return
         now = self.clock()
-        team = record.team_record.windows if record.team_record is not None else None  # its usage too, limits or not
         for owner in (record,) if team is None else (record, team):
             self._count(owner, model, prompt, completion, now, spent)
 

@@ -51,6 +51,10 @@ CREATE TABLE IF NOT EXISTS tool_usage (
     name TEXT NOT NULL, server TEXT NOT NULL, tool TEXT NOT NULL, day TEXT NOT NULL, calls INTEGER NOT NULL,
     errors INTEGER NOT NULL, millis INTEGER NOT NULL, bytes_in INTEGER NOT NULL, bytes_out INTEGER NOT NULL,
     cost INTEGER NOT NULL, PRIMARY KEY (name, server, tool, day));
+CREATE TABLE IF NOT EXISTS session_usage (
+    name TEXT NOT NULL, session TEXT NOT NULL, model TEXT NOT NULL, day TEXT NOT NULL, requests INTEGER NOT NULL,
+    input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL, cost INTEGER NOT NULL,
+    PRIMARY KEY (name, session, model, day));
 """
 # Columns a store made by an earlier release lacks (--max-parallel, --priority, dollar budgets, usage's cost in
 # nano-dollars and unpriced requests, a key's team, MCP tool globs and limits): added when it is opened (the teams table likewise, by SCHEMA).
@@ -190,6 +194,7 @@ class SQLiteKeyStore(PeopleRows):
             db.execute(f"INSERT INTO teams ({_TEAM_COLUMNS}) VALUES ({_TEAM_VALUES})", _team_row(team))
             db.execute("DELETE FROM windows WHERE name = ?", (team.windows.name,))  # an old team's counts go
             db.execute("DELETE FROM usage WHERE name = ?", (team.windows.name,))
+            db.execute("DELETE FROM session_usage WHERE name = ?", (team.windows.name,))
 
     def update_team(self, name: str, changes: dict[str, Any]) -> TeamRecord:
         """Change a team's models or limits (TeamRecord field names); its keys, usage and counts stay."""
@@ -321,6 +326,22 @@ class SQLiteKeyStore(PeopleRows):
         day then name, server and tool."""
         return self._read("SELECT name, server, tool, day, calls, errors, millis, bytes_in, bytes_out, cost FROM "
                           "tool_usage WHERE day >= ? ORDER BY day, name, server, tool", (since,))
+
+    def record_session_usage(self, name: str, session: str, model: str, now: float, requests: int,
+                             input_tokens: int, output_tokens: int, cost: int) -> None:
+        """A key's calls in one agent session (session_usage.py): one row per key, session, model and day."""
+        with self._write() as db:
+            db.execute("INSERT INTO session_usage VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (name, session, model, "
+                       "day) DO UPDATE SET requests = requests + excluded.requests, input_tokens = input_tokens + "
+                       "excluded.input_tokens, output_tokens = output_tokens + excluded.output_tokens, cost = cost + "
+                       "excluded.cost",
+                       (name, session, model, usage_day(now), requests, input_tokens, output_tokens, cost))
+
+    def session_usage(self, since: str = "") -> list[tuple[str, str, str, str, int, int, int, int]]:
+        """(key name, session, model, day, requests, input tokens, output tokens, nano-dollars), by day then name,
+        session and model."""
+        return self._read("SELECT name, session, model, day, requests, input_tokens, output_tokens, cost FROM "
+                          "session_usage WHERE day >= ? ORDER BY day, name, session, model", (since,))
 
     def release_leases(self, expired_only: bool = True) -> None:
         """Nothing to give back: this store's workers count in shared memory, not by leases (redis_store.py)."""

@@ -7,7 +7,7 @@ limits their keys share, in the store the running proxy reads (no restart).
     teams list
     teams update NAME [the same options; 0 / none / never / '*' lift one]
     teams delete NAME [--move-keys-out]
-    teams usage NAME [--since YYYY-MM-DD] [--csv] [--tools]
+    teams usage NAME [--since YYYY-MM-DD] [--csv] [--tools | --sessions]
 
 A key joins a team with `keys create NAME --team TEAM` or `keys update NAME --team TEAM` (`--team none` leaves).
 """
@@ -22,7 +22,7 @@ from typing import Any, Callable
 
 from argoproxy.spend import dollars
 from argoproxy.teamkeys.cli import (SettingsOf, _changes, _day, _day_arg, _shown, _table, limit_options, open_cli_store,
-                                    run_command,
+                                    run_command, session_rows,
                                     warn_no_models)
 from argoproxy.teamkeys.records import (TEAM_WINDOWS, KeyRecord, TeamRecord, parse_budget, parse_budget_usd, parse_count,
                                         parse_emails, parse_expires, parse_groups, parse_models, parse_name,
@@ -54,6 +54,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     usage.add_argument("--since", default="", type=_day_arg, help="first day, YYYY-MM-DD")
     usage.add_argument("--csv", action="store_true", help="CSV instead of a table")
     usage.add_argument("--tools", action="store_true", help="its keys' MCP tool calls per server, tool and day instead")
+    usage.add_argument("--sessions", action="store_true", help="its requests, tokens and cost per agent session "
+                       "instead (over the days since --since)")
     return parser
 
 
@@ -146,10 +148,14 @@ def usage(store: Any, args: argparse.Namespace) -> int:
     if team is None:
         raise ValueError(f"no team named {args.name!r}")
     counted = team.windows
-    rows = _tool_rows(store, team.name, args.since) if args.tools else [
-        ("team", "model", "day", "requests", "input_tokens", "output_tokens", "cost_usd", "unpriced_requests"),
-        *[(team.name, *map(str, row[1:6]), dollars(row[6]), str(row[7])) for row in store.usage(args.since)
-          if row[0] == counted.name]]
+    if args.sessions:  # its rows are named for its windows: shown by the team's name
+        header, *named = session_rows("team", store.session_usage(args.since), lambda name: name == counted.name)
+        rows = [header, *[(team.name, *row[1:]) for row in named]]
+    else:
+        rows = _tool_rows(store, team.name, args.since) if args.tools else [
+            ("team", "model", "day", "requests", "input_tokens", "output_tokens", "cost_usd", "unpriced_requests"),
+            *[(team.name, *map(str, row[1:6]), dollars(row[6]), str(row[7])) for row in store.usage(args.since)
+              if row[0] == counted.name]]
     if args.csv:
         csv.writer(sys.stdout, lineterminator="\n").writerows(rows)
     else:

@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 from argoproxy.leaving import at_quick_exit, in_time
 from argoproxy.teamkeys.failover import StoreDown
+from argoproxy.teamkeys.session_usage import SessionUsage
 from argoproxy.teamkeys.records import TEAM_WINDOWS, Budget, MoneyBudget
 
 log = logging.getLogger("cot_proxy")
@@ -27,7 +28,7 @@ UsageRow = tuple[str, str, int, int, float, Budget | None, bool, int, int, int, 
 STORE_ERRORS = (StoreDown, sqlite3.Error, OSError)  # the store cannot answer now (FailoverStore turns Redis's into StoreDown)
 
 
-class UsageRows:
+class UsageRows(SessionUsage):
     store: Any
     clock: Callable[[], float]
     on_dropped: Callable[[int], None] | None
@@ -116,6 +117,8 @@ class UsageRows:
             log.exception("team keys: unused leases not given back")
         if self._tools or self._tools_kept:
             self._flush_tools()
+        if self._sessions or self._sessions_kept:
+            self.flush_sessions(STORE_ERRORS)
         with self._pending_lock:
             batch, self._pending = self._pending, []
         groups: dict[tuple[str, str, bool], list[Any]] = {}  # the sums of UsageRow's numbers, the latest of the rest

@@ -514,6 +514,8 @@ class Tracing:
         attributes = server.attributes
         if client.client_request_id:
             attributes["cot_proxy.client_request_id"] = client.client_request_id
+        if client.session:  # the agent session (OpenTelemetry's session.id), on the span only: never a metric label
+            attributes["session.id"] = client.session
         op = start.kind in genai.OPERATIONS
         if op:
             server.params = genai.request_parameters(start.body)

@@ -40,8 +40,8 @@ def journal_records(logs: Path) -> list[dict]:
 def test_the_client_id_is_echoed_and_the_proxys_own_names_the_request(traced):
     fake, proxy, receiver, logs = traced
     fake.add(Reply(chat_completion("hello")))
-    r = requests.post(proxy.base_url + "/chat/completions", json=CHAT, headers={"X-Request-ID": CLIENT_ID},
-                      timeout=30)
+    r = requests.post(proxy.base_url + "/chat/completions", json=CHAT, timeout=30,
+                      headers={"X-Request-ID": CLIENT_ID, "X-Session-Id": "agent-session-9"})
     assert r.status_code == 200, r.text
     own = r.headers["X-Cot-Proxy-Request-ID"]
     assert r.headers["X-Request-ID"] == CLIENT_ID and re.fullmatch(r"[0-9a-f]{32}", own), r.headers
@@ -57,6 +57,8 @@ def test_the_client_id_is_echoed_and_the_proxys_own_names_the_request(traced):
                                          and s.attributes.get("cot_proxy.request_id") == own])
     [server] = [s for s in spans if s.kind == "SERVER" and s.attributes.get("cot_proxy.request_id") == own]
     assert server.attributes["cot_proxy.client_request_id"] == CLIENT_ID
+    assert server.attributes["session.id"] == record["session"] == "agent-session-9"  # the agent's session
+    assert "agent-session-9" not in requests.get(proxy.url + "/metrics", timeout=30).text  # never a metric label
 
 
 def test_an_error_object_names_the_proxys_id_and_keeps_the_clients_beside_it(traced):
