@@ -254,10 +254,10 @@ def _client_id(start: CallStart) -> dict[str, str]:
 
 
 def log_row(start: CallStart, end: CallEnd, file: str, offset: int, length: int) -> LogRow:
-    """The request log's row for a client record (argoproxy/requestlog/). The key's owner is a person's id where
-    keys have owners (KeyRecord.owner), else ""."""
+    """The request log's row for a client record (argoproxy/requestlog/). The key's owner is a person's id, or ""
+    (a service key, or no team key)."""
     client, used, cost = start.client, end.used, end.cost
-    owner = getattr(start.team_key, "owner", "") or ""
+    owner = start.team_key.owner if start.team_key is not None else ""
     return LogRow(time.time(), client.request_id, start.key_name or "", owner, (start.model or "")[:200],
                   end.status, client.front, client.session, used.input if used is not None else 0,
                   used.output if used is not None else 0, cost.nanos if cost is not None and cost.priced else 0,
