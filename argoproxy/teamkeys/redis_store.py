@@ -28,6 +28,7 @@ from typing import Any
 from argoproxy.per_process import pid as own_pid
 from argoproxy.teamkeys import windows
 from argoproxy.teamkeys.last_seen import LastSeen
+from argoproxy.teamkeys.audit_stores import RedisAudit
 from argoproxy.teamkeys.redis_records import PREFIX, SEP, RedisRecords
 from argoproxy.teamkeys.records import Budget, KeyRecord, MoneyBudget
 from argoproxy.teamkeys.redis_deadline import TIMEOUT, with_deadline  # a round trip's whole time, not each read's
@@ -61,9 +62,9 @@ def connect(url: str) -> Any:
                                               decode_responses=True))
 
 
-class RedisKeyStore(RedisRecords, RedisToolUsage, RedisToolHolds):
+class RedisKeyStore(RedisRecords, RedisToolUsage, RedisToolHolds, RedisAudit):
     """Key and team records (redis_records.py), the counting below, its MCP tool calls' rows and holds
-    (redis_tool_*.py)."""
+    (redis_tool_*.py), the audit log (audit_stores.py)."""
 
     def __init__(self, url: str, client: Any = None, lease_max: int = LEASE_MAX) -> None:
         self.url = url

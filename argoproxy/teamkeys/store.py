@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 from argoproxy.sqlite_files import BUSY_SECONDS, ReadConnection, connect, first_here, immediate, off_loop, wal
 from argoproxy.teamkeys.records import TEAM_WINDOWS, Budget, KeyRecord, MoneyBudget, TeamRecord, money_refusal
 from argoproxy.teamkeys import windows
+from argoproxy.teamkeys.audit_stores import AUDIT_TABLE, SQLiteAudit
 
 if TYPE_CHECKING:
     from argoproxy.teamkeys.local_windows import LocalWindows
@@ -50,7 +51,7 @@ CREATE TABLE IF NOT EXISTS tool_usage (
     name TEXT NOT NULL, server TEXT NOT NULL, tool TEXT NOT NULL, day TEXT NOT NULL, calls INTEGER NOT NULL,
     errors INTEGER NOT NULL, millis INTEGER NOT NULL, bytes_in INTEGER NOT NULL, bytes_out INTEGER NOT NULL,
     cost INTEGER NOT NULL, PRIMARY KEY (name, server, tool, day));
-"""
+""" + AUDIT_TABLE
 # Columns a store made by an earlier release lacks (--max-parallel, --priority, dollar budgets, usage's cost in
 # nano-dollars and unpriced requests, a key's team, MCP tool globs and limits): added when it is opened (the teams table likewise, by SCHEMA).
 _ADDED = (("keys", "max_parallel", "INTEGER NOT NULL DEFAULT 0"), ("keys", "priority", "INTEGER NOT NULL DEFAULT 0"),
@@ -87,7 +88,9 @@ def team_has_keys(name: str, keys: list[str]) -> TeamError:
                      "(`keys update NAME --team none`), or delete it with --move-keys-out")
 
 
-class SQLiteKeyStore:
+class SQLiteKeyStore(SQLiteAudit):
+    """Keys, teams, their windows and usage rows; the audit log (audit_stores.py)."""
+
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path).expanduser()
         self._lock = threading.Lock()  # the writing connection's (gthread workers share it)
