@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import unquote
 
 from argoproxy.console import audit_api, keys_api, teams_api, usage_api
-from argoproxy.console.asked import Asked
+from argoproxy.console.admin_call import AdminCall
 from argoproxy.console.authorize import authorize, check_change
 from argoproxy.edge.http_objects import Answer
 from argoproxy.errors import ProxyError
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 PREFIX = ("admin", "v1")
 
 
-Resource = Callable[[Asked], Answer]
+Resource = Callable[[AdminCall], Answer]
 # One module a resource; the people and the request log (issue 71's other parts) are one line each here.
 RESOURCES: dict[str, Resource] = {"keys": keys_api.serve, "teams": teams_api.serve, "usage": usage_api.serve,
                                   "audit": audit_api.serve}
@@ -44,6 +44,6 @@ class AdminApi:
         store = self.store()
         if store is None:
             raise ProxyError(404, "The admin API needs ENABLE_AUTH on.", code="admin_api_off")
-        answer = resource(Asked(request.method, parts[1:], query, request, principal, store, self.max_body))
+        answer = resource(AdminCall(request.method, parts[1:], query, request, principal, store, self.max_body))
         answer.headers["Cache-Control"] = "no-store"  # keys' names, limits and usage: no cache may keep them
         return answer

@@ -3,18 +3,18 @@ before)."""
 
 from __future__ import annotations
 
-from argoproxy.console.asked import Asked, not_allowed
+from argoproxy.console.admin_call import AdminCall, not_allowed
 from argoproxy.console.paging import PAGE, listed
 from argoproxy.edge.http_objects import Answer
 from argoproxy.errors import ProxyError
 
 
-def serve(asked: Asked) -> Answer:
-    if asked.rest or asked.method != "GET":
+def serve(call: AdminCall) -> Answer:
+    if call.rest or call.method != "GET":
         raise not_allowed("/admin/v1/audit", "GET")
-    cursor = asked.params("cursor").get("cursor", "")
+    cursor = call.params("cursor").get("cursor", "")
     try:
-        entries = asked.store.audit(cursor, PAGE + 1)
+        entries = call.store.audit(cursor, PAGE + 1)
     except ValueError as exc:
         raise ProxyError(400, str(exc), param="cursor", code="invalid_cursor") from None
     shown = entries[:PAGE]

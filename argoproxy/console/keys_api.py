@@ -9,7 +9,7 @@ import time
 from typing import Any
 
 from argoproxy.config.listener import generate_key
-from argoproxy.console.asked import Asked, no_such, not_allowed
+from argoproxy.console.admin_call import AdminCall, no_such, not_allowed
 from argoproxy.console.fields import KEY_FIELDS, changes, name_of
 from argoproxy.console.paging import listed, page
 from argoproxy.edge.http_objects import Answer
@@ -18,74 +18,74 @@ from argoproxy.teamkeys.records import KeyRecord, digest
 from argoproxy.teamkeys.store import KeyExists, TeamError
 
 
-def serve(asked: Asked) -> Answer:
-    if not asked.rest:
-        if asked.method == "GET":
-            return list_keys(asked)
-        if asked.method == "POST":
-            return create(asked)
+def serve(call: AdminCall) -> Answer:
+    if not call.rest:
+        if call.method == "GET":
+            return list_keys(call)
+        if call.method == "POST":
+            return create(call)
         raise not_allowed("/admin/v1/keys", "GET, POST")
-    if len(asked.rest) != 1:
-        raise no_such("key", "/".join(asked.rest))
-    name = asked.rest[0]
-    if asked.method == "GET":
-        return Answer.json(key_json(find(asked, name), time.time()))
-    if asked.method == "PATCH":
-        return update(asked, name)
-    if asked.method == "DELETE":
-        return revoke(asked, name)
+    if len(call.rest) != 1:
+        raise no_such("key", "/".join(call.rest))
+    name = call.rest[0]
+    if call.method == "GET":
+        return Answer.json(key_json(find(call, name), time.time()))
+    if call.method == "PATCH":
+        return update(call, name)
+    if call.method == "DELETE":
+        return revoke(call, name)
     raise not_allowed("/admin/v1/keys/NAME", "GET, PATCH, DELETE")
 
 
-def list_keys(asked: Asked) -> Answer:
-    params = asked.params("cursor", "team")
+def list_keys(call: AdminCall) -> Answer:
+    params = call.params("cursor", "team")
     now, team = time.time(), params.get("team")
-    rows = (r for r in asked.store.records() if team is None or r.team == team)
+    rows = (r for r in call.store.records() if team is None or r.team == team)
     shown, after = page(rows, lambda r: r.name, params.get("cursor", ""))
     return Answer.json(listed([key_json(r, now) for r in shown], after))
 
 
-def create(asked: Asked) -> Answer:
-    body = asked.body()
+def create(call: AdminCall) -> Answer:
+    body = call.body()
     name = name_of(body, "key")
     fields = changes(body, KEY_FIELDS, ignore=frozenset({"name"}))
     key = generate_key()
     record = dataclasses.replace(KeyRecord(name, digest(key), key[:12], created=time.time()), **fields)
     try:
-        asked.store.create(record)
+        call.store.create(record)
     except (KeyExists, TeamError) as exc:
         raise ProxyError(409, str(exc), param="name" if isinstance(exc, KeyExists) else "team",
                          code="key_exists" if isinstance(exc, KeyExists) else "no_such_team") from None
-    asked.audit("keys.create", name, fields)
+    call.audit("keys.create", name, fields)
     answer = Answer.json({"key": key, "record": key_json(record, time.time()),
                           "note": "The key is shown only in this answer: the store keeps its hash."}, 201)
     return answer
 
 
-def update(asked: Asked, name: str) -> Answer:
-    fields = changes(asked.body(), KEY_FIELDS)
+def update(call: AdminCall, name: str) -> Answer:
+    fields = changes(call.body(), KEY_FIELDS)
     if not fields:
         raise ProxyError(400, "Nothing to change: give one of " + ", ".join(sorted(KEY_FIELDS)) + ".",
                          code="nothing_to_change")
     try:
-        done = asked.store.update(name, fields)
+        done = call.store.update(name, fields)
     except TeamError as exc:
         raise ProxyError(409, str(exc), param="team", code="no_such_team") from None
     if not done:
         raise no_such("active key", name)
-    asked.audit("keys.update", name, fields)
-    return Answer.json(key_json(find(asked, name), time.time()))
+    call.audit("keys.update", name, fields)
+    return Answer.json(key_json(find(call, name), time.time()))
 
 
-def revoke(asked: Asked, name: str) -> Answer:
-    if not asked.store.revoke(name):
+def revoke(call: AdminCall, name: str) -> Answer:
+    if not call.store.revoke(name):
         raise no_such("active key", name)
-    asked.audit("keys.revoke", name, {})
-    return Answer.json(key_json(find(asked, name), time.time()))
+    call.audit("keys.revoke", name, {})
+    return Answer.json(key_json(find(call, name), time.time()))
 
 
-def find(asked: Asked, name: str) -> KeyRecord:
-    found = next((r for r in asked.store.records() if r.name == name), None)
+def find(call: AdminCall, name: str) -> KeyRecord:
+    found: KeyRecord | None = next((r for r in call.store.records() if r.name == name), None)
     if found is None:
         raise no_such("key", name)
     return found

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from argoproxy.console.api import AdminApi
 from argoproxy.edge.http_objects import Answer
+from argoproxy.errors import ProxyError
 
 if TYPE_CHECKING:
     from argoproxy.edge.auth import Auth
@@ -20,7 +21,9 @@ class Console:
     def __init__(self, auth: Auth, store: Callable[[], Any], max_body: int) -> None:
         self.api = AdminApi(auth, store, max_body)
 
-    def answer(self, route: Route, query: str, request: Request) -> Answer:
+    def answer(self, route: Route, query: str, request: Request | None) -> Answer:
+        if request is None:  # a call the proxy made itself: never the console's
+            raise ProxyError(404, f"No route {route.label} here.", code="unknown_route")
         if route.kind == "ui_console":
             return Answer(script(), 200, {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"},
                           content_type="text/javascript; charset=utf-8")

@@ -8,7 +8,7 @@ import dataclasses
 import time
 from typing import Any
 
-from argoproxy.console.asked import Asked, no_such, not_allowed
+from argoproxy.console.admin_call import AdminCall, no_such, not_allowed
 from argoproxy.console.fields import TEAM_FIELDS, changes, name_of
 from argoproxy.console.paging import listed, page
 from argoproxy.edge.http_objects import Answer
@@ -17,34 +17,34 @@ from argoproxy.teamkeys.records import TeamRecord
 from argoproxy.teamkeys.store import TeamError
 
 
-def serve(asked: Asked) -> Answer:
-    if not asked.rest:
-        if asked.method == "GET":
-            return list_teams(asked)
-        if asked.method == "POST":
-            return create(asked)
+def serve(call: AdminCall) -> Answer:
+    if not call.rest:
+        if call.method == "GET":
+            return list_teams(call)
+        if call.method == "POST":
+            return create(call)
         raise not_allowed("/admin/v1/teams", "GET, POST")
-    if len(asked.rest) != 1:
-        raise no_such("team", "/".join(asked.rest))
-    name = asked.rest[0]
-    if asked.method == "GET":
-        return Answer.json(team_json(find(asked, name), members(asked.store), time.time()))
-    if asked.method == "PATCH":
-        return update(asked, name)
-    if asked.method == "DELETE":
-        return delete(asked, name)
+    if len(call.rest) != 1:
+        raise no_such("team", "/".join(call.rest))
+    name = call.rest[0]
+    if call.method == "GET":
+        return Answer.json(team_json(find(call, name), members(call.store), time.time()))
+    if call.method == "PATCH":
+        return update(call, name)
+    if call.method == "DELETE":
+        return delete(call, name)
     raise not_allowed("/admin/v1/teams/NAME", "GET, PATCH, DELETE")
 
 
-def list_teams(asked: Asked) -> Answer:
-    params = asked.params("cursor")
-    counted, now = members(asked.store), time.time()
-    shown, after = page(asked.store.teams(), lambda t: t.name, params.get("cursor", ""))
+def list_teams(call: AdminCall) -> Answer:
+    params = call.params("cursor")
+    counted, now = members(call.store), time.time()
+    shown, after = page(call.store.teams(), lambda t: t.name, params.get("cursor", ""))
     return Answer.json(listed([team_json(t, counted, now) for t in shown], after))
 
 
-def create(asked: Asked) -> Answer:
-    body = asked.body()
+def create(call: AdminCall) -> Answer:
+    body = call.body()
     name = name_of(body, "team")
     if name.lower() == "none":
         raise ProxyError(400, "The team name 'none' is reserved (it takes a key out of its team).", param="name",
@@ -52,39 +52,39 @@ def create(asked: Asked) -> Answer:
     fields = changes(body, TEAM_FIELDS, ignore=frozenset({"name"}))
     team = dataclasses.replace(TeamRecord(name, created=time.time()), **fields)
     try:
-        asked.store.create_team(team)
+        call.store.create_team(team)
     except TeamError as exc:
         raise ProxyError(409, str(exc), param="name", code="team_exists") from None
-    asked.audit("teams.create", name, fields)
+    call.audit("teams.create", name, fields)
     return Answer.json(team_json(team, {}, time.time()), 201)
 
 
-def update(asked: Asked, name: str) -> Answer:
-    fields = changes(asked.body(), TEAM_FIELDS)
+def update(call: AdminCall, name: str) -> Answer:
+    fields = changes(call.body(), TEAM_FIELDS)
     if not fields:
         raise ProxyError(400, "Nothing to change: give one of " + ", ".join(sorted(TEAM_FIELDS)) + ".",
                          code="nothing_to_change")
-    find(asked, name)
-    team = asked.store.update_team(name, fields)
-    asked.audit("teams.update", name, fields)
-    return Answer.json(team_json(team, members(asked.store), time.time()))
+    find(call, name)
+    team = call.store.update_team(name, fields)
+    call.audit("teams.update", name, fields)
+    return Answer.json(team_json(team, members(call.store), time.time()))
 
 
-def delete(asked: Asked, name: str) -> Answer:
-    move = asked.params("move_keys_out").get("move_keys_out", "false")
+def delete(call: AdminCall, name: str) -> Answer:
+    move = call.params("move_keys_out").get("move_keys_out", "false")
     if move not in ("true", "false"):
         raise ProxyError(400, "move_keys_out is true or false.", param="move_keys_out", code="invalid_value")
-    find(asked, name)
+    find(call, name)
     try:
-        moved = asked.store.delete_team(name, move == "true")
+        moved = call.store.delete_team(name, move == "true")
     except TeamError as exc:
         raise ProxyError(409, str(exc), code="team_has_keys") from None
-    asked.audit("teams.delete", name, {"move_keys_out": move == "true"})
+    call.audit("teams.delete", name, {"move_keys_out": move == "true"})
     return Answer.json({"deleted": name, "keys_moved_out": moved})
 
 
-def find(asked: Asked, name: str) -> TeamRecord:
-    team = asked.store.team(name)
+def find(call: AdminCall, name: str) -> TeamRecord:
+    team: TeamRecord | None = call.store.team(name)
     if team is None:
         raise no_such("team", name)
     return team

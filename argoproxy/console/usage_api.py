@@ -10,7 +10,7 @@ import io
 from datetime import datetime
 from typing import Any, Iterable
 
-from argoproxy.console.asked import Asked, not_allowed
+from argoproxy.console.admin_call import AdminCall, not_allowed
 from argoproxy.console.paging import listed, page
 from argoproxy.edge.http_objects import Answer
 from argoproxy.errors import ProxyError
@@ -22,13 +22,13 @@ CSV_HEADER = ("model", "day", "requests", "input_tokens", "output_tokens", "cost
 Row = tuple[str, str, str, int, int, int, int, int]  # the store's: name, model, day, requests, in, out, nanos, unpriced
 
 
-def serve(asked: Asked) -> Answer:
-    if asked.rest or asked.method != "GET":
+def serve(call: AdminCall) -> Answer:
+    if call.rest or call.method != "GET":
         raise not_allowed("/admin/v1/usage", "GET")
-    params = asked.params("group", "since", "key", "model", "team", "format", "cursor")
+    params = call.params("group", "since", "key", "model", "team", "format", "cursor")
     since = day_param(params.get("since", ""))
     team = params.get("team")
-    rows = [r for r in asked.store.usage(since) if wanted(r, params, team)]
+    rows = [r for r in call.store.usage(since) if wanted(r, params, team)]
     if params.get("format", "json") == "csv":
         return csv_answer(rows, team)
     if params.get("format", "json") != "json":

@@ -1,4 +1,4 @@
-"""One authorized call of `/admin/v1/` as its resource's module reads it (Asked), and the errors they share."""
+"""One authorized call of `/admin/v1/` as its resource's module reads it (AdminCall), and the errors they share."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class Asked:
+class AdminCall:
     """One authorized call of the API: what its resource's module reads."""
     method: str
     rest: tuple[str, ...]  # the path's segments after the resource's name, decoded
