@@ -221,3 +221,28 @@ def test_a_sessions_read_and_the_admin_keys_change_need_no_csrf_token():
     check_change(session(), fine)
     check_change(session(), Request.of("GET", "/admin/v1/keys", None, {"Host": "localhost:5000"}))
     check_change(Principal("admin_key", admin=True), Request.of("DELETE", "/admin/v1/keys/x", None, {}))
+
+
+def test_the_api_on_redis_makes_lists_revokes_and_audits(make):
+    """The same calls on a Redis store (what replicas share)."""
+    from tests.redis_server import RedisServer
+    from argoproxy.teamkeys.redis_store import RedisKeyStore
+    server = RedisServer().start()
+    try:
+        door, _, _ = make(ENABLE_AUTH="true", API_KEY_SECRET=ADMIN, REDIS_URL=server.url)
+
+        def call(method: str, target: str, body=None):
+            answer = door.handle(Request.of(method, target, body, AUTH))
+            return answer.status_code, json.loads(answer.get_data())
+        assert call("POST", "/admin/v1/teams", {"name": "red", "rpm": 5})[0] == 201
+        status, made = call("POST", "/admin/v1/keys", {"name": "alice", "team": "red", "tpm": 100})
+        assert status == 201 and RedisKeyStore(server.url).find(digest(made["key"])).tpm == 100
+        assert [k["name"] for k in call("GET", "/admin/v1/keys")[1]["data"]] == ["alice"]
+        assert call("DELETE", "/admin/v1/keys/alice")[1]["state"] == "revoked"
+        RedisKeyStore(server.url).record_usage("bob", "m1", 3, 4, time.time(), None, cost=10)
+        assert call("GET", "/admin/v1/usage?group=key")[1]["data"][0]["tokens"] == 7
+        audit = call("GET", "/admin/v1/audit")[1]
+        assert [e["action"] for e in audit["data"]] == ["keys.revoke", "keys.create", "teams.create"]
+        assert made["key"] not in json.dumps(audit)
+    finally:
+        server.close()
