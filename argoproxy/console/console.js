@@ -4,7 +4,8 @@
 // page does). Data is written with textContent only; no inline handlers (the page's CSP).
 (() => {
 const $ = id => document.getElementById(id);
-const API = "/admin/v1/";
+// The API beside the page, however its path was written (/ui, /ui/, behind a reverse proxy's prefix).
+const API = location.pathname.replace(/^\/+/, "/").replace(/\/+$/, "").replace(/\/ui$/i, "") + "/admin/v1/";
 const views = ["status", "keys", "usage", "teams", "audit"];
 const loaders = { keys: loadKeys, usage: loadUsage, teams: loadTeams, audit: loadAudit };
 
