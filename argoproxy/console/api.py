@@ -5,6 +5,7 @@ the request to its resource's module, one a resource: RESOURCES. Errors are the 
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import unquote
 
@@ -13,12 +14,14 @@ from argoproxy.console.admin_call import AdminCall
 from argoproxy.console.authorize import authorize, check_change
 from argoproxy.edge.http_objects import Answer
 from argoproxy.errors import ProxyError
+from argoproxy.redaction import mask_url
 
 if TYPE_CHECKING:
     from argoproxy.edge.auth import Auth
     from argoproxy.edge.classify import Route
     from argoproxy.edge.http_objects import Request
 
+log = logging.getLogger("cot_proxy")
 PREFIX = ("admin", "v1")
 
 
@@ -44,6 +47,12 @@ class AdminApi:
         store = self.store()
         if store is None:
             raise ProxyError(404, "The admin API needs ENABLE_AUTH on.", code="admin_api_off")
-        answer = resource(AdminCall(request.method, parts[1:], query, request, principal, store, self.max_body))
+        try:
+            answer = resource(AdminCall(request.method, parts[1:], query, request, principal, store, self.max_body))
+        except ProxyError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the store failed (Redis away, a locked file): a 503, logged
+            log.warning("admin API: the key store failed: %s", mask_url(f"{type(exc).__name__}: {exc}"))
+            raise ProxyError(503, "The key store cannot answer now; try again.", code="key_store_unavailable") from None
         answer.headers["Cache-Control"] = "no-store"  # keys' names, limits and usage: no cache may keep them
         return answer

@@ -23,6 +23,7 @@ from argoproxy.sqlite_files import BUSY_SECONDS, ReadConnection, connect, first_
 from argoproxy.teamkeys.records import TEAM_WINDOWS, Budget, KeyRecord, MoneyBudget, TeamRecord, money_refusal
 from argoproxy.teamkeys import windows
 from argoproxy.teamkeys.audit_stores import AUDIT_TABLE, SQLiteAudit
+from argoproxy.teamkeys.usage_totals import SQLiteUsageTotals
 
 if TYPE_CHECKING:
     from argoproxy.teamkeys.local_windows import LocalWindows
@@ -88,8 +89,9 @@ def team_has_keys(name: str, keys: list[str]) -> TeamError:
                      "(`keys update NAME --team none`), or delete it with --move-keys-out")
 
 
-class SQLiteKeyStore(SQLiteAudit):
-    """Keys, teams, their windows and usage rows; the audit log (audit_stores.py)."""
+class SQLiteKeyStore(SQLiteAudit, SQLiteUsageTotals):
+    """Keys, teams, their windows and usage rows; the audit log (audit_stores.py); usage summed for the console
+    (usage_totals.py)."""
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path).expanduser()
