@@ -246,3 +246,33 @@ def test_the_api_on_redis_makes_lists_revokes_and_audits(make):
         assert made["key"] not in json.dumps(audit)
     finally:
         server.close()
+
+
+@pytest.mark.parametrize("group", ["day", "model", "key", "team"])
+def test_sqls_sums_are_the_rows_summed_and_paged_by_cursor(tmp_path, group):
+    """SQLite sums in SQL; Redis sums the rows it read (usage_totals.summed_rows): the same figures, the same order
+    and pages, filters included (a tool window's rows in neither)."""
+    from argoproxy.teamkeys.usage_totals import summed_rows
+    store = SQLiteKeyStore(tmp_path / "keys.db")
+    day = 86400
+    for n in range(30):
+        name = ("team/t%d" % (n % 3)) if n % 5 == 0 else ("tools/k1" if n == 7 else f"k_{n % 4}")
+        store.record_usage(name, f"m{n % 3}", n, 2 * n, 1.8e9 + (n % 6) * day, None, cost=n * 1000, unpriced=n % 2)
+    rows = store.usage_rows("")
+    for key, model in ((None, None), ("k_1", None), (None, "m2")):
+        summed = summed_rows(rows, group, key, model)
+        expected = sorted(((v, *t) for v, t in summed.items()), reverse=group == "day")
+        assert store.usage_totals(group, "", key, model, "", 100) == expected
+        if len(expected) > 2:
+            assert store.usage_totals(group, "", key, model, expected[1][0], 100) == expected[2:]
+
+
+def test_a_store_that_fails_is_a_503_in_the_error_shape(console, monkeypatch):
+    import sqlite3
+    call, _ = console
+
+    def locked(*args, **kwargs):
+        raise sqlite3.OperationalError("database is locked")
+    monkeypatch.setattr(SQLiteKeyStore, "records", locked)
+    status, body = call("GET", "/admin/v1/keys")
+    assert (status, body["error"]["code"]) == (503, "key_store_unavailable")
