@@ -30,7 +30,7 @@ from argoproxy.per_process import pid as own_pid
 from argoproxy.teamkeys import windows
 from argoproxy.teamkeys.last_seen import LastSeen
 from argoproxy.teamkeys.audit_stores import RedisAudit
-from argoproxy.teamkeys.usage_totals import RedisUsageTotals
+from argoproxy.teamkeys.redis_usage_totals import RedisUsageTotals
 from argoproxy.teamkeys.redis_records import PREFIX, SEP, RedisRecords
 from argoproxy.teamkeys.records import Budget, KeyRecord, MoneyBudget
 from argoproxy.teamkeys.redis_deadline import TIMEOUT, with_deadline  # a round trip's whole time, not each read's
@@ -66,7 +66,7 @@ def connect(url: str) -> Any:
 
 class RedisKeyStore(RedisRecords, RedisToolUsage, RedisToolHolds, RedisAudit, RedisUsageTotals):
     """Key and team records (redis_records.py), the counting below, its MCP tool calls' rows and holds
-    (redis_tool_*.py), the audit log (audit_stores.py), usage summed for the console (usage_totals.py)."""
+    (redis_tool_*.py), the audit log (audit_stores.py), usage summed for the console (redis_usage_totals.py)."""
 
     def __init__(self, url: str, client: Any = None, lease_max: int = LEASE_MAX) -> None:
         self.url = url

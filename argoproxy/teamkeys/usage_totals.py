@@ -1,13 +1,9 @@
 """The daily usage rows summed by day, model, key or team for the console (argoproxy/console/usage_api.py), a page
-at a time after a keyset cursor. SQLite sums them in SQL (100,000 rows: tens of milliseconds); Redis keeps them as
-one hash of counters, read in bounded HSCAN steps (one HGETALL of 400,000 fields outlives a round trip's deadline)
-and kept by each process for CACHE_SECONDS, then summed here: at 100,000 rows the read takes seconds (bench/console.py),
-so on Redis the console's usage is up to CACHE_SECONDS old."""
+at a time after a keyset cursor. SQLite sums them in SQL (100,000 rows: tens of milliseconds); Redis's rows are read
+and summed in Python (redis_usage_totals.py: summed_rows)."""
 
 from __future__ import annotations
 
-import threading
-import time
 from typing import Any
 
 from argoproxy.teamkeys.records import TEAM_WINDOWS, TOOL_WINDOWS
@@ -15,8 +11,6 @@ from argoproxy.teamkeys.records import TEAM_WINDOWS, TOOL_WINDOWS
 GROUPS = {"day": "day", "model": "model", "key": "name", "team": f"substr(name, {len(TEAM_WINDOWS) + 1})"}
 Total = tuple[str, int, int, int, int, int]  # value, requests, input tokens, output tokens, nano-dollars, unpriced
 Row = tuple[str, str, str, int, int, int, int, int]
-CACHE_SECONDS = 30.0
-SCAN_COUNT = 2_000
 
 
 def kind_of(name: str) -> str:
@@ -52,46 +46,6 @@ class SQLiteUsageTotals:
             f"usage WHERE {' AND '.join(where)} GROUP BY 1{having} ORDER BY 1 {'DESC' if newest else 'ASC'} LIMIT ?",
             (*args, *([after] if after else []), limit))
         return rows
-
-
-class RedisUsageTotals:
-    redis: Any
-    _usage_cache: tuple[float, list[Row]] | None = None
-    _sums: dict[tuple[Any, ...], dict[str, list[int]]] = {}
-    _usage_lock = threading.Lock()
-
-    def usage_rows(self, since: str = "") -> list[Row]:
-        """Every usage row (this process's copy, at most CACHE_SECONDS old) from `since`."""
-        with self._usage_lock:
-            cached = self._usage_cache
-            if cached is None or time.monotonic() - cached[0] > CACHE_SECONDS:
-                cached = self._usage_cache = (time.monotonic(), self._scan_usage())
-        return [row for row in cached[1] if row[2] >= since]
-
-    def _scan_usage(self) -> list[Row]:
-        from argoproxy.teamkeys.redis_records import PREFIX, SEP
-        counted: dict[tuple[str, str, str], dict[str, int]] = {}
-        for field, number in self.redis.hscan_iter(PREFIX + "usage", count=SCAN_COUNT):
-            row, _, what = field.rpartition(SEP)
-            day, name, model = row.split(SEP, 2)
-            counted.setdefault((day, name, model), {})[what] = int(number)
-        return [(name, model, day, c.get("requests", 0), c.get("input", 0), c.get("output", 0), c.get("cost", 0),
-                 c.get("unpriced", 0)) for (day, name, model), c in sorted(counted.items())]
-
-    def usage_totals(self, group: str, since: str = "", key: str | None = None, model: str | None = None,
-                     after: str = "", limit: int = 50) -> list[Total]:
-        rows = self.usage_rows(since)
-        read_at = self._usage_cache[0] if self._usage_cache is not None else 0.0
-        asked = (read_at, group, since, key, model)  # the rows of that read, summed so
-        summed = self._sums.get(asked)
-        if summed is None:
-            summed = summed_rows(rows, group, key, model)
-            self._sums = {asked: summed}  # the last sum only: the next page of the same list reads it
-        newest = group == "day"
-        ordered = sorted(summed, reverse=newest)
-        if after:
-            ordered = [v for v in ordered if (v < after if newest else v > after)]
-        return [(v, *summed[v]) for v in ordered[:limit]]  # type: ignore[misc]
 
 
 def summed_rows(rows: list[Row], group: str, key: str | None, model: str | None) -> dict[str, list[int]]:
