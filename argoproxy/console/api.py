@@ -39,7 +39,7 @@ class AdminApi:
     def answer(self, route: Route, query: str, request: Request) -> Answer:
         principal = authorize(request, self.auth)
         parts = tuple(unquote(p) for p in route.path.split("/")[len(PREFIX):] if p)
-        resource = RESOURCES.get(parts[0]) if parts else None
+        resource = RESOURCES.get(parts[0].lower()) if parts else None  # a fixed name: any case, as routes
         if resource is None:
             raise ProxyError(404, f"No such resource {route.label}; /admin/v1/ serves "
                                   f"{', '.join(sorted(RESOURCES))}.", code="unknown_route")

@@ -276,3 +276,10 @@ def test_a_store_that_fails_is_a_503_in_the_error_shape(console, monkeypatch):
     monkeypatch.setattr(SQLiteKeyStore, "records", locked)
     status, body = call("GET", "/admin/v1/keys")
     assert (status, body["error"]["code"]) == (503, "key_store_unavailable")
+
+
+@pytest.mark.parametrize("target", ["/ADMIN/V1/KEYS", "/admin/v1/Keys", "//admin/v1/keys", "/admin/v1/keys/"])
+def test_the_apis_fixed_names_match_in_any_case_and_spelling(console, target):
+    call, _ = console
+    assert call("GET", target)[0] == 200
+    assert call("GET", target, headers={})[0] == 401  # and each spelling asks for the admin key
