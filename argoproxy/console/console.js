@@ -143,4 +143,5 @@ async function loadAudit(cursor) {
   more("console-audit-more", page.next, loadAudit);
 }
 show("status");
+document.body.dataset.console = "ready";  // (the tests wait for it)
 })();

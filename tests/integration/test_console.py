@@ -122,8 +122,7 @@ def test_the_console_in_chromium_creates_lists_uses_and_revokes_a_key(proxy, tmp
     browser = Browser()
     try:
         browser.call("Page.navigate", url=f"{proxy.url}/ui#key={ADMIN}")
-        assert browser.until("document.querySelector('#tab-keys') !== null && typeof sessionStorage"
-                             ".getItem('cot_proxy_key') === 'string'")
+        assert browser.until("document.body !== null && document.body.dataset.console === 'ready'")
         browser.js("document.getElementById('tab-keys').click()")
         browser.js("""(() => { const f = document.getElementById('console-key-form');
             f.elements.name.value = 'chromium-key'; f.elements.rpm.value = '50'; f.requestSubmit(); })()""")
