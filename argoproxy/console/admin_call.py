@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -42,9 +41,6 @@ class AdminCall:
         """The change in the audit log: who, what (never a key), when, from where."""
         self.store.add_audit(entry(self.who(), action, target, changes, self.request.peer[0],
                                    self.request.headers.get("User-Agent", "")))
-
-    def now(self) -> float:
-        return time.time()
 
 
 def not_allowed(label: str, allow: str) -> ProxyError:
