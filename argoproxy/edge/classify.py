@@ -11,6 +11,8 @@ family (which handler serves it):
   backend   routes a backend serves itself (ARGO's /v1/chat, /v1/embed, /v1/status)
   own       the proxy's own /, /health, /metrics, /ui, sign-in's /ui/auth/... and /ui/logout, and the launcher's
             listener proof; a door's answers that ask nothing of an upstream
+  console   the admin API /admin/v1/... and the console page's script /ui/console.js (argoproxy/console/: it
+            authorizes its callers itself)
   forward   any other path, sent upstream unchanged, when the backend forwards and FORWARD_PATHS allows it
   unknown   nothing serves it (404)
 
@@ -149,4 +151,16 @@ def standard_table(forwards: bool, forward_paths: tuple[str, ...], doors: Iterab
     for path, kind, methods in SIGNIN_ROUTES:  # sign-in (argoproxy/signin/pages.py; 404 while OIDC_ISSUER is unset)
         table.add(path, kind, "own", methods)
     table.add(PROOF_PATH, "listener_proof", "own", {"GET"})  # `cot-proxy run` asks it before sending a key
+    table.add("ui/console.js", "ui_console", "console", {"GET", "HEAD"})  # the console page's script
+    table.claims.append(admin_api)
     return table
+
+
+ADMIN_METHODS = frozenset({"GET", "POST", "PATCH", "DELETE"})
+
+
+def admin_api(parts: tuple[str, ...]) -> Route | None:
+    """/admin/v1/... (any case for its fixed part), the console's JSON API; the names after it keep their case."""
+    if len(parts) < 2 or (parts[0].lower(), parts[1].lower()) != ("admin", "v1"):
+        return None
+    return Route("admin", "console", encode_path(("admin", "v1") + parts[2:]), ADMIN_METHODS)

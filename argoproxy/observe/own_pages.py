@@ -21,8 +21,9 @@ if TYPE_CHECKING:
     from argoproxy.observe.status_page import StatusPage
 
 ROOT_ANSWER = {"status": "ok", "service": "cot_proxy"}  # GET and HEAD /: the proxy is up (details: /health)
-# The page runs only its own inline script and style and talks only to this proxy.
-STATUS_PAGE_POLICY = ("default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+# The page runs only its own inline script and style, and the console's script (/ui/console.js), and talks only to
+# this proxy.
+STATUS_PAGE_POLICY = ("default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'unsafe-inline'; "
                       "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 
 

@@ -10,6 +10,7 @@ import logging
 import os
 from typing import TYPE_CHECKING, Any, Callable
 
+from argoproxy.console import Console
 from argoproxy.edge.auth import Auth, KeySpellings
 from argoproxy.edge.classify import RouteTable, standard_table
 from argoproxy.errors import ProxyError
@@ -120,6 +121,9 @@ def door_routes(gateway: Gateway, auth: Auth, pages: OwnPages, **door: Any) -> D
                              BatchModels(settings.max_body_bytes, settings.timeout, door_batches())),
         "backend": BackendRoutes(extra, gateway.guard, gateway.reading.forwarded, gateway.route_sender,
                                  gateway.planner.think_config, answers, backend.completion_routes)}
+    console = Console(auth, lambda: console_store(gateway), settings.max_body_bytes)
+    handlers["console"] = lambda call, route: answers.recorded(call, console.answer(
+        route, call.plan.query, call.client.request))
     if gateway.stored is not None:
         handlers["state"] = StoredStateHandler(gateway.stored, auth.is_admin, answers.recorded)
     return Door(gateway, table, handlers, auth, answers, fronts, settings=settings, backend=backend,
@@ -210,6 +214,13 @@ def queue_view(gateway: Gateway) -> dict[str, Any]:
     if seating is None or not seating.limited:
         return {}
     return {"queue": seating.rows, "waits": seating.admission.keep_waits()}
+
+
+def console_store(gateway: Gateway) -> Any:
+    """The key store the proxy reads, for the console (a Redis store behind its outage policy: Redis itself, where
+    a change must go); None while auth is off."""
+    keys = gateway.team_keys
+    return getattr(keys.store, "primary", keys.store) if keys is not None else None
 
 
 def team_keys(settings: Settings) -> TeamKeys:

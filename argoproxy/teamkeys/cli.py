@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 
 from argoproxy.spend import dollars
+from argoproxy.teamkeys.audit import cli_entry
 from argoproxy.teamkeys.records import (TEAM_WINDOWS, TOOL_WINDOWS, KeyRecord, TeamRecord, digest, globs_meet, parse_budget,
                                         parse_budget_usd, parse_count, parse_expires, parse_models, parse_name,
                                         parse_owner, parse_priority, parse_tools)
@@ -123,10 +124,15 @@ def main(argv: list[str], settings_of: SettingsOf, prog: str = "cot-proxy") -> i
 
 def run_command(command: Callable[[Any, argparse.Namespace], int], store: Any, args: argparse.Namespace,
                 name: str) -> int:
-    """A `keys` or `teams` subcommand run: a refusal (ValueError) is its one line and exit 2; a store that failed
-    (Redis down, a locked file) one line and exit 1, its URL's credentials masked."""
+    """A `keys` or `teams` subcommand run, each change written to the audit log: a refusal (ValueError) is its one
+    line and exit 2; a store that failed (Redis down, a locked file) one line and exit 1, its URL's credentials
+    masked."""
     try:
-        return command(store, args)
+        done = command(store, args)
+        change = cli_entry(name, args, _changes) if done == 0 else None
+        if change is not None:  # the audit log (teamkeys/audit.py): every change, whoever made it
+            store.add_audit(change)
+        return done
     except ValueError as exc:
         print(f"cot_proxy {name}: {exc}", file=sys.stderr)
         return 2

@@ -11,7 +11,8 @@ req:<name>:<minute> and tok:<name>:<minute> (requests and tokens counted in that
 after the next one), bud:<name>:<period start> (tokens used in a budget period), usd:<name>:<period>:<start>
 (nano-dollars spent in a dollar budget's period), usage (hash:
 "<day>\\x1f<name>\\x1f<model>\\x1f<requests|input|output|cost|unpriced>" -> the number; cost in nano-dollars),
-team:<name> (hash: a team's record), teams (the set of teams' names). A team's windows are counted as a key's,
+team:<name> (hash: a team's record), teams (the set of teams' names); cot_proxy:audit (a stream: the audit log,
+audit_stores.py). A team's windows are counted as a key's,
 under the name team/<name> (records.TEAM_WINDOWS: no key's name holds a '/'), its usage rows likewise.
 """
 
@@ -28,7 +29,9 @@ from typing import Any
 from argoproxy.per_process import pid as own_pid
 from argoproxy.teamkeys import windows
 from argoproxy.teamkeys.last_seen import LastSeen
+from argoproxy.teamkeys.audit_stores import RedisAudit
 from argoproxy.teamkeys.redis_people import RedisPeople
+from argoproxy.teamkeys.redis_usage_totals import RedisUsageTotals
 from argoproxy.teamkeys.redis_records import PREFIX, SEP, RedisRecords
 from argoproxy.teamkeys.records import Budget, KeyRecord, MoneyBudget
 from argoproxy.teamkeys.redis_deadline import TIMEOUT, with_deadline  # a round trip's whole time, not each read's
@@ -64,9 +67,10 @@ def connect(url: str) -> Any:
                                               decode_responses=True))
 
 
-class RedisKeyStore(RedisRecords, RedisToolUsage, RedisToolHolds, RedisPeople, RedisSessionUsage):
+class RedisKeyStore(RedisRecords, RedisToolUsage, RedisToolHolds, RedisPeople, RedisSessionUsage, RedisAudit,
+                    RedisUsageTotals):
     """Key and team records (redis_records.py), the counting below, its MCP tool calls' rows and holds
-    (redis_tool_*.py)."""
+    (redis_tool_*.py), the audit log (audit_stores.py), usage summed for the console (redis_usage_totals.py)."""
 
     def __init__(self, url: str, client: Any = None, lease_max: int = LEASE_MAX) -> None:
         self.url = url

@@ -22,7 +22,9 @@ from typing import TYPE_CHECKING, Any, Iterator
 from argoproxy.sqlite_files import BUSY_SECONDS, ReadConnection, connect, first_here, immediate, off_loop, wal
 from argoproxy.teamkeys.records import TEAM_WINDOWS, Budget, KeyRecord, MoneyBudget, TeamRecord, money_refusal
 from argoproxy.teamkeys import windows
+from argoproxy.teamkeys.audit_stores import AUDIT_TABLE, SQLiteAudit
 from argoproxy.teamkeys.people_rows import ADDED_FOR_PEOPLE, OWNER_OF, PEOPLE_SCHEMA, SEP, PeopleRows
+from argoproxy.teamkeys.usage_totals import SQLiteUsageTotals
 
 if TYPE_CHECKING:
     from argoproxy.teamkeys.local_windows import LocalWindows
@@ -55,7 +57,7 @@ CREATE TABLE IF NOT EXISTS session_usage (
     name TEXT NOT NULL, session TEXT NOT NULL, model TEXT NOT NULL, day TEXT NOT NULL, requests INTEGER NOT NULL,
     input_tokens INTEGER NOT NULL, output_tokens INTEGER NOT NULL, cost INTEGER NOT NULL,
     PRIMARY KEY (name, session, model, day));
-"""
+""" + AUDIT_TABLE
 # Columns a store made by an earlier release lacks (--max-parallel, --priority, dollar budgets, usage's cost in
 # nano-dollars and unpriced requests, a key's team, MCP tool globs and limits): added when it is opened (the teams table likewise, by SCHEMA).
 _ADDED = (("keys", "max_parallel", "INTEGER NOT NULL DEFAULT 0"), ("keys", "priority", "INTEGER NOT NULL DEFAULT 0"),
@@ -93,7 +95,10 @@ def team_has_keys(name: str, keys: list[str]) -> TeamError:
                      "(`keys update NAME --team none`), or delete it with --move-keys-out")
 
 
-class SQLiteKeyStore(PeopleRows):
+class SQLiteKeyStore(PeopleRows, SQLiteAudit, SQLiteUsageTotals):
+    """Keys, teams, their windows and usage rows; the audit log (audit_stores.py); usage summed for the console
+    (usage_totals.py)."""
+
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path).expanduser()
         self._lock = threading.Lock()  # the writing connection's (gthread workers share it)

@@ -21,8 +21,8 @@ NOT_HEADERS = {"x-ai"}  # a provider's id in the price table's makers, spelled a
 NOT_IN_THE_MANUAL = {
     "flag": {"--NON_STREAM_SERVER_MODE", "--STREAM_SERVER_MODE", "--version"},
     "error code": {
-        "admin_key_required", "argo_auth_error", "client_closed_request", "duplicate_parameter", "file_not_found",
-        "invalid_form", "invalid_query", "invalid_type", "method_not_allowed", "missing_api_key", "missing_model",
+        "argo_auth_error", "client_closed_request", "duplicate_parameter", "file_not_found",
+        "invalid_form", "invalid_query", "invalid_type", "method_not_allowed", "missing_model",
         "missing_required_parameter", "mutually_exclusive_parameters", "previous_response_in_progress",
         "proxy_connect_timeout", "proxy_dns_error", "proxy_error", "seal_key_unavailable",
         "unsupported_content_encoding", "unsupported_parameter", "upstream_connection_error",
