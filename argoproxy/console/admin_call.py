@@ -11,7 +11,7 @@ from argoproxy.errors import ProxyError
 from argoproxy.teamkeys.audit import entry
 
 if TYPE_CHECKING:
-    from argoproxy.console.principal import Principal
+    from argoproxy.signin.principal import Principal
     from argoproxy.edge.http_objects import Request
 
 

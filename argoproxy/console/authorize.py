@@ -8,7 +8,7 @@ from __future__ import annotations
 import hmac
 from typing import TYPE_CHECKING
 
-from argoproxy.console.principal import Principal, principal_of
+from argoproxy.signin.principal import Principal, principal_of
 from argoproxy.edge.auth import presented_keys, unauthorized
 from argoproxy.errors import ProxyError
 

@@ -32,7 +32,9 @@ class Principal:
 
 def principal_of(request: Request, auth: Auth, sessions: ConsoleSessions | None = None) -> Principal | None:
     """The admin key as `Authorization: Bearer` (no other spelling: a browser cannot be made to send it), else the
-    console session the request's cookie names (sessions: None when sign-in is off)."""
+    console session the request's cookie names (sessions: the app's, `auth.sessions`, unless given; None when
+    sign-in is off)."""
+    sessions = sessions if sessions is not None else auth.sessions
     if not auth.enabled:
         return Principal.admin_key()
     bearer = presented_keys({"Authorization": request.headers.get("Authorization", "")}, key_headers=())

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from argoproxy.console.authorize import check_change
-from argoproxy.console.principal import Principal
+from argoproxy.signin.principal import Principal
 from argoproxy.edge.http_objects import Request
 from argoproxy.teamkeys.records import KeyRecord, digest
 from argoproxy.teamkeys.store import SQLiteKeyStore
@@ -197,7 +197,7 @@ def test_the_api_and_the_command_line_agree(console, tmp_path, capsys):
 
 
 def session(csrf: str = "token-1") -> Principal:
-    return Principal("session", person=None, admin=True, csrf=csrf)
+    return Principal("session", None, True, frozenset(), csrf)
 
 
 @pytest.mark.parametrize(("headers", "code"), [
@@ -220,7 +220,7 @@ def test_a_sessions_read_and_the_admin_keys_change_need_no_csrf_token():
                                                      "X-CSRF-Token": "token-1"})
     check_change(session(), fine)
     check_change(session(), Request.of("GET", "/admin/v1/keys", None, {"Host": "localhost:5000"}))
-    check_change(Principal("admin_key", admin=True), Request.of("DELETE", "/admin/v1/keys/x", None, {}))
+    check_change(Principal.admin_key(), Request.of("DELETE", "/admin/v1/keys/x", None, {}))
 
 
 def test_the_api_on_redis_makes_lists_revokes_and_audits(make):
