@@ -45,13 +45,13 @@ class ChatAnswers:
         if call.planned.client_stream:
             return self.sse_response(call, resp, self.packaged(call, self.answers.completion_of(call, payload)))
         data = self.answers.finished(call, self.think_whole(call, payload))
-        self.answers.note_status(call, resp.status_code)
+        call.outcome.status = resp.status_code
         self.answers.observe(call)
         return Answer(data, resp.status_code, self.json_headers(resp))
 
     def think_whole(self, call: Call, payload: dict | bytes) -> bytes:
-        """The whole answer's bytes after the think transform; its output and usage noted (answers.py)."""
-        cfg, note = call.planned.think, self.answers.note_answer
+        """The whole answer's bytes after the think transform; its output and usage noted for the observers."""
+        cfg = call.planned.think
         if isinstance(payload, dict):
             if cfg is not None:
                 transform_completion(payload, cfg)
@@ -114,7 +114,7 @@ class ChatAnswers:
             if self.backend.relay_headers else []
         headers = self.secrets.headers(headers)
         headers.extend(SSE_HEADERS.items())
-        self.answers.note_status(call, 200)
+        call.outcome.status = 200
         return Answer(self.answers.relay(call, resp, self.encoded(call, items)), 200, headers,
                       direct_passthrough=True)
 
@@ -172,7 +172,7 @@ class ChatAnswers:
 
     def error_event(self, call: Call, err: ProxyError) -> bytes:
         """An error once a stream has begun: an SSE event in OpenAI's error shape, naming the request."""
-        self.answers.note_status(call, err.status)
+        call.outcome.status = err.status
         body = err.body()
         named(body["error"], call.client.request_id, call.client.client_request_id)
         return sse.encode(body)
@@ -233,3 +233,9 @@ def usage_of(payload: bytes) -> dict | None:
 
 
 _USAGE_DECODER = json.JSONDecoder()
+
+
+def note(call: Call, output: Any, usage: Any) -> None:
+    """The answer's output and usage, for the observers (Answers.observe reads them)."""
+    out = call.outcome
+    out.output, out.usage = output, usage
