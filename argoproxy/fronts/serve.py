@@ -113,7 +113,7 @@ class FrontAnswers:
                 else:
                     yield encode(event)
         finally:
-            answers.note_output(call, ex.output)
+            call.outcome.output = ex.output
             answers.note_usage(call, ex.usage, ex.usage_estimated)
             if ex.cut:
                 log.warning("stream %s: its output passed what the %s door keeps for its closing events (%d "

@@ -74,11 +74,6 @@ class Answers:
             out.usage_estimated = estimated
 
     @staticmethod
-    def note_output(call: Call, output: Any) -> None:
-        """The answer as the client got it, for the journals (an object, or bytes past JOURNAL_BODY_BYTES)."""
-        call.outcome.output = output
-
-    @staticmethod
     def note_facts(call: Call, facts: Any) -> None:
         """What the upstream's answer said of itself (pipeline/answer_facts.py), for tracing."""
         call.outcome.facts = facts

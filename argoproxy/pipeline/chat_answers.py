@@ -77,7 +77,7 @@ class ChatAnswers:
 
     def answer_object(self, call: Call, obj: dict[str, Any]) -> Answer:
         """An answer the backend assembled itself."""
-        self.answers.note_usage(call, obj.get("usage"))
+        call.outcome.usage = obj.get("usage")
         return self.answers.whole(call, obj, [("Content-Type", JSON_TYPE)])
 
     def json_headers(self, resp: UpstreamResponse, converted: bool = False) -> list[tuple[str, str]]:
@@ -105,7 +105,7 @@ class ChatAnswers:
             obj = aggregate(call, items)
         finally:
             resp.close()
-        self.answers.note_usage(call, obj.get("usage"))
+        call.outcome.usage = obj.get("usage")
         answer = self.answers.whole(call, obj, self.json_headers(resp, converted=True))
         return answer
 
@@ -161,14 +161,14 @@ class ChatAnswers:
         meter's, else the last event's that mentions it)."""
         answers = self.answers
         if capture is not None:
-            answers.note_output(call, capture.result())
+            call.outcome.output = capture.result()
         meter = call.planned.meter
         if meter is not None:
             answers.note_usage(call, *meter.settled(call.planned.body))
         elif last_usage is not None:
             obj = sse.sse_object(last_usage) if isinstance(last_usage, bytes) else last_usage
             usage = obj.get("usage") if isinstance(obj, dict) else None
-            answers.note_usage(call, usage if isinstance(usage, dict) else None)
+            call.outcome.usage = usage if isinstance(usage, dict) else None
 
     def error_event(self, call: Call, err: ProxyError) -> bytes:
         """An error once a stream has begun: an SSE event in OpenAI's error shape, naming the request."""

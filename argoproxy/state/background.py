@@ -23,7 +23,6 @@ from msgspec import structs
 
 from argoproxy.errors import ProxyError
 from argoproxy.pipeline.call import Call
-from argoproxy.pipeline.exchange import keeping_alive
 from argoproxy.pipeline.guard import handed_over
 from argoproxy.state.keeper import Attempt, Keeper
 from argoproxy.state.records import STALE_SECONDS, StoredResponse, as_it_stands
@@ -97,7 +96,7 @@ class Background:
                                      if req is not None else None,
                                      trace=trace.detached(call) if trace is not None else None)  # a span of its own
         run = Call(client, structs.replace(call.plan))
-        keeping_alive(run)
+        run.outcome.kept_alive = True  # keepalives run for this stream now
         return run
 
     def run(self, call: Call, body: dict[str, Any], keeper: Keeper, attempt: Attempt) -> None:
