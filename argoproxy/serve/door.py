@@ -3,7 +3,7 @@
 other sites' pages refused (edge/web_pages.py) -> auth -> 404/405 -> the route's part of the plan (its body, the
 model it names) -> the API routes to the sequence (Gateway.api, relay_native, count_tokens), every other family to
 its handler in the room that owns it (serve/build.py's `door_routes`). It only routes, and answers errors in the
-route's front-door shape; Flask's one catch-all view calls `Door.handle` (tests/unit/test_gateway.py: no Flask)."""
+route's front-door shape; direct_routes.py calls `Door.handle` (tests/unit/test_gateway.py: no Flask)."""
 
 from __future__ import annotations
 
