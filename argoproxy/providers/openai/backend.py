@@ -86,10 +86,10 @@ class OpenAIBackend(Backend):
         if self.api_key and front == "messages":
             headers["X-Api-Key"] = self.api_key
         planned = call.planned
-        body = planned.body_bytes()
-        if body is not planned.raw_body:  # encoded anew: the body changed
+        data = planned.body_bytes()
+        if data is not planned.raw_body:  # encoded anew: the body changed
             headers["Content-Type"] = "application/json"
-        return UpstreamRequest("POST", self.url(call.plan.path, call.plan.query), headers, body, planned.timeout)
+        return UpstreamRequest("POST", self.url(call.plan.path, call.plan.query), headers, data, planned.timeout)
 
     def decode(self, call: Call, resp: UpstreamResponse) -> bytes:
         self.refused = None  # the upstream answers: a refusal /health said is over
