@@ -159,16 +159,16 @@ class ChatAnswers:
     def _ended(self, call: Call, capture: StreamCapture | None, last_usage: StreamItem | None) -> None:
         """A stream ended (or the client left): what it sent to the journal, its usage to the records (the
         meter's, else the last event's that mentions it)."""
-        answers = self.answers
+        out = call.outcome
         if capture is not None:
-            call.outcome.output = capture.result()
+            out.output = capture.result()
         meter = call.planned.meter
         if meter is not None:
-            answers.note_usage(call, *meter.settled(call.planned.body))
+            out.usage, out.usage_estimated = meter.settled(call.planned.body)
         elif last_usage is not None:
             obj = sse.sse_object(last_usage) if isinstance(last_usage, bytes) else last_usage
             usage = obj.get("usage") if isinstance(obj, dict) else None
-            call.outcome.usage = usage if isinstance(usage, dict) else None
+            out.usage = usage if isinstance(usage, dict) else None
 
     def error_event(self, call: Call, err: ProxyError) -> bytes:
         """An error once a stream has begun: an SSE event in OpenAI's error shape, naming the request."""
