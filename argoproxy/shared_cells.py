@@ -18,6 +18,7 @@ import mmap
 import os
 import tempfile
 import threading
+from contextlib import nullcontext
 
 SHARED_DIR_ENV = "COT_PROXY_SHARED_DIR"
 OWNER_ENV = "COT_PROXY_SHARED_DIR_OWNER"
@@ -58,9 +59,9 @@ class SharedCells:
             self._lock_fd = -1 if self._lock_fd == self._fd else self._lock_fd
             self._fd = -1
 
-    def lock(self) -> Locked | Unshared:
-        """Exclusive access across the workers (a no-op for process-private cells): `with cells.lock() as c`."""
-        return Locked(self._threads, self._lock_fd, self.cells) if self._lock_fd >= 0 else Unshared(self.cells)
+    def lock(self) -> Locked | nullcontext[memoryview]:
+        """Exclusive access across the workers (nothing to hold for process-private cells): `with cells.lock() as c`."""
+        return Locked(self._threads, self._lock_fd, self.cells) if self._lock_fd >= 0 else nullcontext(self.cells)
 
 
 # lock()'s two holds are classes, not a generator: a contextlib.contextmanager costs some 70 Python bytecodes a use
@@ -87,21 +88,6 @@ class Locked:
             fcntl.flock(self.fd, fcntl.LOCK_UN)
         finally:
             self.threads.release()
-
-
-class Unshared:
-    """Cells private to the process: nothing to hold."""
-
-    __slots__ = ("cells",)
-
-    def __init__(self, cells: memoryview) -> None:
-        self.cells = cells
-
-    def __enter__(self) -> memoryview:
-        return self.cells
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def prepare_shared_dir() -> str:

@@ -5,10 +5,13 @@ pairs with its quartiles says how sure the figure is. docs/tracing.md, "What it 
     .venv/bin/python bench/cpu_pairs.py --b TRACING=on                      # untraced against traced
     .venv/bin/python bench/cpu_pairs.py --a TRACING=on --b TRACING=on       # the same twice: the instrument's own spread
     .venv/bin/python bench/cpu_pairs.py --b TRACING=on --b-floor            # against the tracing floor's proxy
+    .venv/bin/python bench/cpu_pairs.py --a-socket-floor --pairs 7 --concurrency 1   # the product over the stack's floor
 
 Both proxies run the default settings plus the given NAME=VALUE pairs, behind one fake upstream (bench/upstream.py)
 and, with TRACING=on, one OTLP sink (bench/otlp_sink.py); `--b-floor` puts the floor's tracer
-(bench/tracing_floor) on B's PYTHONPATH. Small non-streamed chat requests in a closed loop; CPU is read as
+(bench/tracing_floor) on B's PYTHONPATH; `--a-socket-floor` makes A Gunicorn's floor (bench/bare_socket.py under the
+same gevent workers: issue 70's "CPU per chat request at most 3.0x the stack's floor", read on the upper
+quartile of the pairs' ratios). Small non-streamed chat requests in a closed loop; CPU is read as
 bench/run.py reads it (each thread's scheduler statistics).
 """
 
@@ -24,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import client  # noqa: E402
 from client import Pool, build_request, chat_body  # noqa: E402
-from targets import BENCH, FLOOR_SAYS, HOST, ROOT, OtlpSink, Proxy, Upstream  # noqa: E402
+from targets import BENCH, FLOOR_SAYS, HOST, ROOT, BareForwarder, OtlpSink, Proxy, Upstream  # noqa: E402
 
 
 def settings(pairs: list[str], sink: OtlpSink) -> dict[str, str]:
@@ -39,6 +42,7 @@ def main() -> int:
     ap.add_argument("--a", nargs="*", default=[], metavar="NAME=VALUE", help="proxy A's settings")
     ap.add_argument("--b", nargs="*", default=[], metavar="NAME=VALUE", help="proxy B's settings")
     ap.add_argument("--b-floor", action="store_true", help="B's tracer the tracing floor's (bench/tracing_floor)")
+    ap.add_argument("--a-socket-floor", action="store_true", help="A is Gunicorn's floor (bench/bare_socket.py)")
     ap.add_argument("--pairs", type=int, default=30)
     ap.add_argument("--seconds", type=float, default=1.0, help="each window (default %(default)s)")
     ap.add_argument("--concurrency", type=int, default=16)
@@ -48,7 +52,9 @@ def main() -> int:
     b = settings(args.b, sink)
     if args.b_floor:
         b["PYTHONPATH"] = f"{BENCH / 'tracing_floor'}:{ROOT}"
-    proxies = [Proxy.start(upstream.port, name="A", **settings(args.a, sink)), Proxy.start(upstream.port, name="B", **b)]
+    a = BareForwarder.start(upstream.port, kind="socket") if args.a_socket_floor else \
+        Proxy.start(upstream.port, name="A", **settings(args.a, sink))
+    proxies = [a, Proxy.start(upstream.port, name="B", **b)]
     loads = [(Pool(HOST, p.port, args.concurrency), build_request("POST", "/v1/chat/completions", HOST, p.port,
                                                                    chat_body())) for p in proxies]
 

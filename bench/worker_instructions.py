@@ -7,6 +7,7 @@ callgrind at once on a loaded machine); run it twice.
     .venv/bin/python bench/worker_instructions.py TRACING=on            # about 5 minutes, both at once
     .venv/bin/python bench/worker_instructions.py --requests 4096 --concurrency 1 TRACING=on
     .venv/bin/python bench/worker_instructions.py --doors chat,responses --concurrency 1   # two doors, same settings
+    .venv/bin/python bench/worker_instructions.py --a-socket-floor      # the product over Gunicorn's floor
 
 Both proxies run under `valgrind --tool=callgrind --trace-children=yes` with one gevent worker each, behind the
 same fake upstream (bench/upstream.py). Each gets WARM_UP requests, then callgrind's counts are zeroed in its worker
@@ -59,8 +60,9 @@ class Counted:
     """One proxy under callgrind, its worker's counts between two marks."""
 
     def __init__(self, name: str, upstream: int, settings: dict[str, str], door: str = "chat",
-                 workers: int = 1, root: Path = ROOT) -> None:
-        """`root`: the tree served (default this one; bench/cpu_commits.py --instructions counts another commit's)."""
+                 workers: int = 1, root: Path = ROOT, floor: bool = False) -> None:
+        """`root`: the tree served (default this one; bench/cpu_commits.py --instructions counts another commit's);
+        `floor`: Gunicorn's floor instead (bench/bare_socket.py under Gunicorn's gevent worker)."""
         self.name, self.tmp, self.port = name, tempfile.mkdtemp(prefix="cot_proxy_instr_"), free_port()
         self.door, self.workers = door, workers
         self.marks = os.path.join(self.tmp, "marks")
@@ -69,12 +71,16 @@ class Counted:
                    HOST=HOST, PORT=str(self.port), WORKERS=str(workers), TIMEOUT="600", WORKER_MARKS=self.marks,
                    TARGET_BASE_URL=f"http://{HOST}:{upstream}/v1/", GUNICORN_CMD_ARGS="--http-parser python")
         env.update(settings)
+        served = ["-c", str(root / "gunicorn.conf.py"), "cot_proxy:app"]
+        if floor:
+            env.update(PYTHONPATH=f"{BENCH / 'worker_marks'}:{BENCH}", BARE_TARGET=f"http://{HOST}:{upstream}")
+            served = ["-k", "gevent", "-w", str(workers), "-b", f"{HOST}:{self.port}", "bare_socket:app"]
         self.out = os.path.join(self.tmp, "callgrind")
         with open(os.path.join(self.tmp, "log"), "wb") as log:
             self.proc = subprocess.Popen(
                 ["valgrind", "--tool=callgrind", "--trace-children=yes", "--zero-before=os_getpgid",
                  "--dump-before=os_getsid", f"--callgrind-out-file={self.out}.%p", sys.executable, "-m", "gunicorn",
-                 "-c", str(root / "gunicorn.conf.py"), "cot_proxy:app"], cwd=self.tmp, env=env,
+                 *served], cwd=self.tmp, env=env,
                 stdout=subprocess.DEVNULL, stderr=log)
 
     def ready(self, timeout: float = 600) -> None:
@@ -144,13 +150,15 @@ def main() -> int:
     ap.add_argument("--doors", default="chat", help="the door of both proxies' requests, or two (A,B): the first "
                                                     "proxy's and the second's (default %(default)s)")
     ap.add_argument("--workers", type=int, default=1, help="workers in each proxy (default %(default)s)")
+    ap.add_argument("--a-socket-floor", action="store_true", help="the first is Gunicorn's floor (bench/bare_socket.py "
+                                                                  "under its gevent worker), the second the product")
     args = ap.parse_args()
     doors = args.doors.split(",")
     doors = doors * 2 if len(doors) == 1 else doors
     known = {f[0] for f in FRONT_REQUESTS}
     if len(doors) != 2 or not set(doors) <= known:
         ap.error(f"--doors: one or two of {', '.join(sorted(known))}")
-    if not args.settings and doors[0] == doors[1]:
+    if not args.settings and doors[0] == doors[1] and not args.a_socket_floor:
         ap.error("nothing to compare: give settings for the second proxy, or two doors")
     added = dict(s.split("=", 1) for s in args.settings)
     upstream, sink = Upstream.start(), None
@@ -158,11 +166,11 @@ def main() -> int:
         sink = OtlpSink.start()
         added.setdefault("OTEL_EXPORTER_OTLP_ENDPOINT", sink.url)
         added.setdefault("OTEL_BSP_SCHEDULE_DELAY", NO_TIMER)
-    names = ["default", " ".join(args.settings) or "default"]
+    names = ["Gunicorn's floor" if args.a_socket_floor else "default", " ".join(args.settings) or "default"]
     if doors[0] != doors[1]:
         names = [f"{door} ({name})" for door, name in zip(doors, names)]
-    proxies = [Counted(name, upstream.port, settings, door, args.workers)
-               for name, settings, door in zip(names, ({}, added), doors)]
+    proxies = [Counted(name, upstream.port, settings, door, args.workers, floor=args.a_socket_floor and i == 0)
+               for i, (name, settings, door) in enumerate(zip(names, ({}, added), doors))]
     try:
         for p in proxies:
             p.ready()

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Protocol, T
 from wsgiref.types import InputStream
 
 from argoproxy.edge.paths import raw_target
-from argoproxy.edge.request_ids import ENVIRON_KEY as REQUEST_ID_KEY
+from argoproxy.edge.request_ids import ENVIRON_KEY as REQUEST_ID_KEY, WRITE_KEY
 from argoproxy.errors import ProxyError, error_body
 from argoproxy.fastpath.server_reach import client_socket, limit_chunk_sizes
 from argoproxy.jsonfast import dumps
@@ -86,7 +86,8 @@ class ClientInput:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if "HTTP_" in environ:
             return self.refuse_folded(environ, start_response)
-        sock = client_socket(environ)
+        held = environ.get(WRITE_KEY)  # the socket request_ids.py took already, when it runs outside this
+        sock = held.client if held is not None else client_socket(environ)
         if sock is None or not _has_body(environ):
             return self.app(environ, start_response)
         length = environ.get("CONTENT_LENGTH") or ""

@@ -68,6 +68,9 @@ def _is_uuid(value: str) -> bool:
     return True
 
 
+_RELAYS: dict[str, bool] = {}  # lower-case name -> relayed(name), asked once per name; capped as _NAMES is
+
+
 def response_headers(upstream: Mapping[str, str], *, drop_encoding: bool,
                      replaced: Iterable[str] = ()) -> list[tuple[str, str]]:
     """The upstream's headers as they go to the client: only those on the allow-list
@@ -79,9 +82,17 @@ def response_headers(upstream: Mapping[str, str], *, drop_encoding: bool,
         dropped = dropped | {"content-encoding"}
     out: list[tuple[str, str]] = []
     seen: dict[str, int] = {}
+    relays = _RELAYS
     for name, value in upstream.items():
         low = name.lower()
-        if low in dropped or not relayed(low):
+        if low in dropped:
+            continue
+        allowed = relays.get(low)
+        if allowed is None:
+            allowed = relayed(low)
+            if len(relays) < _NAMES_CAP and len(low) <= 64:
+                relays[low] = allowed
+        if not allowed:
             continue
         value = header_value(value)
         at = seen.get(low)

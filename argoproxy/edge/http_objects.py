@@ -1,7 +1,7 @@
 """The proxy's own request and answer objects: what the door (argoproxy/serve/door.py) takes and gives back.
 
 Plain objects, so the whole pipeline (door, gateway, front doors, backends) runs without Flask or a server:
-the Flask layer (argoproxy/serve/flask_view.py) turns a WSGI environ into a Request and an Answer into its Response,
+the WSGI layer (argoproxy/serve/direct_routes.py) turns a WSGI environ into a Request and an Answer into a Response,
 and in-process tests (tests/unit/test_gateway.py) build Requests directly. Answer keeps the few members of
 Flask's Response the pipeline uses (status_code, headers[name] = value, is_streamed, response, get_data,
 set_data), so code written against either reads the same.

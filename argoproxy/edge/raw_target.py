@@ -1,6 +1,6 @@
 """The request target as the client sent it, kept for the door (serve/door.py canonicalises it): `Edge`, the WSGI
-middleware that keeps it in the environ under RAW_TARGET_KEY and shows Flask one path, so that its URL map decides
-nothing (serve/flask_view.py has one catch-all view)."""
+middleware that keeps it in the environ under RAW_TARGET_KEY and leaves PATH_INFO '/', so that nothing past it
+reads a path the door did not canonicalise (serve/direct_routes.py hands every request to the door)."""
 
 from __future__ import annotations
 

@@ -35,6 +35,14 @@ SCAN_FROM = 64 * 1024  # shorter bodies hold fewer values and containers than th
 TURN_FROM = 1024 * 1024  # bodies this long let other requests run between the steps of their checks
 
 
+def read_api_body(req: "Request | None", max_bytes: int) -> tuple[bytes, Any, Members | None]:
+    """An API request's body as it goes on (UTF-8: as_utf8), its JSON object and, for a long one, its top-level
+    members as written (parse_with_members); a 400 or 413 in words when it is not one."""
+    raw = as_utf8(read_request_body(req, max_bytes))
+    body, members = parse_with_members(raw)
+    return raw, body, members
+
+
 def parse_object(raw: bytes, must_be_object: bool = True) -> Any:
     """The request body as a JSON object, or a 400 saying what is wrong with it. A key given twice in one
     object is refused: the proxy and the upstream could read different values (first wins or last wins)."""

@@ -179,7 +179,8 @@ class _OneSend(_Connection):
         seconds = self.timeout
         if self.sock is None or not isinstance(seconds, (int, float)):
             return super().getresponse()
-        watched = HeadWatcher.get().watch(self.sock, seconds)
+        watcher = HeadWatcher.get()
+        watched = watcher.watch(self.sock, seconds)
         try:
             return super().getresponse()
         except (OSError, http.client.HTTPException) as exc:
@@ -187,7 +188,7 @@ class _OneSend(_Connection):
                 raise socket.timeout(f"no whole answer head within {seconds:g}s") from exc
             raise
         finally:
-            HeadWatcher.get().forget(watched)
+            watcher.forget(watched)
 
     def send(self, data: Any) -> None:  # what http.client's send takes (bytes, a file, an iterable)
         if self._held is None:

@@ -82,18 +82,18 @@ class DirectPools:
 class PooledResponse(UpstreamResponse):
     """An upstream answer over the pooled urllib3 response (headers read, body not yet)."""
 
-    __slots__ = ("raw", "_reader")
+    __slots__ = ("_reader",)
 
     def __init__(self, raw: urllib3.HTTPResponse, url: str, max_bytes: int = 0) -> None:
-        super().__init__(url, max_bytes)
-        self.raw = raw
-        self._carrier = raw.connection
+        super().__init__(url, max_bytes, raw)
         self._reader: Generator[bytes, None, None] | None = None  # a chunked body's decoder, where the last read left it
 
     def chunks(self, decode: bool = True) -> Iterator[bytes]:
-        """The body's pieces; what breaks a read is raised as the upstream failure family."""
+        """The body's pieces; what breaks a read is raised as the upstream failure family. The chunked reader
+        times its own reads (fastpath/chunked.py); an unchunked body read whole (a read or two, held to its
+        deadline by read_whole) keeps the socket's own timeout, as one timer for a stream would cost as much."""
         body = self._body(decode)
-        if body is not self._reader:  # the chunked reader times its own reads (fastpath/chunked.py)
+        if body is not self._reader and not (self.bounded and not self.raw.chunked):
             conn = self.raw._connection
             body = timed_reads(conn.sock if conn is not None else None, body)
         return _failing_as_the_family(body)

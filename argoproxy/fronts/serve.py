@@ -62,7 +62,7 @@ class FrontAnswers:
     def events(self, call: Call, resp: UpstreamResponse, chunks: Iterable[dict[str, Any]]) -> Answer:
         """A chat chunk stream as the front's SSE events."""
         front, ex = translation(call)
-        self.answers.note_status(call, 200)
+        call.outcome.status = 200
         ex.encoded_events = True
         events = self.encoded(call, front, ex, front.stream(chunks, ex))
         return Answer(self.answers.relay(call, resp, events), 200, self.stream_headers(call),
@@ -113,20 +113,20 @@ class FrontAnswers:
                 else:
                     yield encode(event)
         finally:
-            answers.note_output(call, ex.output)
+            call.outcome.output = ex.output
             answers.note_usage(call, ex.usage, ex.usage_estimated)
             if ex.cut:
                 log.warning("stream %s: its output passed what the %s door keeps for its closing events (%d "
                             "characters, MAX_SSE_EVENT_BYTES): ended as incomplete", call.client.request_id,
                             front.name, ex.keep)
             if ex.error is not None and not call.outcome.client_left:  # a departure's cut: no upstream failure (499)
-                answers.note_status(call, ex.error.status)
+                call.outcome.status = ex.error.status
                 log.warning("stream %s ended with an error: %s", call.client.request_id, ex.error.message)
 
     def error_event(self, call: Call, err: ProxyError) -> bytes:
         """A stream that failed before its first chunk, in the front's own events (start, then the error)."""
         front, ex = translation(call)
-        self.answers.note_status(call, err.status)
+        call.outcome.status = err.status
 
         def failing() -> Iterator[dict[str, Any]]:
             raise err

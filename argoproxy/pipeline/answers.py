@@ -66,26 +66,12 @@ class Answers:
 
     # ---------------------------------------------------------------- what the encoders found
     @staticmethod
-    def note_status(call: Call, status: int) -> None:
-        call.outcome.status = status
-
-    @staticmethod
     def note_usage(call: Call, usage: Any, estimated: bool | None = None) -> None:
         """The answer's usage (`estimated`: counted by the proxy, no usage came; None: as it was)."""
         out = call.outcome
         out.usage = usage
         if estimated is not None:
             out.usage_estimated = estimated
-
-    @staticmethod
-    def note_output(call: Call, output: Any) -> None:
-        """The answer as the client got it, for the journals (an object, or bytes past JOURNAL_BODY_BYTES)."""
-        call.outcome.output = output
-
-    @staticmethod
-    def note_answer(call: Call, output: Any, usage: Any) -> None:
-        out = call.outcome
-        out.output, out.usage = output, usage
 
     @staticmethod
     def note_facts(call: Call, facts: Any) -> None:

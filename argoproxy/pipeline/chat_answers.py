@@ -45,13 +45,13 @@ class ChatAnswers:
         if call.planned.client_stream:
             return self.sse_response(call, resp, self.packaged(call, self.answers.completion_of(call, payload)))
         data = self.answers.finished(call, self.think_whole(call, payload))
-        self.answers.note_status(call, resp.status_code)
+        call.outcome.status = resp.status_code
         self.answers.observe(call)
         return Answer(data, resp.status_code, self.json_headers(resp))
 
     def think_whole(self, call: Call, payload: dict | bytes) -> bytes:
-        """The whole answer's bytes after the think transform; its output and usage noted (answers.py)."""
-        cfg, note = call.planned.think, self.answers.note_answer
+        """The whole answer's bytes after the think transform; its output and usage noted for the observers."""
+        cfg = call.planned.think
         if isinstance(payload, dict):
             if cfg is not None:
                 transform_completion(payload, cfg)
@@ -77,7 +77,7 @@ class ChatAnswers:
 
     def answer_object(self, call: Call, obj: dict[str, Any]) -> Answer:
         """An answer the backend assembled itself."""
-        self.answers.note_usage(call, obj.get("usage"))
+        call.outcome.usage = obj.get("usage")
         return self.answers.whole(call, obj, [("Content-Type", JSON_TYPE)])
 
     def json_headers(self, resp: UpstreamResponse, converted: bool = False) -> list[tuple[str, str]]:
@@ -105,7 +105,7 @@ class ChatAnswers:
             obj = aggregate(call, items)
         finally:
             resp.close()
-        self.answers.note_usage(call, obj.get("usage"))
+        call.outcome.usage = obj.get("usage")
         answer = self.answers.whole(call, obj, self.json_headers(resp, converted=True))
         return answer
 
@@ -114,7 +114,7 @@ class ChatAnswers:
             if self.backend.relay_headers else []
         headers = self.secrets.headers(headers)
         headers.extend(SSE_HEADERS.items())
-        self.answers.note_status(call, 200)
+        call.outcome.status = 200
         return Answer(self.answers.relay(call, resp, self.encoded(call, items)), 200, headers,
                       direct_passthrough=True)
 
@@ -159,20 +159,20 @@ class ChatAnswers:
     def _ended(self, call: Call, capture: StreamCapture | None, last_usage: StreamItem | None) -> None:
         """A stream ended (or the client left): what it sent to the journal, its usage to the records (the
         meter's, else the last event's that mentions it)."""
-        answers = self.answers
+        out = call.outcome
         if capture is not None:
-            answers.note_output(call, capture.result())
+            out.output = capture.result()
         meter = call.planned.meter
         if meter is not None:
-            answers.note_usage(call, *meter.settled(call.planned.body))
+            out.usage, out.usage_estimated = meter.settled(call.planned.body)
         elif last_usage is not None:
             obj = sse.sse_object(last_usage) if isinstance(last_usage, bytes) else last_usage
             usage = obj.get("usage") if isinstance(obj, dict) else None
-            answers.note_usage(call, usage if isinstance(usage, dict) else None)
+            out.usage = usage if isinstance(usage, dict) else None
 
     def error_event(self, call: Call, err: ProxyError) -> bytes:
         """An error once a stream has begun: an SSE event in OpenAI's error shape, naming the request."""
-        self.answers.note_status(call, err.status)
+        call.outcome.status = err.status
         body = err.body()
         named(body["error"], call.client.request_id, call.client.client_request_id)
         return sse.encode(body)
@@ -233,3 +233,9 @@ def usage_of(payload: bytes) -> dict | None:
 
 
 _USAGE_DECODER = json.JSONDecoder()
+
+
+def note(call: Call, output: Any, usage: Any) -> None:
+    """The answer's output and usage, for the observers (Answers.observe reads them)."""
+    out = call.outcome
+    out.output, out.usage = output, usage

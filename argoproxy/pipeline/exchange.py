@@ -21,7 +21,6 @@ from argoproxy.pipeline.adapt import TYPES_TAKEN, refused_param, schema_as_json_
 from argoproxy.pipeline.answers import try_json
 from argoproxy.pipeline.call_records import started
 from argoproxy.pipeline.guard import serves_model
-from argoproxy.pipeline.served import header_safe
 from argoproxy.upstream.client import READ_ERRORS, CallBudget, stream_error
 from argoproxy.upstream.relay import redirect_error
 from argoproxy.upstream.wire import UpstreamRequest, UpstreamResponse
@@ -154,29 +153,10 @@ class DeploymentExchange:
             resp.close()
         answers = self.answers
         if answers.journal_bytes:
-            answers.note_upstream_output(call, payload)
+            call.outcome.upstream_output = payload
         if answers.reads_facts:
             answers.note_whole_facts(call, payload)
         return payload
-
-
-def serving(call: Call, served_by: str, model: str | None, shown: str, renamed_to: str | None = None) -> str:
-    """The deployment about to serve, for journals, metrics and the X-Served-* headers (returned: the model as a
-    header shows it); `renamed_to`: a fallback's answer names the model asked for."""
-    out = call.outcome
-    out.deployment, out.served_model, out.renamed_to = served_by, model, renamed_to
-    out.served_header = shown = header_safe(shown)
-    return shown
-
-
-def asking_whole(call: Call) -> None:
-    """A stream that ended before its first event is asked again whole (once)."""
-    call.outcome.asked_whole = True
-
-
-def keeping_alive(call: Call) -> None:
-    """Keepalives run for this stream now (routed: around all attempts, not each deployment's)."""
-    call.outcome.kept_alive = True
 
 
 class RouteSend:

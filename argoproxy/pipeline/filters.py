@@ -244,7 +244,7 @@ class ScrubSecrets:
         return scrubber.scrub(chunks) if scrubber is not None else chunks
 
     def whole(self, call: Call, data: bytes) -> bytes:
-        return self.secrets.data(data) if self.secrets else data
+        return self.secrets.data(data) if self.secrets.blobs else data
 
 
 def _renamer(asked: str) -> Callable[[bytes], bytes]:

@@ -35,8 +35,7 @@ from argoproxy.pipeline.call import Call
 from argoproxy.pipeline.capabilities import CapabilityTable
 from argoproxy.pipeline.chat_answers import ChatAnswers
 from argoproxy.pipeline.door_api import AnswerEncoder, DoorArgs, DoorAnswersFactory, FrontDoor
-from argoproxy.pipeline.exchange import (FORWARD_SENDING, DeploymentExchange, RouteSend, asking_whole, keeping_alive,
-                                         serving)
+from argoproxy.pipeline.exchange import FORWARD_SENDING, DeploymentExchange, RouteSend
 from argoproxy.pipeline.filters import item_filters
 from argoproxy.pipeline.forwarded_body import forwarded_body
 from argoproxy.pipeline.guard import Guard, forwarded_supply, plan_model, served_allowed, supplying
@@ -45,7 +44,7 @@ from argoproxy.pipeline.planning import Planner, whole_again
 from argoproxy.pipeline.relay import Relay, charged
 from argoproxy.pipeline.request_reading import RequestReading, listed_models
 from argoproxy.pipeline.request_shape import validate
-from argoproxy.pipeline.served import SERVED_BY, SERVED_MODEL
+from argoproxy.pipeline.served import SERVED_BY, SERVED_MODEL, header_safe
 from argoproxy.pipeline.upstream_count import UPSTREAM_COUNTS
 from argoproxy.redaction import listing
 from argoproxy.turns import under_gevent
@@ -161,7 +160,7 @@ class Gateway:
             if call.plan.exchange is not None:
                 keeper.attach(call.plan.exchange)
             if keeper.quiet:  # no keepalive first: the upstream's context error stays an HTTP one, asked again
-                keeping_alive(call)
+                call.outcome.kept_alive = True
         return self.dispatch(call)
 
     def translate(self, call: Call, front: FrontDoor, body: dict[str, Any], count_only: bool,
@@ -259,7 +258,7 @@ class Gateway:
     def kept_alive(self, call: Call, produce: Callable[[], Answer], headers_of: HeadersOf | None = None) -> Answer:
         """A stream answered with SSE keepalives while `produce` waits on its upstream (pipeline/kept_alive.py):
         one deployment's answer, or routing's attempts over several; the one place this is wired."""
-        keeping_alive(call)  # routed: around all attempts, not each deployment's
+        call.outcome.kept_alive = True  # keepalives run for this stream now (routed: around all attempts)
         return streamed(call, produce, self.encoder(call), self.answers, self.settings.sse_keepalive, headers_of)
 
     def answer(self, call: Call, most: int | None = None) -> Answer:
@@ -290,7 +289,7 @@ class Gateway:
         under `tool_choice: auto` ("Automatic streaming tool choice is not supported", raised after the
         stream's headers), so every agent's tool round trip would end there."""
         log.warning("the upstream ended its stream before its first event; asking again without streaming")
-        asking_whole(call)
+        call.outcome.asked_whole = True  # once
         call.planned = whole_again(call.planned)
         # on a connection of its own: the stream's, closed a moment later by uvicorn, may still be in the pool;
         # read whole for a client that streams, so within a stream's bound, not MAX_RESPONSE_BYTES (a 59 MB
@@ -350,3 +349,12 @@ class Gateway:
         plan.raw_body) and relayed (pipeline/relay.py); `body` and `charge` as `forward` reads them."""
         req = UpstreamRequest(call.client.method, url, headers, call.plan.raw_body or None)
         return self.relay.forwarded(call, self.exchange.response(call, req, FORWARD_SENDING), body, charge)
+
+
+def serving(call: Call, served_by: str, model: str | None, shown: str, renamed_to: str | None = None) -> str:
+    """The deployment about to serve, for journals, metrics and the X-Served-* headers (returned: the model as a
+    header shows it); `renamed_to`: a fallback's answer names the model asked for."""
+    out = call.outcome
+    out.deployment, out.served_model, out.renamed_to = served_by, model, renamed_to
+    out.served_header = shown = header_safe(shown)
+    return shown

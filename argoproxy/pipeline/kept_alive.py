@@ -50,7 +50,7 @@ def failed(call: Call, encoder: AnswerEncoder, answers: Answers, err: ProxyError
     event = encoder.error_event(call, err)
     if not call.outcome.observed:
         body = err.body()
-        answers.note_output(call, body)
+        call.outcome.output = body
         named(body["error"], call.client.request_id, call.client.client_request_id)  # in place: the body noted
         answers.observe(call)
     return event

@@ -38,7 +38,7 @@ class Relay:
         conversion); `counted`: its usage counts against the key, or its answer costs money (a token count's
         is not: its input_tokens are what was counted, not used)."""
         headers = self.answers.secrets.headers(response_headers(resp.headers, drop_encoding=True))
-        self.answers.note_status(call, resp.status_code)
+        call.outcome.status = resp.status_code
         chunks = self.first_read(resp, read_chunks(resp))
         if counted:  # read from the bytes as they pass
             chunks = native_usage(chunks, self.usage_noter(call), body)
@@ -59,7 +59,7 @@ class Relay:
         answers = self.answers
         secrets = answers.secrets
         out_headers = secrets.headers(response_headers(resp.headers, drop_encoding=False))
-        answers.note_status(call, resp.status_code)
+        call.outcome.status = resp.status_code
         if charge is not None and resp.status_code < 300:  # accepted batch work: charged what it reserved
             answers.note_usage(call, {"input_tokens": charge.input, "output_tokens": charge.output}, True)
         length = resp.headers.get("Content-Length")

@@ -22,7 +22,7 @@ from typing import Any
 
 from argoproxy.errors import ProxyError
 from argoproxy.pipeline.upstream_messages import normalize
-from argoproxy.upstream.relay import read_whole
+from argoproxy.upstream.wire import read_whole
 from argoproxy.upstream.wire import UpstreamRequest
 
 log = logging.getLogger("cot_proxy")

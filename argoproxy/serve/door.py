@@ -3,7 +3,7 @@
 other sites' pages refused (edge/web_pages.py) -> auth -> 404/405 -> the route's part of the plan (its body, the
 model it names) -> the API routes to the sequence (Gateway.api, relay_native, count_tokens), every other family to
 its handler in the room that owns it (serve/build.py's `door_routes`). It only routes, and answers errors in the
-route's front-door shape; Flask's one catch-all view calls `Door.handle` (tests/unit/test_gateway.py: no Flask)."""
+route's front-door shape; direct_routes.py calls `Door.handle` (tests/unit/test_gateway.py: no Flask)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from argoproxy.edge.classify import Route, RouteTable
 from argoproxy.edge.http_objects import Answer, Request
 from argoproxy.edge.model_readers import compressed
 from argoproxy.edge.paths import PathError, canonical
-from argoproxy.edge.request_body import as_utf8, parse_object, parse_with_members, read_request_body
+from argoproxy.edge.request_body import parse_object, read_api_body, read_request_body
 from argoproxy.edge.web_pages import WebPages
 from argoproxy.errors import ProxyError, named
 from argoproxy.fronts import DoorArgs, Front, front_named
@@ -189,9 +189,8 @@ class Door:
         """An API request's body, read and parsed (its top-level members as written kept for a long one), and the
         model it names (in the body, or the door's path: `args`), which metrics and journals name when refused."""
         plan = call.plan
-        plan.raw_body = as_utf8(read_request_body(call.client.request, self.settings.max_body_bytes))
         body: dict[str, Any]
-        body, plan.members = parse_with_members(plan.raw_body)  # an object, or a 400
+        plan.raw_body, body, plan.members = read_api_body(call.client.request, self.settings.max_body_bytes)
         plan.body = body  # the request as admitted, which planning starts from
         named = args.model if args is not None and args.model is not None else body.get("model")
         plan.model = named if isinstance(named, str) else None

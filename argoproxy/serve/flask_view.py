@@ -1,49 +1,26 @@
-"""The Flask layer, thin: one catch-all view turns the WSGI request into a Request, hands it to the Door
-(argoproxy/serve/door.py) and turns the Answer into a Flask Response.
-
-Flask's URL map decides nothing: what a request is gets decided once, by the door, on the canonical path.
+"""The door's Answer as a Flask Response (to_flask), which writes it as a WSGI application (direct_routes.py), and
+the 500 of a request whose handling raised past the door. What a request is gets decided once, by the door, on
+the canonical path: no Flask view or URL map takes part.
 """
 
 from __future__ import annotations
 
 from typing import Any, Mapping
 
-from flask import Blueprint, Response, request
+from flask import Response
 from werkzeug.http import HTTP_STATUS_CODES
 
-from argoproxy.edge.classify import ALL_METHODS
-from argoproxy.edge.raw_target import RAW_TARGET_KEY
 from argoproxy.serve.door import Door
-from argoproxy.edge.http_objects import Answer, Request
-from argoproxy.edge.paths import raw_target
+from argoproxy.edge.http_objects import Answer
 from argoproxy.edge.request_ids import CLIENT_KEY, ENVIRON_KEY
 from argoproxy.errors import error_body, named
 from argoproxy.jsonfast import dumps
 
 
-def build_blueprint(door: Door) -> Blueprint:
-    bp = Blueprint("proxy", __name__)
-
-    def enter(path: str = "") -> Response:
-        return through(door)
-
-    methods = sorted(ALL_METHODS)
-    bp.add_url_rule("/", "root", enter, methods=methods)
-    bp.add_url_rule("/<path:path>", "any", enter, methods=methods)
-    return bp
-
-
-def through(door: Door) -> Response:
-    """The current Flask request through the door, as a Flask Response."""
-    environ = request.environ
-    req = Request.from_environ(environ, environ.get(RAW_TARGET_KEY) or raw_target(environ))
-    return to_flask(door.handle(req))
-
-
 def error_answer(door: Door, environ: Mapping[str, Any], status: int, body: dict[str, Any],
                  headers: Mapping[str, str] | None = None) -> Answer:
-    """An error the door did not answer itself (Flask's own, a bug past the door) in OpenAI's shape, with the
-    request's ids, as the door answers its own errors."""
+    """An error the door did not answer itself (a bug past the door) in OpenAI's shape, with the request's ids,
+    as the door answers its own errors."""
     named(body["error"], environ.get(ENVIRON_KEY, ""), environ.get(CLIENT_KEY, ""))
     return Answer(door.answers.secrets.data(dumps(body)), 200 if door.settings.compatible else status,
                   headers, content_type="application/json")

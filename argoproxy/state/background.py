@@ -22,9 +22,7 @@ from typing import TYPE_CHECKING, Any, Generator, Iterator
 from msgspec import structs
 
 from argoproxy.errors import ProxyError
-from argoproxy.pipeline.answers import Answers
 from argoproxy.pipeline.call import Call
-from argoproxy.pipeline.exchange import keeping_alive
 from argoproxy.pipeline.guard import handed_over
 from argoproxy.state.keeper import Attempt, Keeper
 from argoproxy.state.records import STALE_SECONDS, StoredResponse, as_it_stands
@@ -98,7 +96,7 @@ class Background:
                                      if req is not None else None,
                                      trace=trace.detached(call) if trace is not None else None)  # a span of its own
         run = Call(client, structs.replace(call.plan))
-        keeping_alive(run)
+        run.outcome.kept_alive = True  # keepalives run for this stream now
         return run
 
     def run(self, call: Call, body: dict[str, Any], keeper: Keeper, attempt: Attempt) -> None:
@@ -111,7 +109,7 @@ class Background:
             for _ in answer.chunks:  # the events pass the keeper, which saves them
                 pass
         except ProxyError as err:
-            Answers.note_status(call, call.outcome.status or err.status)
+            call.outcome.status = call.outcome.status or err.status
             if not keeper.cancelled:  # a cancel's cut is no failure
                 keeper.save(failed(keeper, err.message, err.code or "server_error"))
         except Exception as exc:  # noqa: BLE001 - a run must end in a stored state, whatever failed
@@ -137,7 +135,7 @@ class Background:
         answers = self.state.answers
         if answers is not None and not call.outcome.observed:  # cut before its answer began, or failed before it
             if keeper.cancelled:
-                Answers.note_status(call, 499)  # stopped at the client's word, as nginx names it
+                call.outcome.status = 499  # stopped at the client's word, as nginx names it
             answers.observe(call)
         if keeper.cancelled:
             log.info("background response %s cancelled: its run has stopped", keeper.id)

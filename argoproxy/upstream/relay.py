@@ -1,11 +1,10 @@
-"""Shared helpers for providers that read OpenAI-shaped answers: a whole body read within a deadline, an
+"""Shared helpers for providers that read OpenAI-shaped answers: an
 OpenAI SSE stream relayed event by event, and an upstream error as the client's error.
 Neutral ground: providers import it; it imports neither providers nor the pipeline."""
 
 from __future__ import annotations
 
 import re
-import time
 from typing import Any, Iterator
 
 from argoproxy.upstream import sse
@@ -16,19 +15,6 @@ from argoproxy.upstream.client import READ_ERRORS, parse_retry_after, stream_err
 from argoproxy.upstream.request_id import UPSTREAM_ID
 from argoproxy.upstream.wire import UpstreamResponse, read_chunks
 from argoproxy.jsonfast import loads
-
-
-def read_whole(resp: UpstreamResponse, limit: float) -> bytes:
-    """A whole body, read within `limit` seconds in total (give or take one read): the per-read timeout alone
-    would let a server that drips a byte a second hold a worker for hours."""
-    deadline = time.monotonic() + limit
-    parts = []
-    for data in read_chunks(resp):
-        parts.append(data)
-        if time.monotonic() > deadline:
-            raise ProxyError(504, f"The upstream server did not finish its answer within {limit:g}s.",
-                             code="upstream_timeout")
-    return b"".join(parts)
 
 
 def upstream_events(resp: UpstreamResponse, read_timeout: float,

@@ -86,14 +86,12 @@ def _unsupported_proxy(url: str) -> bool:
 class StockResponse(UpstreamResponse):
     """An upstream answer over a stock requests.Response (Session.request(stream=True))."""
 
-    __slots__ = ("response", "raw", "owner")
+    __slots__ = ("response", "owner")
 
     def __init__(self, response: requests.Response, url: str, max_bytes: int = 0,
                  owner: requests.Session | None = None) -> None:
-        super().__init__(url, max_bytes)
+        super().__init__(url, max_bytes, response.raw)
         self.response = response
-        self.raw = response.raw
-        self._carrier = response.raw.connection
         self.owner = owner  # a Session made for this answer alone (a fresh connection), closed with it
 
     def chunks(self, decode: bool = True) -> Iterator[bytes]:

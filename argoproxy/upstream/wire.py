@@ -1,11 +1,12 @@
 """What goes to an upstream and what comes back, whichever transport carries it: UpstreamRequest, the
 UpstreamResponse interface (the stock client's StockResponse and the fast path's PooledResponse implement it),
 the bounded reads of its body, and the interim answers a transport reads past. No I/O of its own beyond
-reading the response it is given and closing its connection."""
+reading the response it is given (a whole body within a deadline: read_whole) and closing its connection."""
 
 from __future__ import annotations
 
 import http.client
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterator
 from urllib.parse import urlsplit
@@ -59,9 +60,10 @@ class UpstreamResponse:
     A body read whole (``content``, or ``read_chunks`` once ``bounded`` is set) may be at most ``max_bytes``
     long, counted after decompression; beyond it the read stops with a 502 naming MAX_RESPONSE_BYTES."""
 
-    __slots__ = ("url", "_content", "max_bytes", "bounded", "tap", "_carrier", "retried")
+    __slots__ = ("url", "_content", "max_bytes", "bounded", "tap", "_carrier", "retried", "raw", "status_code",
+                 "reason", "headers")
 
-    def __init__(self, url: str, max_bytes: int = 0) -> None:
+    def __init__(self, url: str, max_bytes: int = 0, raw: urllib3.HTTPResponse | None = None) -> None:
         self._carrier: Any = None  # the connection the answer came on (discard)
         self.url = url
         self._content: bytes | None = None
@@ -69,22 +71,16 @@ class UpstreamResponse:
         self.bounded = False  # set when the body is about to be read whole (answers, stream aggregation)
         self.tap: BodyTap | None = None  # journals: a body_tap.BodyTap every body byte read passes through
         self.retried = 0  # how many times the proxy asked again before this answer (Upstream.send)
+        if raw is not None:  # its head copied once: attributes, not properties, as each is read several times
+            self.raw = raw
+            self._carrier = raw.connection
+            self.status_code: int = raw.status
+            self.reason: str = raw.reason or ""
+            # case-insensitive, one entry per header line as received (urllib3's own: requests' merged dict
+            # would join repeated headers such as Set-Cookie into one line)
+            self.headers: urllib3.HTTPHeaderDict = raw.headers
 
     raw: urllib3.HTTPResponse  # the urllib3 response underneath
-
-    @property
-    def status_code(self) -> int:
-        return self.raw.status
-
-    @property
-    def reason(self) -> str:
-        return self.raw.reason or ""
-
-    @property
-    def headers(self) -> urllib3.HTTPHeaderDict:
-        """Case-insensitive, one entry per header line as received (urllib3's own: requests' merged dict
-        would join repeated headers such as Set-Cookie into one line)."""
-        return self.raw.headers
 
     @property
     def content(self) -> bytes:
@@ -157,6 +153,19 @@ def read_chunks(resp: UpstreamResponse, decode: bool = True) -> Iterator[bytes]:
     if resp.bounded:
         return _bounded(resp, chunks)
     return chunks
+
+
+def read_whole(resp: UpstreamResponse, limit: float) -> bytes:
+    """A whole body, read within `limit` seconds in total (give or take one read): the per-read timeout alone
+    would let a server that drips a byte a second hold a worker for hours."""
+    deadline = time.monotonic() + limit
+    parts = []
+    for data in read_chunks(resp):
+        parts.append(data)
+        if time.monotonic() > deadline:
+            raise ProxyError(504, f"The upstream server did not finish its answer within {limit:g}s.",
+                             code="upstream_timeout")
+    return b"".join(parts)
 
 
 def _bounded(resp: UpstreamResponse, chunks: Iterator[bytes]) -> Iterator[bytes]:

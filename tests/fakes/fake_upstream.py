@@ -30,7 +30,7 @@ class _Raw:
 
 
 class FakeResponse(UpstreamResponse):
-    __slots__ = ("status_code", "reason", "headers", "raw", "_chunks", "closed")
+    __slots__ = ("_chunks", "closed")
 
     def __init__(self, url: str, status: int, headers: dict[str, str], chunks: Iterable[bytes],
                  max_bytes: int = 0) -> None:

@@ -22,6 +22,7 @@ class Raw:
         self.headers = headers or {}
         self.chunked = False
         self.closed = False
+        self.status, self.reason = 200, "OK"
         self.connection = None  # the connection the answer came on (none here)
         self._fp = self
         self._connection = None  # urllib3's connection under the response (none here: no socket to time)

@@ -16,8 +16,8 @@ from argoproxy.errors import ProxyError
 from argoproxy.providers.base import Backend, StreamItem
 from argoproxy.providers.openai.template_switch import KWARGS, template_kwargs
 from argoproxy.upstream.local_server import says_local, windows_per_model
-from argoproxy.upstream.relay import read_whole, redirect_error, relay_sse, upstream_error
-from argoproxy.upstream.wire import UpstreamRequest, UpstreamResponse
+from argoproxy.upstream.relay import redirect_error, relay_sse, upstream_error
+from argoproxy.upstream.wire import UpstreamRequest, UpstreamResponse, read_whole
 from argoproxy.upstream.url import join_url
 
 if TYPE_CHECKING:
@@ -55,11 +55,12 @@ class OpenAIBackend(Backend):
 
     def encode(self, call: Call) -> UpstreamRequest:
         headers = self.upstream_headers(call)
-        body = self.template_switched(call)
-        if call.planned.changed or body is not None:
+        planned = call.planned
+        body = self.template_switched(call) or planned.body_bytes()
+        if body is not planned.raw_body:  # encoded anew: a changed body, or the template's switch added
             headers["Content-Type"] = "application/json"
-        return UpstreamRequest(call.client.method, self.url(call.plan.path, call.plan.query), headers,
-                               call.planned.body_bytes() if body is None else body, call.planned.timeout)
+        return UpstreamRequest(call.client.method, self.url(call.plan.path, call.plan.query), headers, body,
+                               planned.timeout)
 
     def template_switched(self, call: Call) -> bytes | None:
         """A chat request asking for a reasoning effort, to vLLM or llama.cpp's server: its body with the chat
@@ -84,10 +85,11 @@ class OpenAIBackend(Backend):
         headers = self.upstream_headers(call)
         if self.api_key and front == "messages":
             headers["X-Api-Key"] = self.api_key
-        if call.planned.changed:
+        planned = call.planned
+        data = planned.body_bytes()
+        if data is not planned.raw_body:  # encoded anew: the body changed
             headers["Content-Type"] = "application/json"
-        return UpstreamRequest("POST", self.url(call.plan.path, call.plan.query), headers, call.planned.body_bytes(),
-                               call.planned.timeout)
+        return UpstreamRequest("POST", self.url(call.plan.path, call.plan.query), headers, data, planned.timeout)
 
     def decode(self, call: Call, resp: UpstreamResponse) -> bytes:
         self.refused = None  # the upstream answers: a refusal /health said is over
