@@ -48,7 +48,7 @@ def filters_of(call: AdminCall, params: dict[str, str]) -> Filters:
     owner = person_seen(call, person) if person is not None else None
     if key is not None and not scope.admin and not any(r.name == key and scope.sees_key(r)
                                                        for r in call.store.records()):
-        raise no_such("key", key)
+        raise ProxyError(404, "No key of that name that you may see.", param="key", code="key_not_found")
     if not scope.admin and key is None and owner is None:
         owner = scope.person_id  # their own requests
     status = params.get("status")

@@ -64,7 +64,7 @@ def keys_of(call: AdminCall, key: str | None, person: str | None, team: str | No
         return None  # every key's, narrowed by ?key= in the store
     if key is not None:
         if not any(r.name == key for r in seen):
-            raise no_such("key", key)
+            raise ProxyError(404, "No key of that name that you may see.", param="key", code="key_not_found")
         return frozenset((key,))
     return frozenset(r.name for r in seen)
 

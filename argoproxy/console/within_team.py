@@ -33,9 +33,9 @@ def beyond(name: str, value: Any, team: Any) -> bool:
         amount = "tokens" if name == "budget" else "nanos"
         return limit is not None and value is not None and getattr(value, amount) > getattr(limit, amount)
     if name == "expires":
-        return bool(limit) and (not value or value > limit)
-    if name in ("models", "tools"):
-        return bool(limit) and (not value or not all(any(fnmatchcase(g, t) for t in limit) for g in value))
+        return bool(limit) and bool(value) and value > limit  # never on the key: the team's expiry ends it
+    if name in ("models", "tools"):  # none on the key: the team's globs alone
+        return bool(limit) and not all(any(fnmatchcase(g, t) for t in limit) for g in value)
     return False
 
 
