@@ -51,7 +51,8 @@ def sort_key(person: Person) -> str:
 
 def find(call: AdminCall, named: str) -> Person:
     """A person by id or email, if the caller sees them; else not found (whether or not they exist)."""
-    person = call.store.person(named) or (call.store.person_by_email(named.strip().lower()) if "@" in named else None)
+    person: Person | None = call.store.person(named) or (
+        call.store.person_by_email(named.strip().lower()) if "@" in named else None)
     if person is None or not call.scope.sees_person(person, call.store.teams(), call.default_team):
         raise no_such("person", named)
     return person

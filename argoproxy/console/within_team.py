@@ -24,7 +24,7 @@ def check_within(key: Any, team: Any) -> None:
 
 
 def beyond(name: str, value: Any, team: Any) -> bool:
-    limit = getattr(team, name, None)
+    limit: Any = getattr(team, name, None)
     if name in COUNTS:
         return bool(limit) and value > limit  # 0 on the key: no cap of its own, the team's binds
     if name == "priority":
@@ -40,7 +40,7 @@ def beyond(name: str, value: Any, team: Any) -> bool:
 
 
 def shown(name: str, team: Any) -> str:
-    limit = getattr(team, name, None)
+    limit: Any = getattr(team, name, None)
     if name in ("models", "tools"):
         return ",".join(limit)
     if name == "expires":
