@@ -9,6 +9,7 @@ import hmac
 from typing import TYPE_CHECKING
 
 from argoproxy.signin.principal import Principal, principal_of
+from argoproxy.signin.sessions import csrf_header
 from argoproxy.edge.auth import presented_keys, unauthorized
 from argoproxy.errors import ProxyError
 
@@ -58,7 +59,7 @@ def check_change(principal: Principal, request: Request) -> None:
     if not origin or origin not in (f"http://{request.host.lower()}", f"https://{request.host.lower()}"):
         raise ProxyError(403, "A change made with a console session must come from the console's own page (its "
                               "Origin header).", code="origin_not_allowed")
-    token = request.headers.get(CSRF_HEADER, "")
+    token = csrf_header(request.headers)
     if not principal.csrf or not hmac.compare_digest(token.encode(), principal.csrf.encode()):
         raise ProxyError(403, f"A change made with a console session needs its CSRF token in {CSRF_HEADER}.",
                          code="csrf_token_missing" if not token else "csrf_token_invalid")

@@ -53,8 +53,11 @@ def own_or_members(call: AdminCall, owner: Any) -> str:
     scope = call.scope
     if owner is KEEP or owner is None:
         return scope.person_id
-    wanted = owner_by_email(call, owner)
-    if wanted != scope.person_id and not lead_of(call, wanted):
+    try:
+        wanted = owner_by_email(call, owner)
+    except ProxyError:  # no such person: refused as another's is (whether one exists is not said)
+        wanted = ""
+    if not wanted or (wanted != scope.person_id and not lead_of(call, wanted)):
         raise forbidden("A key you make is yours: only an admin, or the lead of that person's team, may make one for "
                         "another person.", "owner")
     return wanted
