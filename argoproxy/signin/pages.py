@@ -123,8 +123,8 @@ class SignInPages:
         cleared = self.sessions.end(live)
         if "application/json" in req.headers.get("Accept", ""):  # the console's fetch (its CSP allows no form):
             answer = Answer.json({"location": self.after_logout(live.id_token)})  # it goes there itself
-            answer.headers.update(NO_STORE)
-            answer.headers["Set-Cookie"] = cleared
+            answer.headers["Cache-Control"] = NO_STORE["Cache-Control"]
+            answer.headers.add_header("Set-Cookie", cleared)
             return answer
         return redirect(self.after_logout(live.id_token), cleared)
 
