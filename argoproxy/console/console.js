@@ -88,7 +88,7 @@ const COUNTS = ["rpm", "tpm", "max_parallel", "priority", "tool_rpm", "tool_para
 
 async function loadKeys(cursor) {
   const page = await api("GET", "keys" + (cursor ? "?cursor=" + encodeURIComponent(cursor) : ""));
-  rows("console-keys", page.data, [r => r.name, r => r.prefix + "…", r => r.owner, r => r.team, r => r.state,
+  rows("console-keys", page.data, [r => r.name, r => r.prefix + "…", r => r.owner_email || r.owner, r => r.team, r => r.state,
     r => r.models.join(",") || "*", r => limit(r.rpm), r => limit(r.tpm), r => r.budget || "-", r => r.budget_usd || "-",
     r => when(r.expires), (r, tr) => { const c = td(""); tr.className = r.state;
       if (r.state === "active") { const b = document.createElement("button"); b.type = "button"; b.textContent = "Revoke";

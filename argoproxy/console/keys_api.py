@@ -46,7 +46,8 @@ def list_keys(call: AdminCall) -> Answer:
     scope = call.scope
     rows = (r for r in call.store.records() if (team is None or r.team == team) and scope.sees_key(r))
     shown, after = page(rows, lambda r: r.name, params.get("cursor", ""))
-    return Answer.json(listed([key_json(r, now) for r in shown], after))
+    emails = {p.id: p.email for p in call.store.people()} if any(r.owner for r in shown) else {}
+    return Answer.json(listed([{**key_json(r, now), "owner_email": emails.get(r.owner, "")} for r in shown], after))
 
 
 def create(call: AdminCall) -> Answer:
