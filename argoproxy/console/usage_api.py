@@ -15,7 +15,7 @@ from typing import Any
 from argoproxy.console.admin_call import AdminCall, no_such, not_allowed
 from argoproxy.console.key_owner import owner_by_email
 from argoproxy.console.paging import PAGE, listed
-from argoproxy.console.usage_scoped import counted, page_of, summed
+from argoproxy.console.usage_scoped import by_keys, by_person, by_session, page_of
 from argoproxy.edge.http_objects import Answer
 from argoproxy.errors import ProxyError
 from argoproxy.spend import dollars
@@ -92,11 +92,13 @@ def sums(call: AdminCall, group: str, since: str, keys: frozenset[str] | None, k
         return totals
     if keys is None and key is not None:
         keys = frozenset((key,))
-    owners = {}
     if group == "person":
         emails = {p.id: p.email or p.id for p in call.store.people()}
         owners = {r.name: emails.get(r.owner, r.owner) for r in call.store.records() if r.owner}
-    return page_of(summed(counted(call.store, group, since), group, keys, model, owners), group, after, PAGE + 1)
+        return page_of(by_person(call.store, since, keys, model, owners), group, after, PAGE + 1)
+    if group == "session":
+        return page_of(by_session(call.store, since, keys, model), group, after, PAGE + 1)
+    return page_of(by_keys(call.store, group, since, keys or frozenset(), model), group, after, PAGE + 1)
 
 
 def day_param(text: str) -> str:

@@ -103,6 +103,11 @@ def test_a_person_makes_uses_sees_and_revokes_a_key_of_their_own(world):
     found = alice.api("GET", f"requests/{logged[0]['request_id']}").json()
     assert found["row"]["request_id"] == logged[0]["request_id"] and found["line"]["request_id"] == found["row"][
         "request_id"]
+    erin = Person(world, "erin")  # another team's lead: none of it is hers
+    assert erin.api("GET", f"requests/{logged[0]['request_id']}").status_code == 404
+    assert erin.api("GET", "requests?key=alice-laptop").status_code == 404
+    assert all(r["key"] != "alice-laptop" for r in erin.api("GET", "requests").json()["data"])
+    assert erin.api("GET", "usage?format=csv").text.splitlines()[1:] == []
 
     assert alice.api("DELETE", "keys/alice-laptop").json()["state"] == "revoked"
     with pytest.raises(openai.AuthenticationError):

@@ -241,3 +241,44 @@ def test_a_disabled_persons_session_is_401_and_a_team_key_403_and_changes_need_t
     assert world.call("GET", "/admin/v1/me", role="ann")[0] == 401
     assert world.store.audit()[0].who == "ada@x.org" and world.store.audit()[0].action == "people.disable"
     assert [r.name for r in world.store.records() if r.name == "x"] == []
+
+
+def test_some_keys_sums_are_the_same_on_sqlite_and_redis_and_equal_their_rows(tmp_path):
+    """A person's or a lead's keys: SQLite adds up each key's sums, Redis sums the keys' rows in one pass; both equal
+    the usage rows (`keys usage`) of those keys, summed, in the store's order."""
+    from argoproxy.console.usage_scoped import by_keys, by_person, page_of
+    from argoproxy.teamkeys.redis_store import RedisKeyStore
+    from tests.redis_server import RedisServer
+    server = RedisServer().start()
+    try:
+        stores = (SQLiteKeyStore(tmp_path / "keys.db"), RedisKeyStore(server.url))
+        for store in stores:
+            for n in range(40):
+                store.record_usage(f"k{n % 5}", f"m{n % 3}", n, 2 * n, 1.8e9 + (n % 4) * 86400, None, cost=n * 1000)
+        keys, rows = frozenset({"k1", "k3"}), stores[0].usage_rows("")
+        for group in ("day", "model", "key"):
+            column = {"day": 2, "model": 1, "key": 0}[group]
+            expected: dict = {}
+            for row in rows:
+                if row[0] in keys:
+                    total = expected.setdefault(row[column], [0, 0, 0, 0, 0])
+                    for n, count in enumerate(row[3:]):
+                        total[n] += count
+            got = [page_of(by_keys(store, group, "", keys, None), group, "", 51) for store in stores]
+            assert got[0] == got[1] == page_of(expected, group, "", 51), group
+        owners = {"k1": "ann@x.org", "k3": "ann@x.org", "k2": "bob@x.org"}
+        people = [page_of(by_person(store, "", None, None, owners), "person", "", 51) for store in stores]
+        assert people[0] == people[1] and [p[0] for p in people[0]] == ["(service keys)", "ann@x.org", "bob@x.org"]
+    finally:
+        server.close()
+
+
+def test_the_mcp_tool_calls_are_an_admins_to_read(world):
+    world, saved = world
+    world.restore(saved)
+    world.store.record_tool_usage("ann-key", "git", "git__log", time.time(), 3, 1, 120, 10, 20, cost=5_000_000)
+    status, calls = world.call("GET", "/admin/v1/mcp/calls", role="ada")
+    assert status == 200 and [(c["key"], c["server"], c["calls"], c["cost_usd"]) for c in calls["data"]] == [
+        ("ann-key", "git", 3, "0.005")]
+    assert world.call("GET", "/admin/v1/mcp/calls", role="lea")[0] == 403
+    assert set(world.call("GET", "/admin/v1/mcp", role="admin_key")[1]) == {"servers", "keys"}
