@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from argoproxy.console.paging import query_of
+from argoproxy.console.roles import Scope, scope_of
 from argoproxy.edge.request_body import parse_object, read_request_body
 from argoproxy.errors import ProxyError
 from argoproxy.teamkeys.audit import entry
@@ -25,6 +27,14 @@ class AdminCall:
     principal: Principal
     store: Any  # the key store the proxy reads (teamkeys/store.py, redis_store.py)
     max_body: int
+    default_team: str = ""  # OIDC_DEFAULT_TEAM: the team of a person whose groups name none
+    tools: Any = None  # the MCP servers' state and today's tool calls (the status page's), for /admin/v1/mcp
+
+    @cached_property
+    def scope(self) -> Scope:
+        """What the caller may see and change (roles.py)."""
+        teams = self.store.teams() if self.principal.person is not None else []  # the admin key needs none
+        return scope_of(self.principal, teams, self.default_team)
 
     def body(self) -> dict[str, Any]:
         body: dict[str, Any] = parse_object(read_request_body(self.request, self.max_body))

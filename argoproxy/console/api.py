@@ -9,7 +9,7 @@ import logging
 from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import unquote
 
-from argoproxy.console import audit_api, keys_api, teams_api, usage_api
+from argoproxy.console import audit_api, keys_api, mcp_api, me_api, people_api, requests_api, teams_api, usage_api
 from argoproxy.console.admin_call import AdminCall
 from argoproxy.console.authorize import authorize, check_change
 from argoproxy.edge.http_objects import Answer
@@ -26,15 +26,19 @@ PREFIX = ("admin", "v1")
 
 
 Resource = Callable[[AdminCall], Answer]
-# One module a resource; the people and the request log (issue 71's other parts) are one line each here.
+# One module a resource; each asks the caller's scope (roles.py) what they may see and change.
 RESOURCES: dict[str, Resource] = {"keys": keys_api.serve, "teams": teams_api.serve, "usage": usage_api.serve,
-                                  "audit": audit_api.serve}
+                                  "audit": audit_api.serve, "me": me_api.serve, "people": people_api.serve,
+                                  "requests": requests_api.serve, "mcp": mcp_api.serve}
 
 
 class AdminApi:
-    def __init__(self, auth: Auth, store: Callable[[], Any], max_body: int) -> None:
-        """`store`: the key store the proxy reads (None while auth is off)."""
+    def __init__(self, auth: Auth, store: Callable[[], Any], max_body: int, default_team: str = "",
+                 tools: Callable[[], dict[str, Any]] | None = None) -> None:
+        """`store`: the key store the proxy reads (None while auth is off); `default_team`: OIDC_DEFAULT_TEAM;
+        `tools`: the MCP servers' state, as the status page shows it (None: no status page)."""
         self.auth, self.store, self.max_body = auth, store, max_body
+        self.default_team, self.tools = default_team, tools
 
     def answer(self, route: Route, query: str, request: Request) -> Answer:
         principal = authorize(request, self.auth)
@@ -48,7 +52,8 @@ class AdminApi:
         if store is None:
             raise ProxyError(404, "The admin API needs ENABLE_AUTH on.", code="admin_api_off")
         try:
-            answer = resource(AdminCall(request.method, parts[1:], query, request, principal, store, self.max_body))
+            answer = resource(AdminCall(request.method, parts[1:], query, request, principal, store, self.max_body,
+                                        self.default_team, self.tools))
         except ProxyError:
             raise
         except Exception as exc:  # noqa: BLE001 - the store failed (Redis away, a locked file): a 503, logged

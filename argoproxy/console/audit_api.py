@@ -12,6 +12,7 @@ from argoproxy.errors import ProxyError
 def serve(call: AdminCall) -> Answer:
     if call.rest or call.method != "GET":
         raise not_allowed("/admin/v1/audit", "GET")
+    call.scope.require_admin("read the audit log")
     cursor = call.params("cursor").get("cursor", "")
     try:
         entries = call.store.audit(cursor, PAGE + 1)

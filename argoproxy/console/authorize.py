@@ -9,6 +9,7 @@ import hmac
 from typing import TYPE_CHECKING
 
 from argoproxy.signin.principal import Principal, principal_of
+from argoproxy.signin.sessions import csrf_header
 from argoproxy.edge.auth import presented_keys, unauthorized
 from argoproxy.errors import ProxyError
 
@@ -22,15 +23,14 @@ CSRF_HEADER = "X-CSRF-Token"
 
 def authorize(request: Request, auth: Auth) -> Principal:
     """The caller, or the refusal: auth off (no admin key to ask for: 404), no credential (401), a key that is not
-    the admin key (a known client or team key: 403; an unknown one: 401), a person who is not an admin (403)."""
+    the admin key (a known client or team key: 403; an unknown one: 401). What the caller may do is their role's
+    (roles.py), asked by each resource."""
     if not auth.enabled:
         raise ProxyError(404, "The admin API needs ENABLE_AUTH on: without it there is no admin key to ask for, and "
                               "team keys do nothing.", code="admin_api_off")
     principal = principal_of(request, auth)
     if principal is None:
         raise refusal(request, auth)
-    if not principal.admin:
-        raise ProxyError(403, "Only an admin may use the admin API.", code="admin_required")
     return principal
 
 
@@ -59,7 +59,7 @@ def check_change(principal: Principal, request: Request) -> None:
     if not origin or origin not in (f"http://{request.host.lower()}", f"https://{request.host.lower()}"):
         raise ProxyError(403, "A change made with a console session must come from the console's own page (its "
                               "Origin header).", code="origin_not_allowed")
-    token = request.headers.get(CSRF_HEADER, "")
+    token = csrf_header(request.headers)
     if not principal.csrf or not hmac.compare_digest(token.encode(), principal.csrf.encode()):
         raise ProxyError(403, f"A change made with a console session needs its CSRF token in {CSRF_HEADER}.",
                          code="csrf_token_missing" if not token else "csrf_token_invalid")

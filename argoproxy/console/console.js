@@ -1,17 +1,25 @@
 "use strict";
-// The console's pages beside the status page's live views (/ui): keys, usage, teams and the audit log, all read
-// and changed through /admin/v1/ with the admin key the page keeps for this tab (sessionStorage, as the status
-// page does). Data is written with textContent only; no inline handlers (the page's CSP).
+// The console's pages beside the status page's live views (/ui): keys, usage, teams, people, requests and the audit
+// log, all read and changed through /admin/v1/, with a signed-in person's session (its CSRF token on every change)
+// or with the admin key the page keeps for this tab (sessionStorage, as the status page does). A person sees the
+// tabs their role allows (the API decides what each holds). Data is written with textContent only; no inline
+// handlers (the page's CSP).
 (() => {
 const $ = id => document.getElementById(id);
 // The API beside the page, however its path was written (/ui, /ui/, behind a reverse proxy's prefix).
-const API = location.pathname.replace(/^\/+/, "/").replace(/\/+$/, "").replace(/\/ui$/i, "") + "/admin/v1/";
-const views = ["status", "keys", "usage", "teams", "audit"];
-const loaders = { keys: loadKeys, usage: loadUsage, teams: loadTeams, audit: loadAudit };
+const ROOT = location.pathname.replace(/^\/+/, "/").replace(/\/+$/, "").replace(/\/ui$/i, "");
+const API = ROOT + "/admin/v1/";
+const views = ["status", "keys", "usage", "teams", "people", "requests", "audit"];
+const loaders = { keys: loadKeys, usage: loadUsage, teams: loadTeams, people: loadPeople, requests: loadRequests,
+  audit: loadAudit };
+// The tabs each role has; without sign-in (the admin key), an admin's.
+const TABS = { admin: views, lead: ["keys", "usage", "teams", "people", "requests"], person: ["keys", "usage", "requests"] };
+let me = null;  // the signed-in person (GET /ui/auth/me), with the session's CSRF token
 
 async function api(method, path, body) {
   const key = sessionStorage.getItem("cot_proxy_key");
-  const headers = key ? { Authorization: "Bearer " + key } : {};
+  const headers = key && !me ? { Authorization: "Bearer " + key } : {};
+  if (me && method !== "GET") headers["X-CSRF-Token"] = me.csrf;
   if (body !== undefined) headers["Content-Type"] = "application/json";
   const res = await fetch(API + path, { method, headers, cache: "no-store",
     body: body === undefined ? undefined : JSON.stringify(body) });
@@ -29,6 +37,27 @@ function show(view) {
   if (loaders[view]) loaders[view]().catch(failed);
 }
 views.forEach(v => $("tab-" + v).addEventListener("click", () => show(v)));
+
+// Who is signed in: 200 a person, 401 nobody (sign-in is on: the "Sign in" link), 404 sign-in is off.
+async function signedIn() {
+  const res = await fetch(ROOT + "/ui/auth/me", { cache: "no-store" });
+  if (res.status === 401) { $("signin-link").href = ROOT + "/ui/auth/login"; $("signin").hidden = false; }
+  if (!res.ok) return "admin";
+  me = await res.json();
+  const role = me.admin ? "admin" : me.leads.length ? "lead" : "person";
+  document.body.dataset.role = role;
+  $("whoami-name").textContent = me.name || me.email;
+  $("whoami-role").textContent = role === "admin" ? "(admin)" : role === "lead" ? `(lead of ${me.leads.join(", ")})` : "";
+  $("whoami").hidden = false; $("login").style.display = "none";
+  if (role !== "admin") { $("status").hidden = true; $("tab-keys").textContent = "My keys"; $("tab-usage").textContent = "My usage"; }
+  if (role === "lead") $("tab-teams").textContent = "Team";
+  return role;
+}
+$("signout").addEventListener("click", async () => {
+  const res = await fetch(ROOT + "/ui/logout", { method: "POST", headers: { "X-CSRF-Token": me.csrf, Accept: "application/json" } });
+  const data = res.ok ? await res.json() : { location: ROOT + "/ui" };
+  location.assign(data.location);
+});
 
 function td(text, cls) { const c = document.createElement("td"); c.textContent = text ?? ""; if (cls) c.className = cls; return c; }
 function rows(id, data, columns, append) {
@@ -59,7 +88,7 @@ const COUNTS = ["rpm", "tpm", "max_parallel", "priority", "tool_rpm", "tool_para
 
 async function loadKeys(cursor) {
   const page = await api("GET", "keys" + (cursor ? "?cursor=" + encodeURIComponent(cursor) : ""));
-  rows("console-keys", page.data, [r => r.name, r => r.prefix + "…", r => r.owner, r => r.team, r => r.state,
+  rows("console-keys", page.data, [r => r.name, r => r.prefix + "…", r => r.owner_email || r.owner, r => r.team, r => r.state,
     r => r.models.join(",") || "*", r => limit(r.rpm), r => limit(r.tpm), r => r.budget || "-", r => r.budget_usd || "-",
     r => when(r.expires), (r, tr) => { const c = td(""); tr.className = r.state;
       if (r.state === "active") { const b = document.createElement("button"); b.type = "button"; b.textContent = "Revoke";
@@ -91,7 +120,7 @@ async function loadUsage(cursor) {
   document.querySelector("#console-usage thead th").textContent = group;
   rows("console-usage", page.data, [r => r[group], r => r.requests, r => r.input_tokens, r => r.output_tokens,
     r => r.cost_usd, r => r.unpriced_requests || ""], !!cursor);
-  if (!cursor) chart(page.data, group);
+  if (!cursor) { chart(page.data, group); loadBudgets().catch(failed); }
   more("console-usage-more", page.next, loadUsage);
 }
 // Tokens per row of the page as bars (oldest day first), with the dollars in each bar's title.
@@ -142,6 +171,63 @@ async function loadAudit(cursor) {
     r => Object.entries(r.fields).map(([k, v]) => `${k}=${v}`).join(", "), r => r.address, r => r.agent], !!cursor);
   more("console-audit-more", page.next, loadAudit);
 }
-show("status");
-document.body.dataset.console = "ready";  // (the tests wait for it)
+async function loadPeople(cursor) {
+  const page = await api("GET", "people" + (cursor ? "?cursor=" + encodeURIComponent(cursor) : ""));
+  const admin = !me || me.admin;
+  rows("console-people", page.data, [r => r.email, r => r.name, r => r.teams.join(", "), r => r.admin ? "yes" : "-",
+    r => r.state, r => when(r.last_seen), (r, tr) => { const c = td(""); tr.className = r.state;
+      if (admin) { c.append(button(r.state === "active" ? "Disable" : "Enable", () => person(r, r.state === "active" ? "disable" : "enable")),
+        button(r.admin ? "Not admin" : "Make admin", () => person(r, "admin"))); }
+      return c; }], !!cursor);
+  more("console-people-more", page.next, loadPeople);
+}
+function button(text, click) { const b = document.createElement("button"); b.type = "button"; b.textContent = text;
+  b.addEventListener("click", click); return b; }
+async function person(r, action) {
+  const path = "people/" + encodeURIComponent(r.id);
+  try {
+    if (action === "admin") await api("PATCH", path, { admin: !r.admin });
+    else if (confirm(`${action} ${r.email}? Their keys and sessions ${action === "disable" ? "stop" : "work again"} within a second.`)) await api("POST", path + "/" + action);
+    say(`${r.email}: done.`); await loadPeople();
+  } catch (err) { failed(err); }
+}
+
+// The request log: the filter form's fields as the query, 50 rows a page, a row's details below.
+async function loadRequests(cursor) {
+  const query = new URLSearchParams();
+  for (const [name, value] of new FormData($("console-request-form")).entries()) {
+    const v = String(value).trim();
+    if (v) query.set(name, name === "from" || name === "to" ? v + "Z" : v);
+  }
+  if (cursor) query.set("cursor", cursor);
+  const page = await api("GET", "requests?" + query);
+  rows("console-requests", page.data, [r => when(r.time), r => r.request_id, r => r.key, r => r.model, r => r.status,
+    r => r.door, r => r.session, r => r.input_tokens + r.output_tokens, r => "$" + (r.cost / 1e9).toFixed(4),
+    (r, tr) => { const c = td(""); c.appendChild(button("Details", () => request(r.request_id))); return c; }], !!cursor);
+  more("console-requests-more", page.next, loadRequests);
+}
+async function request(id) {
+  try {
+    const found = await api("GET", "requests/" + encodeURIComponent(id));
+    $("console-request-detail").textContent = JSON.stringify(found, null, 2);
+    $("console-request-detail").hidden = false;
+  } catch (err) { failed(err); }
+}
+$("console-request-form").addEventListener("submit", ev => { ev.preventDefault(); loadRequests().catch(failed); });
+
+// What is left of each budget of the signed-in person's (their keys', their teams').
+async function loadBudgets() {
+  const mine = await api("GET", "me");
+  const budgets = [...mine.keys.map(k => ({ ...k, label: "key " + k.name })), ...mine.team_budgets.map(t => ({ ...t, label: "team " + t.team }))];
+  rows("console-budgets", budgets, [r => r.label,
+    r => r.budget_tokens ? `${r.tokens_used ?? "?"} / ${r.budget_tokens} per ${r.budget_period}` : "-", r => r.tokens_left ?? "-",
+    r => r.budget_usd_limit ? `$${r.usd_spent ?? "?"} / $${r.budget_usd_limit} per ${r.budget_usd_period}` : "-",
+    r => r.usd_left ? "$" + r.usd_left : "-"]);
+}
+
+signedIn().catch(() => "admin").then(role => {
+  views.forEach(v => { $("tab-" + v).hidden = !TABS[role].includes(v); });
+  show(role === "admin" ? "status" : "keys");
+  document.body.dataset.console = "ready";  // (the tests wait for it)
+});
 })();

@@ -1,6 +1,8 @@
 """`/admin/v1/keys`: list (GET, 50 a page by name; ?team=), create (POST: `name` and the `keys create` options as
-fields; the key itself is in this answer only), one key (GET /keys/NAME), update (PATCH /keys/NAME) and revoke
-(DELETE /keys/NAME): the `keys` command's store methods, in force on every worker and replica as its are."""
+fields, `owner` an email; the key itself is in this answer only), one key (GET /keys/NAME), update (PATCH
+/keys/NAME) and revoke (DELETE /keys/NAME): the `keys` command's store methods, in force on every worker and replica
+as its are. A person sees and changes the keys their role gives (roles.py): a key they make is theirs, in one of
+their teams, within its limits (within_team.py); another's is not found."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from typing import Any
 from argoproxy.config.listener import generate_key
 from argoproxy.console.admin_call import AdminCall, no_such, not_allowed
 from argoproxy.console.fields import KEY_FIELDS, changes, name_of
+from argoproxy.console.key_owner import KEEP, owner_and_team
 from argoproxy.console.paging import listed, page
 from argoproxy.edge.http_objects import Answer
 from argoproxy.errors import ProxyError
@@ -40,15 +43,18 @@ def serve(call: AdminCall) -> Answer:
 def list_keys(call: AdminCall) -> Answer:
     params = call.params("cursor", "team")
     now, team = time.time(), params.get("team")
-    rows = (r for r in call.store.records() if team is None or r.team == team)
+    scope = call.scope
+    rows = (r for r in call.store.records() if (team is None or r.team == team) and scope.sees_key(r))
     shown, after = page(rows, lambda r: r.name, params.get("cursor", ""))
-    return Answer.json(listed([key_json(r, now) for r in shown], after))
+    emails = {p.id: p.email for p in call.store.people()} if any(r.owner for r in shown) else {}
+    return Answer.json(listed([{**key_json(r, now), "owner_email": emails.get(r.owner, "")} for r in shown], after))
 
 
 def create(call: AdminCall) -> Answer:
     body = call.body()
     name = name_of(body, "key")
-    fields = changes(body, KEY_FIELDS, ignore=frozenset({"name"}))
+    fields = changes(body, KEY_FIELDS, ignore=frozenset({"name", "owner"}))
+    fields.update(owner_and_team(call, body.get("owner", KEEP), fields))
     key = generate_key()
     record = dataclasses.replace(KeyRecord(name, digest(key), key[:12], created=time.time()), **fields)
     try:
@@ -63,10 +69,13 @@ def create(call: AdminCall) -> Answer:
 
 
 def update(call: AdminCall, name: str) -> Answer:
-    fields = changes(call.body(), KEY_FIELDS)
-    if not fields:
-        raise ProxyError(400, "Nothing to change: give one of " + ", ".join(sorted(KEY_FIELDS)) + ".",
+    body = call.body()
+    fields = changes(body, KEY_FIELDS, ignore=frozenset({"owner"}))
+    if not fields and "owner" not in body:
+        raise ProxyError(400, "Nothing to change: give one of " + ", ".join(sorted(KEY_FIELDS | {"owner"})) + ".",
                          code="nothing_to_change")
+    record = find(call, name, "active key")
+    fields.update(owner_and_team(call, body.get("owner", KEEP), fields, record))
     try:
         done = call.store.update(name, fields)
     except TeamError as exc:
@@ -78,16 +87,18 @@ def update(call: AdminCall, name: str) -> Answer:
 
 
 def revoke(call: AdminCall, name: str) -> Answer:
+    find(call, name, "active key")
     if not call.store.revoke(name):
         raise no_such("active key", name)
     call.audit("keys.revoke", name, {})
     return Answer.json(key_json(find(call, name), time.time()))
 
 
-def find(call: AdminCall, name: str) -> KeyRecord:
+def find(call: AdminCall, name: str, what: str = "key") -> KeyRecord:
+    """The key of that name the caller may see (another person's: not found, as one that does not exist)."""
     found: KeyRecord | None = next((r for r in call.store.records() if r.name == name), None)
-    if found is None:
-        raise no_such("key", name)
+    if found is None or not call.scope.sees_key(found):
+        raise no_such(what, name)
     return found
 
 

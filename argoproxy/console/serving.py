@@ -18,8 +18,9 @@ if TYPE_CHECKING:
 
 
 class Console:
-    def __init__(self, auth: Auth, store: Callable[[], Any], max_body: int) -> None:
-        self.api = AdminApi(auth, store, max_body)
+    def __init__(self, auth: Auth, store: Callable[[], Any], max_body: int, default_team: str = "",
+                 tools: Callable[[], dict[str, Any]] | None = None) -> None:
+        self.api = AdminApi(auth, store, max_body, default_team, tools)
 
     def answer(self, route: Route, query: str, request: Request | None) -> Answer:
         if request is None:  # a call the proxy made itself: never the console's
@@ -27,7 +28,9 @@ class Console:
         if route.kind == "ui_console":
             return Answer(script(), 200, {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"},
                           content_type="text/javascript; charset=utf-8")
-        return self.api.answer(route, query, request)
+        # The query as sent: the door takes `key` out of every query when auth is on (Google's ?key= spelling of a
+        # client key), and here `key` is a key's name (?key= of /admin/v1/usage and /requests), never a secret.
+        return self.api.answer(route, request.target.partition("?")[2] or query, request)
 
 
 @cache

@@ -78,6 +78,12 @@ class OwnPages:
             return 200, own
         return self.health.status()
 
+    def admin_signed_in(self, req: Request | None) -> bool:
+        """A console session of an admin (signin/sessions.py, when sign-in is on): the live views are theirs too."""
+        sessions = self.auth.sessions
+        live = sessions.of(req.headers) if sessions is not None and req is not None else None
+        return bool(live is not None and live.person.admin)
+
     def status_answer(self, kind: str, query: str, req: Request | None) -> Answer:
         """/ui (the page) and /ui/data (what it shows: the admin key's only when auth is on)."""
         if self.status_page is None:
@@ -86,8 +92,8 @@ class OwnPages:
             return Answer(self.status_page.page(), 200, {"Cache-Control": "no-store", "X-Frame-Options": "DENY",
                                                          "Content-Security-Policy": STATUS_PAGE_POLICY},
                           content_type="text/html; charset=utf-8")
-        if not self.auth.is_admin(req):
-            raise ProxyError(403, "Only the admin key (API_KEY_SECRET) opens the status page.",
+        if not self.auth.is_admin(req) and not self.admin_signed_in(req):
+            raise ProxyError(403, "Only the admin key (API_KEY_SECRET) or a signed-in admin opens the status page.",
                              code="admin_key_required")
         answer = Answer.json(self.status_page.data())
         answer.headers["Cache-Control"] = "no-store"  # keys' names and traffic: no cache or browser may keep them

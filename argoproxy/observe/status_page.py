@@ -118,8 +118,8 @@ class StatusPage:
 
     def observe(self, start: CallStart, end: CallEnd) -> None:
         """Observer: one line per finished request, without anything secret."""
-        if start.kind in ("ui", "ui_data", "ui_console"):
-            return  # the page's own polling (and its script) would push everything else out
+        if start.kind in ("ui", "ui_data", "ui_console", "signin_me"):
+            return  # the page's own polling (its script, who is signed in) would push everything else out
         # The path the client asked for (a front door's request is served on the chat path).
         model = without_proxy_keys(start.model) if isinstance(start.model, str) else None
         client, now = start.client, time.time()

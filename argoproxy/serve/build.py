@@ -121,7 +121,8 @@ def door_routes(gateway: Gateway, auth: Auth, pages: OwnPages, **door: Any) -> D
                              BatchModels(settings.max_body_bytes, settings.timeout, door_batches())),
         "backend": BackendRoutes(extra, gateway.guard, gateway.reading.forwarded, gateway.route_sender,
                                  gateway.planner.think_config, answers, backend.completion_routes)}
-    console = Console(auth, lambda: console_store(gateway), settings.max_body_bytes)
+    console = Console(auth, lambda: console_store(gateway), settings.max_body_bytes,
+                      default_team=settings.oidc_default_team, tools=mcp_state(pages))
     handlers["console"] = lambda call, route: answers.recorded(call, console.answer(
         route, call.plan.query, call.client.request))
     if gateway.stored is not None:
@@ -214,6 +215,12 @@ def queue_view(gateway: Gateway) -> dict[str, Any]:
     if seating is None or not seating.limited:
         return {}
     return {"queue": seating.rows, "waits": seating.admission.keep_waits()}
+
+
+def mcp_state(pages: OwnPages) -> Callable[[], dict[str, Any]] | None:
+    """The MCP servers' state and today's tool calls, as the status page shows them (None: no status page)."""
+    page = pages.status_page
+    return (lambda: page.data()["tools"]) if page is not None else None
 
 
 def console_store(gateway: Gateway) -> Any:

@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlencode
 from argoproxy.edge.http_objects import Answer
 from argoproxy.errors import ProxyError
 from argoproxy.people.membership import AdminRule, inactive, person_of_claims, teams_led, teams_of
-from argoproxy.signin.sessions import Cookies, ConsoleSessions, csrf_holds, digest
+from argoproxy.signin.sessions import Cookies, ConsoleSessions, csrf_header, csrf_holds, digest
 from argoproxy.signin.tokens import Client, refused, verified_claims
 from argoproxy.teamkeys.people_rows import FLOW_SECONDS, SignInFlow
 
@@ -121,6 +121,11 @@ class SignInPages:
             raise ProxyError(403, "Signing out needs the session's CSRF token (form field `csrf` or header "
                              "X-CSRF-Token).", type="permission_error", code="csrf_token_invalid")
         cleared = self.sessions.end(live)
+        if "application/json" in req.headers.get("Accept", ""):  # the console's fetch (its CSP allows no form):
+            answer = Answer.json({"location": self.after_logout(live.id_token)})  # it goes there itself
+            answer.headers["Cache-Control"] = NO_STORE["Cache-Control"]
+            answer.headers.add_header("Set-Cookie", cleared)
+            return answer
         return redirect(self.after_logout(live.id_token), cleared)
 
     def after_logout(self, id_token: str) -> str:
@@ -137,7 +142,7 @@ class SignInPages:
 
 
 def presented_csrf(req: Request) -> str:
-    header = req.headers.get("X-CSRF-Token", "").strip()
+    header = csrf_header(req.headers)
     if header:
         return header
     if "application/x-www-form-urlencoded" not in req.headers.get("Content-Type", "").lower():

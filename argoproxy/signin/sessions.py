@@ -99,5 +99,11 @@ class ConsoleSessions:
         return self.cookies.clear(self.cookies.session)
 
 
+def csrf_header(headers: Mapping[str, str]) -> str:
+    """The X-CSRF-Token header's value in any case: the server's headers are title-cased (X-Csrf-Token), a test's
+    as written."""
+    return next((value.strip() for name, value in headers.items() if name.lower() == "x-csrf-token"), "")
+
+
 def csrf_holds(live: Live, presented: str) -> bool:
     return bool(presented) and hmac.compare_digest(live.csrf.encode(), presented.encode("utf-8", "surrogatepass"))
