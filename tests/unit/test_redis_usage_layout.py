@@ -1,0 +1,136 @@
+"""Redis's usage rows by day with their roll-ups (teamkeys/redis_usage_totals.py): the console's sums equal SQLite's
+and the rows summed for every grouping, filter and page; a write sent again counts once, roll-ups included; rows in
+the layout before are moved once however many processes read them; a team made again starts without its rows."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from argoproxy.teamkeys.redis_records import PREFIX, SEP
+from argoproxy.teamkeys.redis_store import RedisKeyStore
+from argoproxy.teamkeys.redis_usage_totals import OLD
+from argoproxy.teamkeys.store import SQLiteKeyStore, usage_day
+from argoproxy.teamkeys.usage_totals import summed_rows
+from tests.redis_server import RedisServer
+
+DAY = 86400
+T0 = 1.8e9
+
+
+@pytest.fixture(scope="module")
+def server():
+    redis_server = RedisServer().start()
+    yield redis_server
+    redis_server.close()
+
+
+@pytest.fixture
+def store(server):
+    redis = RedisKeyStore(server.url)
+    redis.redis.flushdb()
+    return redis
+
+
+def written(n: int) -> tuple[str, str, int, int, float, int, int]:
+    """The n-th test write: keys, teams' rows and a tool window's, over six days and three models."""
+    name = ("team/t%d" % (n % 3)) if n % 5 == 0 else ("tools/k1" if n == 7 else f"k_{n % 4}")
+    return name, f"m{n % 3}", n, 2 * n, T0 + (n % 6) * DAY + n, n * 1_000_000_007, n % 2
+
+
+def fill(*stores) -> None:
+    for n in range(60):
+        name, model, inputs, outputs, when, cost, unpriced = written(n)
+        for s in stores:
+            s.record_usage(name, model, inputs, outputs, when, None, cost=cost, unpriced=unpriced,
+                           **({"op": ("writer", n)} if n % 2 and isinstance(s, RedisKeyStore) else {}))
+
+
+@pytest.mark.parametrize("group", ["day", "model", "key", "team"])
+def test_the_sums_equal_sqlites_and_the_rows_summed_for_each_filter_and_page(store, tmp_path, group):
+    sqlite = SQLiteKeyStore(tmp_path / "keys.db")
+    fill(store, sqlite)
+    rows = store.usage_rows("")
+    assert rows == sqlite.usage_rows("") and store.usage("") == rows
+    since = usage_day(T0 + 2 * DAY)
+    for key, model, first in ((None, None, ""), ("k_1", None, ""), (None, "m2", ""), ("k_2", "m1", ""),
+                              (None, None, since), ("team/t1", None, ""), ("k_9", None, "")):
+        summed = summed_rows([r for r in rows if r[2] >= first], group, key, model)
+        expected = sorted(((v, *t) for v, t in summed.items()), reverse=group == "day")
+        assert store.usage_totals(group, first, key, model, "", 100) == expected, (key, model, first)
+        assert sqlite.usage_totals(group, first, key, model, "", 100) == expected
+        for page in (1, 2):
+            assert store.usage_totals(group, first, key, model, "", page) == expected[:page]
+        if len(expected) > 2:
+            assert store.usage_totals(group, first, key, model, expected[1][0], 100) == expected[2:]
+    assert store.usage_rows(since) == [r for r in rows if r[2] >= since]
+
+
+def test_a_write_sent_again_is_counted_once_roll_ups_included(store):
+    for _ in range(3):
+        store.record_usage("k_1", "m1", 5, 7, T0, None, cost=11, op=("writer-a", 1))
+    assert store.usage_rows("") == [("k_1", "m1", usage_day(T0), 1, 5, 7, 11, 0)]
+    for group in ("day", "model", "key"):
+        assert [t[1:] for t in store.usage_totals(group)] == [(1, 5, 7, 11, 0)]
+
+
+def test_rows_of_the_layout_before_are_moved_once_by_processes_reading_at_once(store, tmp_path):
+    sqlite = SQLiteKeyStore(tmp_path / "keys.db")
+    fill(sqlite)
+    old: dict[str, int] = {}
+    for name, model, day, *counts in sqlite.usage_rows(""):
+        for what, count in zip(("requests", "input", "output", "cost", "unpriced"), counts):
+            if what in ("requests", "input", "output") or count:
+                old[SEP.join((day, name, model, what))] = count
+    store.redis.hset(OLD, mapping=old)
+    readers = [RedisKeyStore(store.url) for _ in range(4)]
+    threads = [threading.Thread(target=r.move_old_rows) for r in readers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert not store.redis.exists(OLD)
+    assert store.usage_rows("") == sqlite.usage_rows("")
+    for group in ("day", "model", "key", "team"):
+        assert store.usage_totals(group, "", None, None, "", 100) == sqlite.usage_totals(group, "", None, None, "", 100)
+
+
+def test_old_rows_left_by_a_replica_not_yet_upgraded_are_read_at_the_next_read(store):
+    store.record_usage("k_1", "m1", 1, 1, T0, None)
+    day = usage_day(T0)
+    store.redis.hset(OLD, mapping={SEP.join((day, "k_1", "m1", w)): 2 for w in ("requests", "input", "output")})
+    assert store.usage_totals("key") == [("k_1", 3, 3, 3, 0, 0)]
+
+
+def test_a_team_made_again_starts_without_its_rows(store):
+    from argoproxy.teamkeys.records import TeamRecord
+    store.create_team(TeamRecord("red"))
+    store.record_usage("team/red", "m1", 3, 4, T0, None, cost=9)
+    store.record_usage("k_1", "m1", 1, 1, T0, None)
+    assert [t[0] for t in store.usage_totals("team")] == ["red"]
+    store.delete_team("red")
+    store.create_team(TeamRecord("red"))
+    assert store.usage_totals("team") == []
+    assert [r[0] for r in store.usage_rows("")] == ["k_1"]
+    assert store.usage_totals("key") == [("k_1", 1, 1, 1, 0, 0)]
+
+
+def test_a_days_rows_are_read_in_bounded_steps_not_one_hgetall(store, monkeypatch):
+    """Each round trip reads at most about SCAN_COUNT fields (one HGETALL of a day's 100,000 rows would outlive the
+    round trip's deadline, as the one hash of every row did)."""
+    day = usage_day(T0)
+    pipe = store.redis.pipeline(transaction=False)
+    for n in range(3000):
+        pipe.hset(PREFIX + "usage:d:" + day, mapping={f"k_{n}{SEP}m{SEP}{w}": 1 for w in ("requests", "input")})
+    pipe.zadd(PREFIX + "usage:days", {day: int(T0 // DAY)})
+    pipe.execute()
+    calls: list[str] = []
+    real = store.redis.execute_command
+
+    def watched(*args, **kwargs):
+        calls.append(str(args[0]).upper())
+        return real(*args, **kwargs)
+    monkeypatch.setattr(store.redis, "execute_command", watched)
+    assert len(store.usage_rows("")) == 3000
+    assert "HGETALL" not in calls and calls.count("HSCAN") >= 3
