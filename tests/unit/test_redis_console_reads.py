@@ -1,6 +1,8 @@
-"""Redis's usage rows by day with their roll-ups (teamkeys/redis_usage_totals.py): the console's sums equal SQLite's
-and the rows summed for every grouping, filter and page; a write sent again counts once, roll-ups included; rows in
-the layout before are moved once however many processes read them; a team made again starts without its rows."""
+"""What the console reads of Redis. The usage rows by day with their roll-ups (teamkeys/redis_usage_totals.py): the
+console's sums equal SQLite's and the rows summed for every grouping, filter and page; a write sent again counts once,
+roll-ups included; rows in the layout before are moved once however many processes read them; a team made again
+starts without its rows. The key records (redis_records.py): read once while no record changes, again after a
+change made by another process."""
 
 from __future__ import annotations
 
@@ -134,3 +136,26 @@ def test_a_days_rows_are_read_in_bounded_steps_not_one_hgetall(store, monkeypatc
     monkeypatch.setattr(store.redis, "execute_command", watched)
     assert len(store.usage_rows("")) == 3000
     assert "HGETALL" not in calls and calls.count("HSCAN") >= 3
+
+
+def test_records_are_read_once_while_none_changes_and_again_after_a_change_elsewhere(store, monkeypatch):
+    from argoproxy.teamkeys.records import KeyRecord, TeamRecord, digest
+    other = RedisKeyStore(store.url)  # another process's store (the CLI's, another replica's)
+    other.create_team(TeamRecord("red"))
+    for n in range(3):
+        other.create(KeyRecord(f"k{n}", digest(f"secret-{n}"), "sk-", team="red"))
+    reads: list[int] = []
+    real = store._read_records
+    monkeypatch.setattr(store, "_read_records", lambda: reads.append(1) or real())
+    assert [r.name for r in store.records()] == ["k0", "k1", "k2"]
+    for _ in range(5):
+        assert len(store.records()) == 3
+    assert len(reads) == 1
+    changes = [lambda: other.revoke("k1"), lambda: other.update("k2", {"rpm": 7}),
+               lambda: other.create(KeyRecord("k3", digest("secret-3"), "sk-")),
+               lambda: other.update_team("red", {"rpm": 9})]
+    for change in changes:
+        change()
+        listed = {r.name: r for r in store.records()}
+    assert len(reads) == 1 + len(changes)
+    assert listed["k1"].revoked and listed["k2"].rpm == 7 and "k3" in listed and listed["k0"].team_record.rpm == 9
