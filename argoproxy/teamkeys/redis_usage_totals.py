@@ -125,7 +125,7 @@ class RedisUsageTotals:
             for day, got in zip(chunk, pipe.execute()):
                 total = _summed(_by_model(got, model).values()) if key is None else _present(got)
                 if total is not None:
-                    totals.append((day, *total))  # type: ignore[arg-type]
+                    totals.append(_total(day, total))
             if len(totals) >= limit:
                 break
         return totals[:limit]
@@ -147,10 +147,10 @@ class RedisUsageTotals:
             for day, m in asked:
                 pipe.hmget(*_row_fields(day, key, m))
             for (day, m), got in zip(asked, pipe.execute()):
-                counts = _present(got)
-                if counts is not None:
-                    _add(sums.setdefault(m, [0] * len(WHATS)), counts)
-        return [(m, *sums[m]) for m in sorted(sums) if m > after][:limit]  # type: ignore[misc]
+                row = _present(got)
+                if row is not None:
+                    _add(sums.setdefault(m, [0] * len(WHATS)), row)
+        return [_total(m, sums[m]) for m in sorted(sums) if m > after][:limit]
 
     def _by_name(self, group: str, since: str, key: str | None, model: str | None, after: str,
                  limit: int) -> list[Total]:
@@ -171,7 +171,7 @@ class RedisUsageTotals:
                     counts = _present(got[n * len(WHATS):(n + 1) * len(WHATS)])
                     if counts is not None:
                         _add(sums.setdefault(name, [0] * len(WHATS)), counts)
-            totals += [(name[len(prefix):], *sums[name]) for name in chunk if name in sums]  # type: ignore[misc]
+            totals += [_total(name[len(prefix):], sums[name]) for name in chunk if name in sums]
             if len(totals) >= limit:
                 break
         return totals[:limit]
@@ -228,6 +228,11 @@ def _names_fields(day: str, names: list[str], model: str | None) -> list[str]:
     if model is None:
         return [BY_NAME + day, *[name + SEP + what for name in names for what in WHATS]]
     return [ROWS + day, *[name + SEP + model + SEP + what for name in names for what in WHATS]]
+
+
+def _total(value: str, counts: list[int]) -> Total:
+    requests, inputs, outputs, cost, unpriced = counts
+    return value, requests, inputs, outputs, cost, unpriced
 
 
 def _present(values: list[str | None]) -> list[int] | None:

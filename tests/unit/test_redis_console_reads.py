@@ -159,3 +159,39 @@ def test_records_are_read_once_while_none_changes_and_again_after_a_change_elsew
         listed = {r.name: r for r in store.records()}
     assert len(reads) == 1 + len(changes)
     assert listed["k1"].revoked and listed["k2"].rpm == 7 and "k3" in listed and listed["k0"].team_record.rpm == 9
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+def test_the_consoles_usage_equals_keys_usage_csv_to_the_token_and_the_cent(kind, server, make, tmp_path, capsys):
+    """Each grouping of /admin/v1/usage (JSON, as the console shows it) equals the command line's CSV summed."""
+    import csv
+    import io
+    import json
+    from decimal import Decimal
+    from argoproxy.edge.http_objects import Request
+    from argoproxy.teamkeys import cli
+    admin = "admin-key-of-the-usage-test"
+    where = {"KEYS_DB": str(tmp_path / "keys.db")} if kind == "sqlite" else {"REDIS_URL": server.url}
+    from types import SimpleNamespace
+    flags = ["--keys-db", where["KEYS_DB"]] if kind == "sqlite" else []
+    settings = SimpleNamespace(redis_url=server.url if kind == "redis" else "", keys_db="", enable_auth=True)
+    store = SQLiteKeyStore(tmp_path / "keys.db") if kind == "sqlite" else RedisKeyStore(server.url)
+    if kind == "redis":
+        store.redis.flushdb()
+    fill(store)
+    door, _, _ = make(ENABLE_AUTH="true", API_KEY_SECRET=admin, **where)
+    capsys.readouterr()
+    assert cli.main([*flags, "usage", "--csv"], lambda flags: settings) == 0
+    printed = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    for group, column in (("key", "key"), ("model", "model"), ("day", "day")):
+        expected: dict[str, list] = {}
+        for row in printed:
+            sums = expected.setdefault(row[column], [0, 0, 0, Decimal(0)])
+            for n, field in enumerate(("requests", "input_tokens", "output_tokens")):
+                sums[n] += int(row[field])
+            sums[3] += Decimal(row["cost_usd"])
+        answer = door.handle(Request.of("GET", f"/admin/v1/usage?group={group}",
+                                        headers={"Authorization": f"Bearer {admin}"}))
+        shown = {r[group]: [r["requests"], r["input_tokens"], r["output_tokens"], Decimal(r["cost_usd"])]
+                 for r in json.loads(answer.get_data())["data"]}
+        assert shown == expected and expected, group
