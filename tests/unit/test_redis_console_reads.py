@@ -195,3 +195,26 @@ def test_the_consoles_usage_equals_keys_usage_csv_to_the_token_and_the_cent(kind
         shown = {r[group]: [r["requests"], r["input_tokens"], r["output_tokens"], Decimal(r["cost_usd"])]
                  for r in json.loads(answer.get_data())["data"]}
         assert shown == expected and expected, group
+
+
+def test_sqlites_day_sums_are_made_from_the_rows_of_a_store_made_before_them(tmp_path):
+    """A store made by an earlier release (no usage_day_sums) gets them from its rows when opened; rows written,
+    added to and deleted after are in them at once."""
+    import sqlite3
+    path = tmp_path / "keys.db"
+    fill(SQLiteKeyStore(path))
+    with sqlite3.connect(path) as db:
+        for statement in ("DROP TRIGGER usage_day_sums_insert", "DROP TRIGGER usage_day_sums_update_old",
+                          "DROP TRIGGER usage_day_sums_update_new", "DROP TRIGGER usage_day_sums_delete",
+                          "DROP TABLE usage_day_sums"):
+            db.execute(statement)
+    store = SQLiteKeyStore(path)
+    store.record_usage("k_1", "m9", 4, 5, T0, None, cost=6)
+    store.record_usage("k_1", "m9", 4, 5, T0, None, cost=6)
+    with sqlite3.connect(path) as db:
+        db.execute("DELETE FROM usage WHERE name = 'k_2'")
+    rows = store.usage_rows("")
+    for group in ("day", "model"):
+        summed = summed_rows(rows, group, None, None)
+        assert store.usage_totals(group, "", None, None, "", 100) == \
+            sorted(((v, *t) for v, t in summed.items()), reverse=group == "day")
