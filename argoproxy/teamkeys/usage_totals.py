@@ -78,15 +78,21 @@ class SQLiteUsageTotals:
         where = [f"{teams} AND substr(name, 1, {len(TEAM_WINDOWS + TOOL_WINDOWS)}) != ?" if group == "team" else
                  f"NOT {teams} AND substr(name, 1, {len(TOOL_WINDOWS)}) != ?", "day >= ?"]
         args: list[Any] = [TEAM_WINDOWS, TEAM_WINDOWS + TOOL_WINDOWS if group == "team" else TOOL_WINDOWS, since]
+        if group == "team":  # the teams' names as a range of the key's index: a seek, not a scan past every key's
+            where.append("name > ? AND name < ?")
+            args += [TEAM_WINDOWS, TEAM_WINDOWS[:-1] + chr(ord(TEAM_WINDOWS[-1]) + 1)]
         for column, wanted in (("name", key if group != "team" else None), ("model", model)):
             if wanted is not None:
                 where.append(f"{column} = ?")
                 args.append(wanted)
-        having = f" HAVING {value} {'<' if newest else '>'} ?" if after else ""
+        # A team's rows grouped by their name (TEAM_WINDOWS + the team's), so the key's index gives their order and a
+        # page stops after `limit` of them (grouped by the team's name: every row read and sorted, 20 ms at 10,000).
+        grouped, after = ("name", TEAM_WINDOWS + after if after else "") if group == "team" else ("1", after)
+        having = f" HAVING {value if grouped == '1' else grouped} {'<' if newest else '>'} ?" if after else ""
         rows: list[Total] = self._read(
             f"SELECT {value}, SUM(requests), SUM(input_tokens), SUM(output_tokens), SUM(cost), SUM(unpriced) FROM "
-            f"usage WHERE {' AND '.join(where)} GROUP BY 1{having} ORDER BY 1 {'DESC' if newest else 'ASC'} LIMIT ?",
-            (*args, *([after] if after else []), limit))
+            f"usage WHERE {' AND '.join(where)} GROUP BY {grouped}{having} ORDER BY {grouped} "
+            f"{'DESC' if newest else 'ASC'} LIMIT ?", (*args, *([after] if after else []), limit))
         return rows
 
     def _day_sums(self, group: str, since: str, model: str | None, after: str, limit: int) -> list[Total]:
