@@ -31,12 +31,11 @@ from argoproxy.teamkeys.last_seen import LastSeen
 from argoproxy.teamkeys.audit_stores import RedisAudit
 from argoproxy.teamkeys.redis_people import RedisPeople
 from argoproxy.teamkeys.redis_usage_totals import ADD_ONE, ADD_USAGE, RedisUsageTotals, add_args
-from argoproxy.teamkeys.redis_records import PREFIX, SEP, RedisRecords
+from argoproxy.teamkeys.redis_records import PREFIX, RedisRecords
 from argoproxy.teamkeys.records import Budget, KeyRecord, MoneyBudget
 from argoproxy.teamkeys.redis_deadline import TIMEOUT, with_deadline  # a round trip's whole time, not each read's
 from argoproxy.teamkeys.redis_tool_holds import RedisToolHolds
 from argoproxy.teamkeys.redis_tool_usage import RedisToolUsage
-from argoproxy.teamkeys.session_usage import KEY as SESSION_ROWS
 from argoproxy.teamkeys.session_usage import RedisSessionUsage
 from argoproxy.teamkeys.store import usage_day
 
@@ -101,9 +100,7 @@ class RedisKeyStore(RedisRecords, RedisToolUsage, RedisToolHolds, RedisPeople, R
         counters += [_held_key(name), _flight_key(name), _held_usd_key(name)]
         self.redis.delete(*counters)
         self.forget_usage(name)
-        fields = [f for f, _ in self.redis.hscan_iter(SESSION_ROWS, match=f"*{SEP}{name}{SEP}*", count=1000)]
-        if fields:  # its rows by session
-            self.redis.hdel(SESSION_ROWS, *fields)
+        self.forget_sessions(name)
 
     def admit(self, record: KeyRecord, now: float, reserve: int = 0, money: int = 0) -> tuple[float, str]:
         """Count one request if rpm, tpm, the budget and max_parallel allow it now: (0, ""); else (seconds to wait,

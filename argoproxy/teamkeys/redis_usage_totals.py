@@ -200,7 +200,7 @@ class RedisUsageTotals:
     def forget_usage(self, name: str) -> None:
         """A name's usage rows, and what the roll-ups hold of them, gone (a team made again starts afresh)."""
         for day in self._days(""):
-            found = {f: int(v) for f, v in self.redis.hscan_iter(ROWS + day, match=_glob(name) + SEP + "*",
+            found = {f: int(v) for f, v in self.redis.hscan_iter(ROWS + day, match=literal_match(name) + SEP + "*",
                                                                  count=SCAN_COUNT)}
             if not found:
                 continue
@@ -265,6 +265,6 @@ def _add(total: list[int], counts: list[int]) -> list[int]:
     return total
 
 
-def _glob(text: str) -> str:
+def literal_match(text: str) -> str:
     """`text` matched literally by a Redis MATCH pattern."""
     return "".join("\\" + c if c in "*?[]\\" else c for c in text)

@@ -218,3 +218,35 @@ def test_sqlites_day_sums_are_made_from_the_rows_of_a_store_made_before_them(tmp
         summed = summed_rows(rows, group, None, None)
         assert store.usage_totals(group, "", None, None, "", 100) == \
             sorted(((v, *t) for v, t in summed.items()), reverse=group == "day")
+
+
+def test_session_rows_are_kept_a_day_a_hash_read_in_bounded_steps_and_old_rows_moved_once(store, tmp_path, monkeypatch):
+    """Usage by agent session (session_usage.py) as SQLite keeps it; a day's rows read by HSCAN; rows of the one-hash
+    layout moved once by processes reading at once; a team made again starts without its session rows."""
+    from argoproxy.teamkeys.records import TeamRecord
+    from argoproxy.teamkeys.session_usage import KEY, COUNTED
+    sqlite = SQLiteKeyStore(tmp_path / "keys.db")
+    for n in range(40):
+        name = "team/red" if n % 5 == 0 else f"k_{n % 3}"
+        for s in (store, sqlite):
+            s.record_session_usage(name, f"s{n % 4}", f"m{n % 2}", T0 + (n % 3) * DAY, 1, n, 2 * n, 1000 * n)
+    rows = sqlite.session_usage("")
+    assert store.session_usage("") == rows and store.session_usage(usage_day(T0 + DAY)) == sqlite.session_usage(
+        usage_day(T0 + DAY))
+    store.redis.flushdb()
+    old = {SEP.join((day, name, session, model, what)): count for name, session, model, day, *counts in rows
+           for what, count in zip(COUNTED, counts) if count}
+    store.redis.hset(KEY, mapping=old)
+    readers = [RedisKeyStore(store.url) for _ in range(4)]
+    threads = [threading.Thread(target=r.move_old_sessions) for r in readers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    calls: list[str] = []
+    real = store.redis.execute_command
+    monkeypatch.setattr(store.redis, "execute_command", lambda *a, **k: calls.append(str(a[0]).upper()) or real(*a, **k))
+    assert store.session_usage("") == rows and not store.redis.exists(KEY)
+    assert "HGETALL" not in calls and "HSCAN" in calls
+    store.create_team(TeamRecord("red"))  # made again: its rows go
+    assert store.session_usage("") == [r for r in rows if r[0] != "team/red"]
