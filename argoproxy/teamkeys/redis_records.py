@@ -7,7 +7,6 @@ RedisKeyStore has these methods; each write is one transaction over what it read
 from __future__ import annotations
 
 import dataclasses
-import threading
 import time
 from typing import Any, Callable
 
@@ -29,7 +28,6 @@ KEPT_SECONDS = 10.0  # records() read again at least this often (a record change
 class RedisRecords:
     redis: Any
     _kept: tuple[str | None, float, list[KeyRecord]] | None = None  # records() as of a version, and when read
-    _kept_lock = threading.Lock()
 
     owner_state: Callable[[str], tuple[float, float]]  # a person's (disabled, last_seen): redis_people.py
 
@@ -109,13 +107,9 @@ class RedisRecords:
         version, kept = self.redis.get(VERSION), self._kept
         if kept is not None and kept[0] == version and time.monotonic() - kept[1] < KEPT_SECONDS:
             return list(kept[2])
-        with self._kept_lock:  # one read at a time in a process: the others wait and take its copy
-            kept = self._kept
-            if kept is not None and kept[0] == version and time.monotonic() - kept[1] < KEPT_SECONDS:
-                return list(kept[2])
-            read_at = time.monotonic()
-            found = self._read_records()
-            self._kept = (version, read_at, found)  # the version read before the records: a change since re-reads
+        read_at = time.monotonic()  # (no lock: two greenlets reading at once read twice, and neither waits)
+        found = self._read_records()
+        self._kept = (version, read_at, found)  # the version read before the records: a change since re-reads
         return list(found)
 
     def _changed(self) -> None:
