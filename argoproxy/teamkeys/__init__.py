@@ -15,7 +15,8 @@ expiry and usage, managed while the proxy runs (`cot-proxy keys ...`) and stored
   redis_tool_holds.py: their prices held);
   last_seen.py: what each worker last saw of each key's counts in Redis, which an outage's counting starts from.
 - audit.py: the audit log's entries (every change to keys and teams, by the console's API or these commands);
-  audit_stores.py: kept in SQLite and Redis; usage_totals.py, redis_usage_totals.py: usage summed for the console.
+  audit_stores.py: kept in SQLite and Redis; usage_totals.py: usage summed for the console (SQLite);
+  redis_usage_totals.py: Redis's usage rows by day, with roll-ups by name and model, and their sums.
 - cli.py: the `keys` subcommand (create, list, update, revoke, usage); teams_cli.py: the `teams` subcommand (teams
   of keys: records.py's TeamRecord, whose limits its keys share, counted as a key's under the name team/NAME).
 - people_rows.py, redis_people.py: the people who signed in (argoproxy/people/), console sessions and sign-in flows,

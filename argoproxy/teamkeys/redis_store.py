@@ -9,11 +9,10 @@ last slot can both be refused for a moment; they can never both get it.
 Layout, under PREFIX: key:<digest> (hash: the record), name:<name> (the digest of the active key of that name),
 req:<name>:<minute> and tok:<name>:<minute> (requests and tokens counted in that minute window; they expire
 after the next one), bud:<name>:<period start> (tokens used in a budget period), usd:<name>:<period>:<start>
-(nano-dollars spent in a dollar budget's period), usage (hash:
-"<day>\\x1f<name>\\x1f<model>\\x1f<requests|input|output|cost|unpriced>" -> the number; cost in nano-dollars),
-team:<name> (hash: a team's record), teams (the set of teams' names); cot_proxy:audit (a stream: the audit log,
-audit_stores.py). A team's windows are counted as a key's,
-under the name team/<name> (records.TEAM_WINDOWS: no key's name holds a '/'), its usage rows likewise.
+(nano-dollars spent in a dollar budget's period), usage:* (the daily usage rows by day, with roll-ups by name and
+by model: redis_usage_totals.py), team:<name> (hash: a team's record), teams (the set of teams' names);
+cot_proxy:audit (a stream: the audit log, audit_stores.py). A team's windows are counted as a key's, under the name
+team/<name> (records.TEAM_WINDOWS: no key's name holds a '/'), its usage rows likewise.
 """
 
 from __future__ import annotations
@@ -31,13 +30,12 @@ from argoproxy.teamkeys import windows
 from argoproxy.teamkeys.last_seen import LastSeen
 from argoproxy.teamkeys.audit_stores import RedisAudit
 from argoproxy.teamkeys.redis_people import RedisPeople
-from argoproxy.teamkeys.redis_usage_totals import RedisUsageTotals
-from argoproxy.teamkeys.redis_records import PREFIX, SEP, RedisRecords
+from argoproxy.teamkeys.redis_usage_totals import ADD_ONE, ADD_USAGE, RedisUsageTotals, add_args
+from argoproxy.teamkeys.redis_records import PREFIX, RedisRecords
 from argoproxy.teamkeys.records import Budget, KeyRecord, MoneyBudget
 from argoproxy.teamkeys.redis_deadline import TIMEOUT, with_deadline  # a round trip's whole time, not each read's
 from argoproxy.teamkeys.redis_tool_holds import RedisToolHolds
 from argoproxy.teamkeys.redis_tool_usage import RedisToolUsage
-from argoproxy.teamkeys.session_usage import KEY as SESSION_ROWS
 from argoproxy.teamkeys.session_usage import RedisSessionUsage
 from argoproxy.teamkeys.store import usage_day
 
@@ -80,6 +78,7 @@ class RedisKeyStore(RedisRecords, RedisToolUsage, RedisToolHolds, RedisPeople, R
         self._leases: dict[str, WindowLease] = {}
         self._lease_lock = threading.Lock()
         self._once = self.redis.register_script(RECORD_ONCE)
+        self._add_usage = self.redis.register_script(ADD_ONE)
         self._held_admit = self.redis.register_script(HELD_ADMIT)
         self._team_admit = self.redis.register_script(TEAM_ADMIT)
         self._holder_pid, self._holder = -1, ""
@@ -100,10 +99,8 @@ class RedisKeyStore(RedisRecords, RedisToolUsage, RedisToolHolds, RedisPeople, R
         counters = [k for kind in ("req", "tok", "bud", "usd") for k in self.redis.scan_iter(f"{PREFIX}{kind}:{name}:*")]
         counters += [_held_key(name), _flight_key(name), _held_usd_key(name)]
         self.redis.delete(*counters)
-        for rows in (PREFIX + "usage", SESSION_ROWS):  # its usage rows, and by session
-            fields = [f for f, _ in self.redis.hscan_iter(rows, match=f"*{SEP}{name}{SEP}*", count=1000)]
-            if fields:
-                self.redis.hdel(rows, *fields)
+        self.forget_usage(name)
+        self.forget_sessions(name)
 
     def admit(self, record: KeyRecord, now: float, reserve: int = 0, money: int = 0) -> tuple[float, str]:
         """Count one request if rpm, tpm, the budget and max_parallel allow it now: (0, ""); else (seconds to wait,
@@ -281,7 +278,7 @@ class RedisKeyStore(RedisRecords, RedisToolUsage, RedisToolHolds, RedisPeople, R
         timed out may still be carried out (a Redis that hung, then went on with what it had received), and
         the failover sends it again (failover.py)."""
         tokens = input_tokens + output_tokens
-        field = SEP.join((usage_day(now), name, model))
+        row = add_args(usage_day(now), name, model)
         tok = _tok_key(name, int(now // windows.WINDOW))
         if release is not None and op is None:  # the hold is given back once, however often this is sent
             op = (self.holder(), next(_DIRECT_WRITES))
@@ -291,11 +288,11 @@ class RedisKeyStore(RedisRecords, RedisToolUsage, RedisToolHolds, RedisPeople, R
             usd, usd_until = (_usd_key(name, budget_usd, now), int(windows.period_bounds(budget_usd.period, now)[1])
                               + 86400) if budget_usd is not None else ("", 0)
             holder, reserved, ended, held = release if release is not None else ("", 0, 0, 0)
-            done = self._once(keys=[PREFIX + "ops:" + op[0], tok, bud, PREFIX + "usage", _held_key(name),
+            done = self._once(keys=[PREFIX + "ops:" + op[0], tok, bud, "", _held_key(name),
                                     _flight_key(name), usd, _held_usd_key(name)],
-                              args=[op[1], OPS_KEPT, OPS_TTL, tokens, WINDOW_TTL, kept_until, field + SEP, requests,
+                              args=[op[1], OPS_KEPT, OPS_TTL, tokens, WINDOW_TTL, kept_until, "", requests,
                                     input_tokens, output_tokens, holder, reserved, ended, cost, unpriced, usd_until,
-                                    held])
+                                    held, *row])
             if done:  # not a write sent again that Redis had carried out
                 self.seen.wrote(name, tokens, cost, now, budget, budget_usd, release)
             return
@@ -310,13 +307,7 @@ class RedisKeyStore(RedisRecords, RedisToolUsage, RedisToolHolds, RedisPeople, R
             usd = _usd_key(name, budget_usd, now)
             pipe.incrby(usd, cost)
             pipe.expireat(usd, int(windows.period_bounds(budget_usd.period, now)[1]) + 86400)
-        pipe.hincrby(PREFIX + "usage", field + SEP + "requests", requests)
-        pipe.hincrby(PREFIX + "usage", field + SEP + "input", input_tokens)
-        pipe.hincrby(PREFIX + "usage", field + SEP + "output", output_tokens)
-        if cost:
-            pipe.hincrby(PREFIX + "usage", field + SEP + "cost", cost)
-        if unpriced:
-            pipe.hincrby(PREFIX + "usage", field + SEP + "unpriced", unpriced)
+        self._add_usage(args=[*row, requests, input_tokens, output_tokens, cost, unpriced], client=pipe)
         pipe.execute()
         self.seen.wrote(name, tokens, cost, now, budget, budget_usd)
 
@@ -329,13 +320,8 @@ class RedisKeyStore(RedisRecords, RedisToolUsage, RedisToolHolds, RedisPeople, R
         return _int(self.redis.get(_usd_key(record.name, record.budget_usd, now))) if record.budget_usd else 0
 
     def usage(self, since: str = "") -> list[tuple[str, str, str, int, int, int, int, int]]:
-        totals: dict[tuple[str, str, str], dict[str, int]] = {}
-        for field, value in self.redis.hgetall(PREFIX + "usage").items():
-            day, name, model, what = field.split(SEP)
-            if day >= since:
-                totals.setdefault((day, name, model), {})[what] = int(value)
-        return [(name, model, day, t.get("requests", 0), t.get("input", 0), t.get("output", 0), t.get("cost", 0),
-                 t.get("unpriced", 0)) for (day, name, model), t in sorted(totals.items())]
+        """`keys usage`'s rows (redis_usage_totals.py: a day's rows a bounded step at a time)."""
+        return self.usage_rows(since)
 
 
 @dataclass
@@ -402,10 +388,11 @@ def _lease_size(record: KeyRecord, c: Counts, most: int) -> int:
 
 WINDOW_TTL = int(3 * windows.WINDOW)  # a minute's counters are read during the next one, then not again
 # A usage write carried out at most once: the writer's recent write numbers (a sorted set, the last OPS_KEPT of
-# them, kept OPS_TTL seconds) say whether this one was; then record_usage's increments, in one atomic step.
+# them, kept OPS_TTL seconds) say whether this one was; then record_usage's increments, in one atomic step (the
+# usage row with its roll-ups: redis_usage_totals.py's add_usage).
 OPS_KEPT = 4096
 OPS_TTL = 86400
-RECORD_ONCE = """
+RECORD_ONCE = ADD_USAGE + """
 if redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
 redis.call('ZADD', KEYS[1], ARGV[1], ARGV[1])
 redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -1 - tonumber(ARGV[2]))
@@ -416,11 +403,7 @@ if KEYS[3] ~= '' then
   redis.call('INCRBY', KEYS[3], ARGV[4])
   redis.call('EXPIREAT', KEYS[3], ARGV[6])
 end
-redis.call('HINCRBY', KEYS[4], ARGV[7] .. 'requests', ARGV[8])
-redis.call('HINCRBY', KEYS[4], ARGV[7] .. 'input', ARGV[9])
-redis.call('HINCRBY', KEYS[4], ARGV[7] .. 'output', ARGV[10])
-if ARGV[14] ~= '0' then redis.call('HINCRBY', KEYS[4], ARGV[7] .. 'cost', ARGV[14]) end
-if ARGV[15] ~= '0' then redis.call('HINCRBY', KEYS[4], ARGV[7] .. 'unpriced', ARGV[15]) end
+add_usage(ARGV[18], ARGV[19], ARGV[20], ARGV[21], ARGV[22], ARGV[23], {ARGV[8], ARGV[9], ARGV[10], ARGV[14], ARGV[15]})
 if KEYS[7] ~= '' then
   redis.call('INCRBY', KEYS[7], ARGV[14])
   redis.call('EXPIREAT', KEYS[7], ARGV[16])

@@ -8,7 +8,7 @@ for the next flush. Session ids are the clients' word: a worker records at most 
 key and day, and counts the rest under OTHER_SESSIONS, so a client naming a new session per request cannot grow
 the table by a row per request.
 
-SQLite keeps them in the session_usage table (store.py), Redis in one hash (RedisSessionUsage below).
+SQLite keeps them in the session_usage table (store.py), Redis in a hash a day (RedisSessionUsage below).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import logging
 import threading
 from typing import Any, Callable
 
+from argoproxy.teamkeys.redis_usage_totals import day_number, literal_match as glob
 from argoproxy.teamkeys.store import usage_day
 
 log = logging.getLogger("cot_proxy")
@@ -88,36 +89,96 @@ class SessionUsage:
                         self._sessions_kept[key] = numbers
 
 
-KEY = "cot_proxy:session_usage"
+KEY = "cot_proxy:session_usage"  # the layout before: one hash of every row (moved at the first read)
+DAY_ROWS, DAYS = KEY + ":d:", KEY + ":days"
 SEP = "\x1f"  # as redis_store.py's: in no day, key name, session id or model name
 COUNTED = ("requests", "input", "output", "cost")
+SCAN_COUNT = 2_000  # fields a round trip reads of a day's rows (within redis_deadline's deadline on a busy machine)
+MOVE_ROWS = 500
+# Old rows moved (KEYS[1]: the old hash, KEYS[2]: DAYS; ARGV[1]: DAY_ROWS, then day, its number and the row's field
+# prefix "<name>\x1f<session>\x1f<model>\x1f", per row): each taken out of the old hash and added to its day's in
+# one step, so a row another process moved first is counted no second time.
+MOVE_OLD = """
+local whats = {'requests', 'input', 'output', 'cost'}
+for i = 2, #ARGV, 3 do
+  local old = ARGV[i] .. '\\31' .. ARGV[i + 2]
+  for _, what in ipairs(whats) do
+    local n = redis.call('HGET', KEYS[1], old .. what)
+    if n then
+      redis.call('HDEL', KEYS[1], old .. what)
+      redis.call('HINCRBY', ARGV[1] .. ARGV[i], ARGV[i + 2] .. what, n)
+      redis.call('ZADD', KEYS[2], ARGV[i + 1], ARGV[i])
+    end
+  end
+end
+return 1
+"""
 
 
 class RedisSessionUsage:
-    """The session rows in Redis: one hash of counters, its fields day, key, session, model and what is counted, each
-    an increment of its own (a write sent twice adds, never overwrites). RedisKeyStore has these methods."""
+    """The session rows in Redis, a hash a day (DAY_ROWS + day: fields key, session, model and what is counted, each an
+    increment of its own: a write sent twice adds, never overwrites) and the days in DAYS, so that a run's cost
+    (launch/run_session.py) and `--since` read only their days, each in bounded HSCAN steps. RedisKeyStore has these
+    methods."""
     redis: Any
 
     def record_session_usage(self, name: str, session: str, model: str, now: float, requests: int, input_tokens: int,
                              output_tokens: int, cost: int) -> None:
-        field = SEP.join((usage_day(now), name, session, model)) + SEP
-        pipe = self.redis.pipeline(transaction=False)
+        day = usage_day(now)
+        field = SEP.join((name, session, model)) + SEP
+        pipe = self.redis.pipeline(transaction=True)
         for what, value in zip(COUNTED, (requests, input_tokens, output_tokens, cost)):
             if value:
-                pipe.hincrby(KEY, field + what, value)
+                pipe.hincrby(DAY_ROWS + day, field + what, value)
+        pipe.zadd(DAYS, {day: int(now // 86400)})
         pipe.execute()
 
     def session_usage(self, since: str = "") -> list[SessionRow]:
         """(key name, session, model, day, requests, input tokens, output tokens, nano-dollars), by day then name,
         session and model."""
-        totals: dict[tuple[str, str, str, str], dict[str, int]] = {}
-        for field, value in self.redis.hgetall(KEY).items():
-            row, _, what = field.rpartition(SEP)
-            day, name, session, model = row.split(SEP, 3)  # the model's name last: the client chose it
-            if day >= since:
-                totals.setdefault((day, name, session, model), {})[what] = int(value)
-        return [(name, session, model, day, *[t.get(what, 0) for what in COUNTED])  # type: ignore[misc]
-                for (day, name, session, model), t in sorted(totals.items())]
+        self.move_old_sessions()
+        rows: list[SessionRow] = []
+        for day in self._session_days(since):
+            totals: dict[tuple[str, str, str], dict[str, int]] = {}
+            for field, value in self.redis.hscan_iter(DAY_ROWS + day, count=SCAN_COUNT):
+                name, session, rest = field.split(SEP, 2)  # the model's name last: the client chose it
+                model, _, what = rest.rpartition(SEP)
+                totals.setdefault((name, session, model), {})[what] = int(value)
+            rows += [(name, session, model, day, *[t.get(what, 0) for what in COUNTED])  # type: ignore[misc]
+                     for (name, session, model), t in sorted(totals.items())]
+        return rows
+
+    def _session_days(self, since: str) -> list[str]:
+        days: list[str] = self.redis.zrange(DAYS, 0, -1)
+        return sorted(day for day in days if day >= since)
+
+    def forget_sessions(self, name: str) -> None:
+        """A name's session rows gone (a team made again starts afresh)."""
+        for day in self._session_days(""):
+            fields = [f for f, _ in self.redis.hscan_iter(DAY_ROWS + day, match=glob(name) + SEP + "*",
+                                                          count=SCAN_COUNT)]
+            if fields:
+                self.redis.hdel(DAY_ROWS + day, *fields)
+
+    def move_old_sessions(self) -> None:
+        """Rows of the one-hash layout moved into the day's hashes (each once, whichever process moves it)."""
+        if not self.redis.exists(KEY):
+            return
+        rows: dict[tuple[str, str], None] = {}
+        for field, _ in self.redis.hscan_iter(KEY, count=SCAN_COUNT):
+            day, _, rest = field.partition(SEP)
+            rows[(day, rest.rpartition(SEP)[0] + SEP)] = None
+            if len(rows) >= MOVE_ROWS:
+                self._move_sessions(list(rows))
+                rows = {}
+        if rows:
+            self._move_sessions(list(rows))
+
+    def _move_sessions(self, rows: list[tuple[str, str]]) -> None:
+        args: list[Any] = [DAY_ROWS]
+        for day, prefix in rows:
+            args += [day, day_number(day), prefix]
+        self.redis.eval(MOVE_OLD, 2, KEY, DAYS, *args)
 
 
 def by_session(rows: list[SessionRow], named: Callable[[str], bool]) -> list[tuple[str, str, int, int, int, int]]:

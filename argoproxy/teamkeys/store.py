@@ -24,7 +24,7 @@ from argoproxy.teamkeys.records import TEAM_WINDOWS, Budget, KeyRecord, MoneyBud
 from argoproxy.teamkeys import windows
 from argoproxy.teamkeys.audit_stores import AUDIT_TABLE, SQLiteAudit
 from argoproxy.teamkeys.people_rows import ADDED_FOR_PEOPLE, OWNER_OF, PEOPLE_SCHEMA, SEP, PeopleRows
-from argoproxy.teamkeys.usage_totals import SQLiteUsageTotals
+from argoproxy.teamkeys.usage_totals import SQLiteUsageTotals, day_sums_made
 
 if TYPE_CHECKING:
     from argoproxy.teamkeys.local_windows import LocalWindows
@@ -127,6 +127,7 @@ class SQLiteKeyStore(PeopleRows, SQLiteAudit, SQLiteUsageTotals):
                 for table, column, kind in _ADDED:
                     if column not in {row[1] for row in db.execute(f"PRAGMA table_info({table})")}:
                         db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+                day_sums_made(db)  # after the usage table has its cost and unpriced columns
             self._db = db
         return self._db
 

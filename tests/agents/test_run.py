@@ -6,19 +6,24 @@ The agent gets nothing but the test's quiet options and a user's own config in i
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 import socket
 import sqlite3
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
+import requests
 
 from tests.agents.agents import AGENTS, KEY, _bounded, _isolated, installed, quiet_run, secure_scratch, \
     write_own_config
 from tests.agents.scripted import QUOTE, ScriptedUpstream, tool_results, user_texts
 from tests.agents.test_scripted import PENDING
-from tests.proxy_process import ROOT, free_port
+from tests.keys_cli import run_keys
+from tests.proxy_process import ROOT, free_port, running_proxy
 
 from argoproxy.launch.agents import AGENTS as LAUNCHED  # the agents `run` knows (the matrix has variants too)
 
@@ -184,3 +189,35 @@ def test_agents_says_how_to_install_those_not_on_path(tmp_path, command, typed):
     assert result.stdout.startswith(f"proxy: http://127.0.0.1:{env['PORT']} (not running: `{typed} run` starts it)")
     assert result.stdout.endswith(f"\nnot on PATH (install, then `{typed} run -- AGENT`):\n" + "".join(
         f"  {name}: {agent.install}\n" for name, agent in LAUNCHED.items())), result.stdout
+
+
+def test_a_claude_code_run_is_one_session_with_its_cost_in_keys_usage_and_the_admin_api(project, tmp_path):
+    """Claude Code through `cot-proxy run` (auth on, a proxy already serving the user's store): the run is one
+    agent session whose requests, tokens and cost are its usage rows' sums, in `keys usage --sessions` and in
+    /admin/v1/usage."""
+    workdir, token = project
+    db, admin = tmp_path / "keys.db", "sk-proxy-admin-of-the-test-0123456789"
+    prices = '{"models": {"fake-model": {"input_mtok": 3, "output_mtok": 15}}}'
+    common = {"BACKEND": "openai", "ENABLE_AUTH": "true", "API_KEY_SECRET": admin, "KEYS_DB": str(db),
+              "PRICES": prices}
+    with ScriptedUpstream() as upstream, running_proxy(TARGET_BASE_URL=upstream.base_url, WORKERS="1",
+                                                       **common) as proxy:
+        result = _run_command("claude", f"Read the file {workdir / 'note.txt'} and tell me what it says.",
+                              tmp_path / "home", workdir, {**common, "PORT": str(proxy.port), "HOST": "127.0.0.1",
+                                                           "TARGET_BASE_URL": upstream.base_url})
+        report = _check_round_trip("claude", result, upstream, token, proxy.read_log()[-2000:])
+        sessions = [row for row in csv.DictReader(io.StringIO(run_keys("usage", "--sessions", "--csv",
+                                                                       keys_db=db).stdout))]
+        assert len(sessions) == 1 and sessions[0]["key"].startswith("run-claude-"), (sessions, report)
+        run = sessions[0]
+        rows = [r for r in csv.DictReader(io.StringIO(run_keys("usage", "--csv", keys_db=db).stdout))
+                if r["key"] == run["key"]]
+        summed = {column: sum(int(r[column]) for r in rows) for column in ("requests", "input_tokens", "output_tokens")}
+        assert summed["requests"] >= 2 and {c: int(run[c]) for c in summed} == summed, (sessions, rows)
+        cost = sum(Decimal(r["cost_usd"]) for r in rows)
+        assert cost > 0 and Decimal(run["cost_usd"]) == cost
+        assert f"session {run['session']})" in result.stderr, report  # the run said its own session
+        answer = requests.get(f"{proxy.url}/admin/v1/usage?group=key&key={run['key']}",
+                              headers={"Authorization": f"Bearer {admin}"}, timeout=10).json()["data"]
+        assert [(u["requests"], u["input_tokens"], u["output_tokens"], Decimal(str(u["cost_usd"]))) for u in answer] \
+            == [(summed["requests"], summed["input_tokens"], summed["output_tokens"], cost)]

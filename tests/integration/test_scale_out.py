@@ -66,12 +66,13 @@ def site_conf(ports: list[int], listen: int, read_timeout: str | None = None) ->
 
 
 @contextmanager
-def running_nginx(ports: list[int], read_timeout: str | None = None) -> Iterator[str]:
+def running_nginx(ports: list[int], read_timeout: str | None = None, listen: int | None = None) -> Iterator[str]:
+    """nginx with the shipped site in front of `ports`, on loopback at `listen` (a free port when None)."""
     binary = nginx_binary()
     if binary is None:
         pytest.skip("nginx is not installed (Debian package nginx-light; .ci/run installs it when it can)")
     tmp, user = nginx_sandbox("cot_proxy_nginx_")
-    port = free_port()
+    port = listen or free_port()
     Path(tmp, "cot_proxy.conf").write_text(site_conf(ports, port, read_timeout))
     conf = Path(tmp, "nginx.conf")
     conf.write_text(MAIN_CONF.format(tmp=tmp, user=user))
