@@ -217,7 +217,8 @@ def test_a_claude_code_run_is_one_session_with_its_cost_in_keys_usage_and_the_ad
         cost = sum(Decimal(r["cost_usd"]) for r in rows)
         assert cost > 0 and Decimal(run["cost_usd"]) == cost
         assert f"session {run['session']})" in result.stderr, report  # the run said its own session
-        answer = requests.get(f"{proxy.url}/admin/v1/usage?group=key&key={run['key']}",
+        answer = requests.get(f"{proxy.url}/admin/v1/usage?group=session",
                               headers={"Authorization": f"Bearer {admin}"}, timeout=10).json()["data"]
+        assert [u["session"] for u in answer] == [run["session"]], answer
         assert [(u["requests"], u["input_tokens"], u["output_tokens"], Decimal(str(u["cost_usd"]))) for u in answer] \
             == [(summed["requests"], summed["input_tokens"], summed["output_tokens"], cost)]
