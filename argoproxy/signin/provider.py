@@ -70,7 +70,7 @@ class OpenIdProvider:
                 data = got.raw.read(MOST_BYTES + 1, decode_content=True)
                 status = got.status_code
         except requests.RequestException as exc:
-            raise unavailable(f"cannot be reached ({type(exc).__name__})") from None
+            raise unavailable(unreachable(exc)) from None
         if status != 200 or len(data) > MOST_BYTES:
             raise unavailable(f"answered {status} for {url}" if status != 200 else f"sent over {MOST_BYTES} bytes")
         try:
@@ -80,6 +80,15 @@ class OpenIdProvider:
         if not isinstance(document, dict):
             raise unavailable(f"sent no JSON object at {url}")
         return document
+
+
+def unreachable(exc: requests.RequestException, what: str = "") -> str:
+    """Why the provider (or `what` of it) was not reached: the environment's proxy named when it was the one that
+    failed (HTTPS_PROXY set, the provider not in NO_PROXY), not the provider blamed for it."""
+    if isinstance(exc, requests.exceptions.ProxyError):
+        return (f"{what}cannot be reached through the proxy the environment names (HTTPS_PROXY/HTTP_PROXY; NO_PROXY "
+                f"lists hosts reached directly)")
+    return f"{what}cannot be reached ({type(exc).__name__})"
 
 
 def unavailable(why: str) -> ProxyError:

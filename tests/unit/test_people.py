@@ -108,6 +108,17 @@ def test_a_sign_in_flow_is_taken_once_and_not_when_old(store):
     assert store.take_flow("s2", NOW + 601) is None
 
 
+def test_sign_ins_under_way_are_bounded_in_count_the_oldest_dropped(store, monkeypatch):
+    """GET /ui/auth/login needs no key: a flood of sign-ins begun keeps MOST_FLOWS rows, not one per request."""
+    from argoproxy.teamkeys import people_rows
+    monkeypatch.setattr(people_rows, "MOST_FLOWS", 5)
+    for n in range(8):
+        store.save_flow(f"s{n}", SignInFlow("b", "n", "v", NOW + n))
+    assert store._read("SELECT count(*) FROM signin_flows")[0][0] == 5
+    assert store.take_flow("s2", NOW + 9) is None and store.take_flow("s3", NOW + 9) is not None
+    assert store.take_flow("s7", NOW + 9) == SignInFlow("b", "n", "v", NOW + 7)
+
+
 def test_sessions_end_idle_and_at_their_absolute_lifetime(store):
     clock = [NOW]
     ann = store.signed_in(person_of_claims(claims(), ISSUER, "groups", NOW), rule_admin=False)
