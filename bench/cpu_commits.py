@@ -313,7 +313,7 @@ def opcodes(trees: list[tuple[str, Path]], names: tuple[str, str], requests: int
 
 
 def instructions(trees: list[tuple[str, Path]], names: tuple[str, str], doors: list[str], requests: int,
-                 concurrency: int) -> list[str]:
+                 concurrency: int, settings: list[dict[str, str]]) -> list[str]:
     """Each door's instructions per request of commit A's worker and B's, counted at once."""
     from worker_instructions import WARM_UP, Counted, closed_loop as counted_loop
     lines = [f"# Instructions per request: B ({names[1]}) against A ({names[0]})", "",
@@ -323,8 +323,8 @@ def instructions(trees: list[tuple[str, Path]], names: tuple[str, str], doors: l
     upstream = Upstream.start()
     try:
         for door in doors:
-            proxies = [Counted(f"{label} {door}", upstream.port, {}, door, root=path)
-                       for label, (_, path) in zip("AB", trees)]
+            proxies = [Counted(f"{label} {door}", upstream.port, given, door, root=path)
+                       for label, (_, path), given in zip("AB", trees, settings)]
             try:
                 for p in proxies:
                     p.ready()
@@ -385,7 +385,8 @@ def main() -> int:
     if args.instructions or args.profile or args.opcodes:
         try:
             doors = [d for d in args.doors.split(",") if d]
-            text = "\n".join(instructions(trees, names, doors or ["chat"], args.requests, args.concurrency)
+            settings = [given(args, path, into / f"store-{label}") for label, (_, path) in zip("AB", trees)]
+            text = "\n".join(instructions(trees, names, doors or ["chat"], args.requests, args.concurrency, settings)
                              if args.instructions else opcodes(trees, names, args.requests, doors) if args.opcodes
                              else profile(trees, names, args.requests, doors))
         finally:

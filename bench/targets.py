@@ -402,6 +402,9 @@ def key_store(directory: str, root: Path = ROOT, owner: str = "") -> dict[str, s
     """The settings that make the bench client's key (sk-bench) a team key of a SQLite store in `directory`, made
     by the tree at `root`; `owner`: a person's id the key belongs to."""
     path = os.path.join(directory, "keys.db")
+    for old in (path, path + "-wal", path + "-shm"):  # a store left by an earlier run (--keep): made afresh
+        if os.path.exists(old):
+            os.remove(old)
     subprocess.run([sys.executable, "-c", _KEY_STORE, path, owner], check=True, timeout=60,
                    env={**os.environ, "PYTHONPATH": str(root)})
     return {"ENABLE_AUTH": "true", "API_KEY_SECRET": "sk-admin", "KEYS_DB": path}

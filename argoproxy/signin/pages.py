@@ -75,11 +75,13 @@ class SignInPages:
         if flow is None:
             raise refused("this sign-in is unknown, used already or too old")
         if not browser or not secrets.compare_digest(digest(browser), flow.browser):
-            raise refused("it was started in another browser")
+            # the same browser at another address than PUBLIC_URL has other cookies: say where to begin
+            raise refused(f"it was started in another browser, or at another address than PUBLIC_URL "
+                          f"({self.settings.public_url})", f"{self.settings.public_url}/ui/auth/login")
         try:
             tokens = self.client.exchange(self.provider.document()["token_endpoint"], code, flow.verifier)
             claims = verified_claims(tokens["id_token"], lambda fresh: self.provider.keys(fresh),
-                                     self.settings.oidc_issuer, self.settings.oidc_client_id, flow.nonce, now)
+                                     self.provider.document()["issuer"], self.settings.oidc_client_id, flow.nonce, now)
         except ProxyError as err:
             if err.status >= 500:
                 self.provider.forget()  # the provider may have moved: discovery is read again

@@ -32,8 +32,10 @@ class OpenIdProvider:
     def document(self) -> dict[str, Any]:
         with self._lock:
             if self._document is None or time.monotonic() - self._read_at > DOCUMENT_SECONDS:
-                document = self._fetch(self.issuer + DISCOVERY_PATH)
-                if document.get("issuer") != self.issuer:
+                document = self._fetch(self.issuer.rstrip("/") + DISCOVERY_PATH)
+                # its issuer as OIDC_ISSUER says it, or with a final '/' (Auth0's): ID tokens carry the document's
+                said = document.get("issuer")
+                if not isinstance(said, str) or said.rstrip("/") != self.issuer.rstrip("/"):
                     raise unavailable(f"its discovery document names issuer {str(document.get('issuer'))[:200]!r}, "
                                       f"not OIDC_ISSUER {self.issuer!r}")
                 for name in ("authorization_endpoint", "token_endpoint", "jwks_uri"):

@@ -79,6 +79,6 @@ def verified_claims(id_token: str, keys: Callable[[bool], dict[str, Any]], issue
     return claims
 
 
-def refused(why: str) -> ProxyError:
-    return ProxyError(401, f"Sign-in failed: {why}. Start again at /ui/auth/login.", type="authentication_error",
+def refused(why: str, again: str = "/ui/auth/login") -> ProxyError:
+    return ProxyError(401, f"Sign-in failed: {why}. Start again at {again}.", type="authentication_error",
                       code="signin_failed")

@@ -26,7 +26,8 @@ from argoproxy.signin.provider import OpenIdProvider
 from argoproxy.signin.tokens import Client
 from tests.fakes.fake_openai import FakeOpenAI
 from tests.integration.test_proxy_env import PROXY_VARS, forward_proxy
-from tests.oidc_provider import CLIENT_ID, CLIENT_SECRET, OidcProvider, sign_in, signin_settings, to_callback
+from tests.oidc_provider import (CLIENT_ID, CLIENT_SECRET, OidcProvider, sign_in, signin_settings, through_provider,
+                                 to_callback)
 from tests.proxy_process import ProxyProcess, free_port, start_on_free_port
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("proxy") is None,
@@ -89,7 +90,8 @@ def test_the_login_takes_no_redirect_from_its_query(world):
         asked = parse_qs(urlsplit(location).query)
         assert location.startswith(world.provider.issuer + "/") and "evil" not in location
         assert asked["redirect_uri"] == [world.public + "/ui/auth/callback"] and asked["client_id"] == [CLIENT_ID]
-        assert asked["response_mode"] == ["query"] and len(asked["state"]) == 1 and asked["code_challenge_method"] == ["S256"]
+        assert asked["response_mode"] == ["query"] and len(asked["state"]) == 1
+        assert asked["code_challenge_method"] == ["S256"]
     assert requests.get(world.public + "/ui/auth/login?a=" + "x" * 6000, allow_redirects=False).status_code == 414
 
 
@@ -116,6 +118,17 @@ def test_a_state_from_another_flow_or_browser_signs_no_one_in(world):
     answer = victim.get(callback, allow_redirects=False)  # a login CSRF: the victim sent to it
     assert refused_in_json(answer, 401)["code"] == "signin_failed" and "cot_console" not in str(answer.headers)
     assert attacker.get(callback, allow_redirects=False).status_code == 401  # its flow is spent: no second try
+
+
+def test_a_sign_in_begun_at_another_address_than_public_url_says_where_to_begin(world):
+    """127.0.0.1 where PUBLIC_URL says localhost: the browser's cookie stays with the address it was set for."""
+    browser = requests.Session()
+    other = world.public.replace("localhost", "127.0.0.1")
+    answer = browser.get(other + "/ui/auth/login", allow_redirects=False)
+    callback = through_provider(browser, answer.headers["Location"], world.public, "alice")
+    error = refused_in_json(browser.get(callback, allow_redirects=False), 401)
+    assert f"another address than PUBLIC_URL ({world.public}). Start again at {world.public}/ui/auth/login" \
+        in error["message"]
 
 
 def test_forged_many_huge_and_odd_cookies_are_no_session(world):

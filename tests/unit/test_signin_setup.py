@@ -21,5 +21,6 @@ def test_without_a_terminal_it_names_the_settings_and_writes_nothing(tmp_path: P
     config.write_text('backend: "openai"\n')
     monkeypatch.setattr(setup, "interactive", lambda: False)
     assert setup.main(["setup", str(config)], "cot-proxy") == 2
-    assert "OIDC_ISSUER, OIDC_CLIENT_ID, OIDC_CLIENT_SECRET_FILE, PUBLIC_URL and ADMIN_EMAILS" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert "OIDC_ISSUER, OIDC_CLIENT_ID, OIDC_CLIENT_SECRET_FILE, PUBLIC_URL and ADMIN_EMAILS" in said
     assert config.read_text() == 'backend: "openai"\n'
