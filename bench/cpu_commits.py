@@ -364,6 +364,8 @@ def main() -> int:
     ap.add_argument("--key-store", action="store_true", help="the client's key a team key of a SQLite store each "
                     "commit makes with its own code (ENABLE_AUTH, KEYS_DB)")
     ap.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE", help="both proxies' settings besides")
+    ap.add_argument("--b-set", nargs="*", default=[], metavar="NAME=VALUE", help="B's besides (one tree twice: a "
+                    "setting's cost)")
     ap.add_argument("--instructions", action="store_true", help="count instructions per request under callgrind")
     ap.add_argument("--profile", action="store_true", help="in-process CPU per request and where it moved (cProfile)")
     ap.add_argument("--opcodes", action="store_true", help="in-process Python bytecodes per request and where they "
@@ -429,7 +431,7 @@ def main() -> int:
 def given(args: argparse.Namespace, root: Path, directory: Path) -> dict[str, str]:
     """A proxy's settings: --set's, and with --key-store the store the tree at `root` made (and a LOG_DIR set
     relative, each its own)."""
-    out = dict(pair.split("=", 1) for pair in args.set)
+    out = dict(pair.split("=", 1) for pair in args.set + (args.b_set if directory.name.endswith("-B") else []))
     directory.mkdir(parents=True, exist_ok=True)
     if "LOG_DIR" in out:
         out["LOG_DIR"] = str(directory / out["LOG_DIR"])
