@@ -366,6 +366,7 @@ def main() -> int:
     ap.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE", help="both proxies' settings besides")
     ap.add_argument("--b-set", nargs="*", default=[], metavar="NAME=VALUE", help="B's besides (one tree twice: a "
                     "setting's cost)")
+    ap.add_argument("--b-owner", action="store_true", help="with --key-store: B's key belongs to a person")
     ap.add_argument("--instructions", action="store_true", help="count instructions per request under callgrind")
     ap.add_argument("--profile", action="store_true", help="in-process CPU per request and where it moved (cProfile)")
     ap.add_argument("--opcodes", action="store_true", help="in-process Python bytecodes per request and where they "
@@ -431,11 +432,13 @@ def main() -> int:
 def given(args: argparse.Namespace, root: Path, directory: Path) -> dict[str, str]:
     """A proxy's settings: --set's, and with --key-store the store the tree at `root` made (and a LOG_DIR set
     relative, each its own)."""
-    out = dict(pair.split("=", 1) for pair in args.set + (args.b_set if directory.name.endswith("-B") else []))
+    b = directory.name.endswith("-B")
+    out = dict(pair.split("=", 1) for pair in args.set + (args.b_set if b else []))
     directory.mkdir(parents=True, exist_ok=True)
     if "LOG_DIR" in out:
         out["LOG_DIR"] = str(directory / out["LOG_DIR"])
-    return {**(key_store(str(directory), root) if args.key_store else {}), **out}
+    owner = "p-bench" if b and args.b_owner else ""
+    return {**(key_store(str(directory), root, owner) if args.key_store else {}), **out}
 
 
 def cleanup(trees: list[tuple[str, Path]], into: Path, keep: bool) -> None:
