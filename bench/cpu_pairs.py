@@ -25,7 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import client  # noqa: E402
 from client import Pool, build_request, chat_body  # noqa: E402
-from targets import BENCH, FLOOR_SAYS, HOST, ROOT, OtlpSink, Proxy, Upstream, key_store  # noqa: E402
+from targets import BENCH, FLOOR_SAYS, HOST, ROOT, OtlpSink, Proxy, Upstream  # noqa: E402
+from targets import key_store  # noqa: E402
 
 
 def settings(pairs: list[str], sink: OtlpSink) -> dict[str, str]:
@@ -40,24 +41,24 @@ def main() -> int:
     ap.add_argument("--a", nargs="*", default=[], metavar="NAME=VALUE", help="proxy A's settings")
     ap.add_argument("--b", nargs="*", default=[], metavar="NAME=VALUE", help="proxy B's settings")
     ap.add_argument("--b-floor", action="store_true", help="B's tracer the tracing floor's (bench/tracing_floor)")
-    ap.add_argument("--key-store", action="store_true", help="the client's key a team key of a SQLite store each "
-                    "proxy has (ENABLE_AUTH, KEYS_DB)")
-    ap.add_argument("--b-owner", action="store_true", help="with --key-store: B's key belongs to a person")
     ap.add_argument("--pairs", type=int, default=30)
     ap.add_argument("--seconds", type=float, default=1.0, help="each window (default %(default)s)")
     ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--key-store", action="store_true", help="the client's key a team key of a SQLite store each "
+                    "proxy has (ENABLE_AUTH, KEYS_DB)")
+    ap.add_argument("--b-owner", action="store_true", help="with --key-store: B's key belongs to a person")
     args = ap.parse_args()
+    if args.key_store:  # each its own store (the settings given after it win)
+        owner = "p-bench" if args.b_owner else ""
+        args.a = [f"{k}={v}" for k, v in key_store(tempfile.mkdtemp(prefix="cot_proxy_pairs_")).items()] + args.a
+        args.b = [f"{k}={v}" for k, v in key_store(tempfile.mkdtemp(prefix="cot_proxy_pairs_"), owner=owner).items()] \
+            + args.b
     loop = asyncio.new_event_loop()
     upstream, sink = Upstream.start(), OtlpSink.start()
     b = settings(args.b, sink)
     if args.b_floor:
         b["PYTHONPATH"] = f"{BENCH / 'tracing_floor'}:{ROOT}"
-    a = settings(args.a, sink)
-    if args.key_store:  # each its own store (settings given win)
-        a = {**key_store(tempfile.mkdtemp(prefix="cot_proxy_pairs_")), **a}
-        owner = "p-bench" if args.b_owner else ""
-        b = {**key_store(tempfile.mkdtemp(prefix="cot_proxy_pairs_"), owner=owner), **b}
-    proxies = [Proxy.start(upstream.port, name="A", **a), Proxy.start(upstream.port, name="B", **b)]
+    proxies = [Proxy.start(upstream.port, name="A", **settings(args.a, sink)), Proxy.start(upstream.port, name="B", **b)]
     loads = [(Pool(HOST, p.port, args.concurrency), build_request("POST", "/v1/chat/completions", HOST, p.port,
                                                                    chat_body())) for p in proxies]
 
