@@ -26,7 +26,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import client  # noqa: E402
 from client import Pool, build_request, chat_body  # noqa: E402
 from targets import BENCH, FLOOR_SAYS, HOST, ROOT, OtlpSink, Proxy, Upstream  # noqa: E402
-from targets import key_store  # noqa: E402
 
 
 def settings(pairs: list[str], sink: OtlpSink) -> dict[str, str]:
@@ -49,6 +48,7 @@ def main() -> int:
     ap.add_argument("--b-owner", action="store_true", help="with --key-store: B's key belongs to a person")
     args = ap.parse_args()
     if args.key_store:  # each its own store (the settings given after it win)
+        from targets import key_store
         owner = "p-bench" if args.b_owner else ""
         args.a = [f"{k}={v}" for k, v in key_store(tempfile.mkdtemp(prefix="cot_proxy_pairs_")).items()] + args.a
         args.b = [f"{k}={v}" for k, v in key_store(tempfile.mkdtemp(prefix="cot_proxy_pairs_"), owner=owner).items()] \
