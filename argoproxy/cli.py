@@ -1,6 +1,7 @@
 """The command line: `cot-proxy [config] [flags]` (also `python cot_proxy.py`, `python app.py`); every flag is a
 setting (argoproxy/config/command_line.py: the flags and the help, short with --help, whole with --help-all).
-Subcommands: `keys` (team keys), `teams` (teams of keys), `people` (who signed in), `prices` (the price table), `run -- AGENT [ARGS]` and `agents` (coding agents
+Subcommands: `keys` (team keys), `teams` (teams of keys), `people` (who signed in), `signin setup` (sign-in's
+settings asked), `prices` (the price table), `run -- AGENT [ARGS]` and `agents` (coding agents
 pointed at the proxy), `mcp list` (the running proxy's MCP servers), `demo` (the proxy in front of a demo model,
 argoproxy/launch/demo.py).
 
@@ -51,6 +52,9 @@ def main(argv: list[str] | None = None) -> None:
     if argv[:1] == ["people"]:  # the people who signed in (docs/signin.md)
         from argoproxy.teamkeys.people_cli import main as people_main
         raise SystemExit(people_main(argv[1:], settings_of, prog=_prog()))
+    if argv[:1] == ["signin"]:  # `signin setup`: sign-in's settings asked and written into the config
+        from argoproxy.signin.setup import main as signin_main
+        raise SystemExit(signin_main(argv[1:], _prog()))
     if argv[:1] == ["prices"]:  # the price table: refreshed from genai-prices, a model's rates shown
         from argoproxy.spend import prices_main
         raise SystemExit(prices_main(argv[1:], prog=_prog(), settings_of=settings_of))

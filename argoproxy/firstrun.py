@@ -28,7 +28,8 @@ The first-run questions, in this order (the documentation copies this list; keep
       (ARGO: "Enter your username"), none for DashScope (its key goes in the environment)
    4. "Enter port [5000]:" (5000 unless it is taken: then it says so and offers the next free port)
    5. "Enable verbose mode? [Y/n]"
-   6. "Do other people log in to this machine ...? [y/N]" (yes: a key of your own, in a file only you read)
+   6. "Do other people log in to this machine ...? [y/N]" (yes: a key of your own, in a file only you read, and
+      a line naming `signin setup`: sign-in is set up apart, argoproxy/signin/setup.py)
    7. "Review the config above. Press enter to continue or Ctrl+C to abort."
 """
 
@@ -37,7 +38,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import re
 import signal
 import socket
 import sys
@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any, Mapping, NoReturn
 
 from argoproxy.config.first_run import (  # noqa: F401  (the first run's own names, here as before)
-    Abort, Check, FirstRun, ask, ask_base_url, ask_yes, interactive, no_questions, say)
+    Abort, Check, FirstRun, ask, ask_base_url, ask_yes, interactive, no_questions, say, set_key, yaml_value)
 from argoproxy.config.command_line import parse_flags
 from argoproxy.config.listener import create_user_key
 from argoproxy.redaction import mask_url
@@ -158,14 +158,6 @@ def ask_backend() -> BackendOption:
 
 # ---- the config file -------------------------------------------------------------------------------------
 
-def yaml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return str(value)
-    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 COMMENTS = {
     "port": "Port the proxy listens on. [PORT]",
     "verbose": "One log line per request plus upstream details (secrets redacted). [VERBOSE]",
@@ -196,16 +188,6 @@ def _comment(key: str, comments: Mapping[str, str]) -> str:
     return help_text + (f" [{meta['env'][0]}]" if meta["env"] else "")
 
 
-def set_key(config: Path, key: str, value: Any) -> None:
-    """Replace the `key: ...` line of the config (appended when absent), keeping everything else."""
-    text = config.read_text(encoding="utf-8")
-    line = f"{key}: {yaml_value(value)}"
-    text, found = re.subn(rf"(?m)^{re.escape(key)}:.*$", lambda _: line, text, count=1)
-    if not found:
-        text = text.rstrip("\n") + "\n" + line + "\n"
-    config.write_text(text, encoding="utf-8")
-
-
 def show(config: Path) -> None:
     say(BAR)
     for line in config.read_text(encoding="utf-8").splitlines():
@@ -222,6 +204,8 @@ def ask_shared_machine() -> dict[str, Any]:
     path, created = create_user_key()
     say(f"{'Created' if created else 'Using'} your key file {path} (only you can read it). Clients send that key: "
         f"export COT_PROXY_KEY=$(cat {path}) in the clients' shell (`run` reads it from there too)")
+    say("People to sign in with your organization's identity provider? Any time: `./run_app.sh signin setup` "
+        "(or `cot-proxy signin setup`).")
     return {"enable_auth": True, "api_key_file": str(path)}
 
 
@@ -516,6 +500,9 @@ def main(argv: list[str] | None = None) -> None:
         from argoproxy.serve.gunicorn_app import loaded_or_exit
         from argoproxy.teamkeys.people_cli import main as people_main
         raise SystemExit(people_main(argv[1:], lambda flags: loaded_or_exit(flags).settings, prog="run_app.sh"))
+    if argv[:1] == ["signin"]:  # ./run_app.sh signin setup: sign-in's questions, written into the config
+        from argoproxy.signin.setup import main as signin_main
+        raise SystemExit(signin_main(argv[1:], run_app_launcher(HERE)))
     if argv[:1] == ["prices"]:  # ./run_app.sh prices refresh|show: as `keys`, no set-up, no server
         from argoproxy.serve.gunicorn_app import loaded_or_exit
         from argoproxy.spend import prices_main

@@ -60,7 +60,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import client  # noqa: E402
 from client import Pool, build_request, chat_body  # noqa: E402
 from run import FRONT_REQUESTS, log  # noqa: E402
-from targets import HOST, ROOT, ForeignLoad, Proxy, Target, Upstream, raise_nofile  # noqa: E402
+from targets import HOST, ROOT, ForeignLoad, Proxy, Target, Upstream, key_store, raise_nofile  # noqa: E402
 
 WARM_SECONDS = 0.3
 
@@ -313,7 +313,7 @@ def opcodes(trees: list[tuple[str, Path]], names: tuple[str, str], requests: int
 
 
 def instructions(trees: list[tuple[str, Path]], names: tuple[str, str], doors: list[str], requests: int,
-                 concurrency: int) -> list[str]:
+                 concurrency: int, settings: list[dict[str, str]]) -> list[str]:
     """Each door's instructions per request of commit A's worker and B's, counted at once."""
     from worker_instructions import WARM_UP, Counted, closed_loop as counted_loop
     lines = [f"# Instructions per request: B ({names[1]}) against A ({names[0]})", "",
@@ -323,8 +323,8 @@ def instructions(trees: list[tuple[str, Path]], names: tuple[str, str], doors: l
     upstream = Upstream.start()
     try:
         for door in doors:
-            proxies = [Counted(f"{label} {door}", upstream.port, {}, door, root=path)
-                       for label, (_, path) in zip("AB", trees)]
+            proxies = [Counted(f"{label} {door}", upstream.port, given, door, root=path)
+                       for label, (_, path), given in zip("AB", trees, settings)]
             try:
                 for p in proxies:
                     p.ready()
@@ -361,6 +361,12 @@ def main() -> int:
     ap.add_argument("--worktrees", default="", help="where the worktrees go (default: a new temporary directory)")
     ap.add_argument("--keep", action="store_true", help="leave the worktrees (and reuse them next time)")
     ap.add_argument("--output", default="", help="also write the Markdown here")
+    ap.add_argument("--key-store", action="store_true", help="the client's key a team key of a SQLite store each "
+                    "commit makes with its own code (ENABLE_AUTH, KEYS_DB)")
+    ap.add_argument("--set", nargs="*", default=[], metavar="NAME=VALUE", help="both proxies' settings besides")
+    ap.add_argument("--b-set", nargs="*", default=[], metavar="NAME=VALUE", help="B's besides (one tree twice: a "
+                    "setting's cost)")
+    ap.add_argument("--b-owner", action="store_true", help="with --key-store: B's key belongs to a person")
     ap.add_argument("--instructions", action="store_true", help="count instructions per request under callgrind")
     ap.add_argument("--profile", action="store_true", help="in-process CPU per request and where it moved (cProfile)")
     ap.add_argument("--opcodes", action="store_true", help="in-process Python bytecodes per request and where they "
@@ -382,7 +388,8 @@ def main() -> int:
     if args.instructions or args.profile or args.opcodes:
         try:
             doors = [d for d in args.doors.split(",") if d]
-            text = "\n".join(instructions(trees, names, doors or ["chat"], args.requests, args.concurrency)
+            settings = [given(args, path, into / f"store-{label}") for label, (_, path) in zip("AB", trees)]
+            text = "\n".join(instructions(trees, names, doors or ["chat"], args.requests, args.concurrency, settings)
                              if args.instructions else opcodes(trees, names, args.requests, doors) if args.opcodes
                              else profile(trees, names, args.requests, doors))
         finally:
@@ -395,7 +402,8 @@ def main() -> int:
     upstream = Upstream.start()
     proxies: list[Proxy] = []
     try:
-        proxies = [Proxy.start(upstream.port, name=label, root=path) for label, (_, path) in zip("AB", trees)]
+        proxies = [Proxy.start(upstream.port, name=label, root=path, **given(args, path, into / f"store-{label}"))
+                   for label, (_, path) in zip("AB", trees)]
         requests = [cells(p.port) for p in proxies]
         cpu: dict[tuple[str, str, int], list[list[float]]] = {cell: [[], []] for cell in requests[0]}
         foreign: list[float] = []
@@ -419,6 +427,18 @@ def main() -> int:
             target.stop()
         cleanup(trees, into, args.keep)
     return 0
+
+
+def given(args: argparse.Namespace, root: Path, directory: Path) -> dict[str, str]:
+    """A proxy's settings: --set's, and with --key-store the store the tree at `root` made (and a LOG_DIR set
+    relative, each its own)."""
+    b = directory.name.endswith("-B")
+    out = dict(pair.split("=", 1) for pair in args.set + (args.b_set if b else []))
+    directory.mkdir(parents=True, exist_ok=True)
+    if "LOG_DIR" in out:
+        out["LOG_DIR"] = str(directory / out["LOG_DIR"])
+    owner = "p-bench" if b and args.b_owner else ""
+    return {**(key_store(str(directory), root, owner) if args.key_store else {}), **out}
 
 
 def cleanup(trees: list[tuple[str, Path]], into: Path, keep: bool) -> None:

@@ -21,6 +21,7 @@ import argparse
 import asyncio
 import statistics
 import sys
+import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -46,7 +47,16 @@ def main() -> int:
     ap.add_argument("--pairs", type=int, default=30)
     ap.add_argument("--seconds", type=float, default=1.0, help="each window (default %(default)s)")
     ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--key-store", action="store_true", help="the client's key a team key of a SQLite store each "
+                    "proxy has (ENABLE_AUTH, KEYS_DB)")
+    ap.add_argument("--b-owner", action="store_true", help="with --key-store: B's key belongs to a person")
     args = ap.parse_args()
+    if args.key_store:  # each its own store (the settings given after it win)
+        from targets import key_store
+        owner = "p-bench" if args.b_owner else ""
+        args.a = [f"{k}={v}" for k, v in key_store(tempfile.mkdtemp(prefix="cot_proxy_pairs_")).items()] + args.a
+        args.b = [f"{k}={v}" for k, v in key_store(tempfile.mkdtemp(prefix="cot_proxy_pairs_"), owner=owner).items()] \
+            + args.b
     loop = asyncio.new_event_loop()
     upstream, sink = Upstream.start(), OtlpSink.start()
     b = settings(args.b, sink)

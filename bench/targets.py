@@ -381,6 +381,35 @@ http {{
 """
 
 
+# Made by the measured tree's own code (an older commit's store has older columns): the bench client's key, and
+# with `owner` the key belongs to a person who signed in (sign-in's tables exist from issue 71 on).
+_KEY_STORE = """
+import sys, time
+from argoproxy.teamkeys.records import KeyRecord, digest
+from argoproxy.teamkeys.store import SQLiteKeyStore
+store, owner = SQLiteKeyStore(sys.argv[1]), sys.argv[2]
+if owner:
+    from argoproxy.people import Person
+    store.signed_in(Person(owner, "sub-bench", "https://login.example.com", "bench@example.com", True, "Bench",
+                           ("eng",), first_seen=time.time(), last_seen=time.time()), False)
+    store.create(KeyRecord("bench", digest("sk-bench"), "sk-bench", created=time.time(), owner=owner))
+else:
+    store.create(KeyRecord("bench", digest("sk-bench"), "sk-bench", created=time.time()))
+"""
+
+
+def key_store(directory: str, root: Path = ROOT, owner: str = "") -> dict[str, str]:
+    """The settings that make the bench client's key (sk-bench) a team key of a SQLite store in `directory`, made
+    by the tree at `root`; `owner`: a person's id the key belongs to."""
+    path = os.path.join(directory, "keys.db")
+    for old in (path, path + "-wal", path + "-shm"):  # a store left by an earlier run (--keep): made afresh
+        if os.path.exists(old):
+            os.remove(old)
+    subprocess.run([sys.executable, "-c", _KEY_STORE, path, owner], check=True, timeout=60,
+                   env={**os.environ, "PYTHONPATH": str(root)})
+    return {"ENABLE_AUTH": "true", "API_KEY_SECRET": "sk-admin", "KEYS_DB": path}
+
+
 def nginx_binary() -> str | None:
     for name in ("nginx", "/usr/sbin/nginx", "/usr/local/nginx/sbin/nginx"):
         found = shutil.which(name)

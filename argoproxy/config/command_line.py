@@ -34,6 +34,8 @@ COMMANDS = """commands:
   agents      the set-up run gives each agent found on PATH
   keys        team keys: create, list, update, revoke, usage (keys --help)
   teams       teams of keys, whose limits they share: create, list, update, delete, usage (teams --help)
+  people      the people who signed in: list, disable, enable (people --help)
+  signin      setup: sign-in with your OpenID Connect provider, its settings asked and written to the config
   prices      the price table: refresh it from genai-prices, show a model's rates (prices --help)
   mcp list    the running proxy's MCP servers: their state and their tools
   demo        the proxy in front of a demo model of its own: try it with no model server"""

@@ -1,14 +1,17 @@
 """A provider's part of the first run (`./run_app.sh`, or `cot-proxy` in a terminal with nothing configured), and
 the questions it is made of: the `FirstRun` record a provider names in its `Provider` record (`first_run`), the
-checks it may list, and the question primitives (`ask`, `ask_yes`, `ask_base_url`, `say`).
+checks it may list, the question primitives (`ask`, `ask_yes`, `ask_base_url`, `say`) and `set_key`, which writes one
+key of a config the first run made (`signin setup` writes sign-in's with it).
 argoproxy/firstrun.py, the command line, runs them; a provider's firstrun.py imports them from here, so no
 provider imports a command line.
 """
 
 from __future__ import annotations
 
+import re
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from argoproxy.config.setting_fields import as_base_url
@@ -44,6 +47,26 @@ def ask(prompt: str) -> str:
 def ask_yes(prompt: str, default: bool) -> bool:
     answer = ask(f"{prompt} [{'Y/n' if default else 'y/N'}] ").lower()
     return default if not answer else answer.startswith("y")
+
+
+# ---- the config file's keys -------------------------------------------------------------------------------
+
+def yaml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def set_key(config: Path, key: str, value: Any) -> None:
+    """Replace the `key: ...` line of the config (appended when absent), keeping everything else."""
+    text = config.read_text(encoding="utf-8")
+    line = f"{key}: {yaml_value(value)}"
+    text, found = re.subn(rf"(?m)^{re.escape(key)}:.*$", lambda _: line, text, count=1)
+    if not found:
+        text = text.rstrip("\n") + "\n" + line + "\n"
+    config.write_text(text, encoding="utf-8")
 
 
 # ---- the questions ---------------------------------------------------------------------------------------

@@ -11,6 +11,8 @@ tokens, and who a console request is (the principal).
 - principal.py: Principal and principal_of (the admin key as `Authorization: Bearer`, or a console session).
 - pages.py: the routes /ui/auth/login, /ui/auth/callback, /ui/auth/me and POST /ui/logout, the own pages'
   (observe/own_pages.py) kinds, served without a key when auth is on.
+- setup.py: `cot-proxy signin setup` (`./run_app.sh signin setup`): sign-in's settings asked in a terminal, the
+  issuer's discovery checked, written into the config.
 
 May import: the shared modules, config, edge, people, teamkeys.
 """

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from typing import TYPE_CHECKING, Any, Callable
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
 MOST_FORM = 4096  # a logout form is one token
 MOST_PARAM = 2048  # a code or a state longer than this is no provider's
 NO_STORE = {"Cache-Control": "no-store"}
+ERROR_CODE = re.compile(r"[a-z_]{1,64}")  # OAuth's and OpenID's error codes (access_denied, login_required, ...)
+BROWSER_ID = re.compile(r"[A-Za-z0-9_-]{40,64}")  # secrets.token_urlsafe(32)'s alphabet and length, with room
 
 
 class SignInPages:
@@ -52,7 +55,7 @@ class SignInPages:
         state, nonce, verifier = (secrets.token_urlsafe(32) for _ in range(3))
         # the browser's cookie kept when it has one: two sign-ins begun in two tabs both finish
         held = self.cookies.read(req.headers, self.cookies.flow) if req is not None else ""
-        browser = held if 40 <= len(held) <= 64 and held.isascii() else secrets.token_urlsafe(32)
+        browser = held if BROWSER_ID.fullmatch(held) else secrets.token_urlsafe(32)  # one we made, or a new one
         self.store.save_flow(digest(state), SignInFlow(digest(browser), nonce, verifier, self.clock()))
         url = self.client.authorization_url(endpoint, state, nonce, verifier)
         return redirect(url, self.cookies.set(self.cookies.flow, browser, FLOW_SECONDS))
@@ -60,8 +63,9 @@ class SignInPages:
     # ---------------------------------------------------------------- GET /ui/auth/callback
     def callback(self, kind: str, query: str, req: Request | None) -> Answer:
         params = {name: values[0] for name, values in parse_qs(query[:4 * MOST_PARAM]).items()}
-        if "error" in params:
-            raise refused(f"the provider said {params['error'][:100]!r}")
+        if "error" in params:  # named only when it is an OAuth error code: the query is anyone's text
+            said = params["error"]
+            raise refused(f"the provider said {said!r}" if ERROR_CODE.fullmatch(said) else "the provider refused it")
         state, code = params.get("state", ""), params.get("code", "")
         if not state or not code or len(state) > MOST_PARAM or len(code) > MOST_PARAM:
             raise ProxyError(400, "A sign-in callback needs the provider's `code` and `state`.", code="signin_failed")
@@ -71,11 +75,13 @@ class SignInPages:
         if flow is None:
             raise refused("this sign-in is unknown, used already or too old")
         if not browser or not secrets.compare_digest(digest(browser), flow.browser):
-            raise refused("it was started in another browser")
+            # the same browser at another address than PUBLIC_URL has other cookies: say where to begin
+            raise refused(f"it was started in another browser, or at another address than PUBLIC_URL "
+                          f"({self.settings.public_url})", f"{self.settings.public_url}/ui/auth/login")
         try:
             tokens = self.client.exchange(self.provider.document()["token_endpoint"], code, flow.verifier)
             claims = verified_claims(tokens["id_token"], lambda fresh: self.provider.keys(fresh),
-                                     self.settings.oidc_issuer, self.settings.oidc_client_id, flow.nonce, now)
+                                     self.provider.document()["issuer"], self.settings.oidc_client_id, flow.nonce, now)
         except ProxyError as err:
             if err.status >= 500:
                 self.provider.forget()  # the provider may have moved: discovery is read again

@@ -32,8 +32,10 @@ class OpenIdProvider:
     def document(self) -> dict[str, Any]:
         with self._lock:
             if self._document is None or time.monotonic() - self._read_at > DOCUMENT_SECONDS:
-                document = self._fetch(self.issuer + DISCOVERY_PATH)
-                if document.get("issuer") != self.issuer:
+                document = self._fetch(self.issuer.rstrip("/") + DISCOVERY_PATH)
+                # its issuer as OIDC_ISSUER says it, or with a final '/' (Auth0's): ID tokens carry the document's
+                said = document.get("issuer")
+                if not isinstance(said, str) or said.rstrip("/") != self.issuer.rstrip("/"):
                     raise unavailable(f"its discovery document names issuer {str(document.get('issuer'))[:200]!r}, "
                                       f"not OIDC_ISSUER {self.issuer!r}")
                 for name in ("authorization_endpoint", "token_endpoint", "jwks_uri"):
@@ -70,7 +72,7 @@ class OpenIdProvider:
                 data = got.raw.read(MOST_BYTES + 1, decode_content=True)
                 status = got.status_code
         except requests.RequestException as exc:
-            raise unavailable(f"cannot be reached ({type(exc).__name__})") from None
+            raise unavailable(unreachable(exc)) from None
         if status != 200 or len(data) > MOST_BYTES:
             raise unavailable(f"answered {status} for {url}" if status != 200 else f"sent over {MOST_BYTES} bytes")
         try:
@@ -80,6 +82,15 @@ class OpenIdProvider:
         if not isinstance(document, dict):
             raise unavailable(f"sent no JSON object at {url}")
         return document
+
+
+def unreachable(exc: requests.RequestException, what: str = "") -> str:
+    """Why the provider (or `what` of it) was not reached: the environment's proxy named when it was the one that
+    failed (HTTPS_PROXY set, the provider not in NO_PROXY), not the provider blamed for it."""
+    if isinstance(exc, requests.exceptions.ProxyError):
+        return (f"{what}cannot be reached through the proxy the environment names (HTTPS_PROXY/HTTP_PROXY; NO_PROXY "
+                f"lists hosts reached directly)")
+    return f"{what}cannot be reached ({type(exc).__name__})"
 
 
 def unavailable(why: str) -> ProxyError:

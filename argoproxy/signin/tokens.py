@@ -15,7 +15,7 @@ from joserfc.errors import InvalidKeyIdError, JoseError
 from joserfc.jwk import KeySet
 
 from argoproxy.errors import ProxyError
-from argoproxy.signin.provider import TIMEOUT, unavailable
+from argoproxy.signin.provider import TIMEOUT, unavailable, unreachable
 
 LEEWAY = 60  # seconds of clock skew allowed between the provider and the proxy
 
@@ -48,7 +48,7 @@ class Client:
         except OAuthError as exc:
             raise refused(f"the provider refused the code ({str(exc.error)[:100]})") from None
         except requests.RequestException as exc:
-            raise unavailable(f"token endpoint cannot be reached ({type(exc).__name__})") from None
+            raise unavailable(unreachable(exc, "token endpoint ")) from None
         except ValueError:  # not JSON, or no token in it
             raise unavailable("token endpoint sent no token") from None
         if not isinstance(token.get("id_token"), str):
@@ -79,6 +79,6 @@ def verified_claims(id_token: str, keys: Callable[[bool], dict[str, Any]], issue
     return claims
 
 
-def refused(why: str) -> ProxyError:
-    return ProxyError(401, f"Sign-in failed: {why}. Start again at /ui/auth/login.", type="authentication_error",
+def refused(why: str, again: str = "/ui/auth/login") -> ProxyError:
+    return ProxyError(401, f"Sign-in failed: {why}. Start again at {again}.", type="authentication_error",
                       code="signin_failed")

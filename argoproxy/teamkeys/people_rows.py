@@ -24,6 +24,7 @@ CREATE INDEX IF NOT EXISTS console_sessions_person ON console_sessions (person);
 CREATE TABLE IF NOT EXISTS signin_flows (
     digest TEXT PRIMARY KEY, browser TEXT NOT NULL, nonce TEXT NOT NULL, verifier TEXT NOT NULL,
     created REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS signin_flows_created ON signin_flows (created);
 """
 ADDED_FOR_PEOPLE = (("keys", "owner", "TEXT NOT NULL DEFAULT ''"), ("teams", "member_groups", "TEXT NOT NULL DEFAULT ''"),
                     ("teams", "leads", "TEXT NOT NULL DEFAULT ''"))
@@ -32,6 +33,9 @@ _PERSON = ("id, subject, issuer, email, email_verified, name, groups_list, admin
            "last_seen")
 SEP = "\x1f"  # between a person's groups: a group's name may hold a comma
 FLOW_SECONDS = 600.0  # a sign-in started and not finished within this is gone
+# Sign-ins under way at once, at most: anyone may begin one (GET /ui/auth/login needs no key), so beyond this the
+# oldest is dropped; a flood of them neither fills the disk nor slows each write (its deletes use an index).
+MOST_FLOWS = 10_000
 
 
 @dataclass(frozen=True)
@@ -131,6 +135,8 @@ class PeopleRows:
             db.execute("DELETE FROM signin_flows WHERE created < ?", (flow.created - FLOW_SECONDS,))
             db.execute("INSERT OR REPLACE INTO signin_flows VALUES (?, ?, ?, ?, ?)",
                        (digest, flow.browser, flow.nonce, flow.verifier, flow.created))
+            db.execute("DELETE FROM signin_flows WHERE rowid <= (SELECT max(rowid) FROM signin_flows) - ?",
+                       (MOST_FLOWS,))
 
     def take_flow(self, digest: str, now: float) -> SignInFlow | None:
         """The flow of that state, taken once (a replayed callback finds none); None when gone or too old."""

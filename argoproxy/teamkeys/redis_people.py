@@ -1,7 +1,8 @@
 """People, console sessions and sign-in flows in Redis (RedisKeyStore has these methods), as people_rows.py keeps
 them in SQLite: person:<id> (hash: the record), people (the set of ids), email:<lower-case email> (the id of the
 person last seen with it), console:<digest> (hash: a session, expiring at CONSOLE_SESSION_MAX), sessions:<id> (a
-person's sessions' digests), flow:<digest> (a sign-in under way, expiring after FLOW_SECONDS, taken once)."""
+person's sessions' digests), flow:<digest> (a sign-in under way, expiring after FLOW_SECONDS, taken once) and flows
+(their keys by when they began: MOST_FLOWS at most)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,22 @@ import time
 from typing import Any
 
 from argoproxy.people import Person
-from argoproxy.teamkeys.people_rows import FLOW_SECONDS, SEP, ConsoleSession, SignInFlow
+from argoproxy.teamkeys.people_rows import FLOW_SECONDS, MOST_FLOWS, SEP, ConsoleSession, SignInFlow
 
 PREFIX = "cot_proxy:"
+FLOWS = PREFIX + "flows"  # the flows under way by when they began, MOST_FLOWS at most (people_rows.py)
+# A flow kept (KEYS[1], expiring), and its place in FLOWS; the expired and the oldest beyond MOST_FLOWS dropped
+# with their keys: anyone may begin a sign-in (GET /ui/auth/login needs no key).
+SAVE_FLOW = """
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[3], KEYS[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', tonumber(ARGV[3]) - tonumber(ARGV[2]))
+local over = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[4])
+if over > 0 then
+  redis.call('DEL', unpack(redis.call('ZRANGE', KEYS[2], 0, over - 1)))
+  redis.call('ZREMRANGEBYRANK', KEYS[2], 0, over - 1)
+end
+"""
 SESSION_SECONDS = 30 * 86400  # the most a session hash is kept (the absolute lifetime is checked when it is read)
 
 
@@ -106,11 +120,17 @@ class RedisPeople:
 
     # ------------------------------------------------------------ sign-in flows
     def save_flow(self, digest: str, flow: SignInFlow) -> None:
-        self.redis.set(f"{PREFIX}flow:{digest}", SEP.join((flow.browser, flow.nonce, flow.verifier,
-                                                           repr(flow.created))), ex=int(FLOW_SECONDS))
+        value = SEP.join((flow.browser, flow.nonce, flow.verifier, repr(flow.created)))
+        if "_save_flow" not in self.__dict__:
+            self.__dict__["_save_flow"] = self.redis.register_script(SAVE_FLOW)
+        self.__dict__["_save_flow"](keys=[f"{PREFIX}flow:{digest}", FLOWS],
+                                    args=[value, int(FLOW_SECONDS), flow.created, MOST_FLOWS])
 
     def take_flow(self, digest: str, now: float | None = None) -> SignInFlow | None:
-        value = self.redis.getdel(f"{PREFIX}flow:{digest}")  # single use: a replayed callback finds nothing
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.getdel(f"{PREFIX}flow:{digest}")  # single use: a replayed callback finds nothing
+        pipe.zrem(FLOWS, f"{PREFIX}flow:{digest}")
+        value = pipe.execute()[0]
         if not value:
             return None
         browser, nonce, verifier, created = value.split(SEP)

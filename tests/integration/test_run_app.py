@@ -157,6 +157,7 @@ def test_first_time_setup_argo_in_a_terminal(tmp_path: Path) -> None:
         key_file = tmp_path / ".config" / "argoproxy" / "api_key"
         child.expect_exact(f"Created your key file {key_file} (only you can read it). Clients send that key: "
                            f"export COT_PROXY_KEY=$(cat {key_file}) in the clients' shell")
+        child.expect_exact("Any time: `./run_app.sh signin setup`")  # sign-in is offered, not asked
         # Review, then the connectivity checks with ARGO's real payloads, then the server.
         child.expect_exact(f"Created {config} with your settings:")
         child.expect_exact('user: "alice"')

@@ -108,6 +108,38 @@ def test_a_sign_in_flow_is_taken_once_and_not_when_old(store):
     assert store.take_flow("s2", NOW + 601) is None
 
 
+@pytest.fixture(scope="module")
+def redis_url():
+    from tests.redis_server import RedisServer
+    server = RedisServer().start()
+    try:
+        yield server.url
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+def test_sign_ins_under_way_are_bounded_in_count_the_oldest_dropped(kind, request, tmp_path, monkeypatch):
+    """GET /ui/auth/login needs no key: a flood of sign-ins begun keeps MOST_FLOWS, not one per request."""
+    from argoproxy.teamkeys import people_rows, redis_people
+    monkeypatch.setattr(people_rows, "MOST_FLOWS", 5)
+    monkeypatch.setattr(redis_people, "MOST_FLOWS", 5)
+    if kind == "sqlite":
+        flows = SQLiteKeyStore(tmp_path / "keys.db")
+        count = lambda: flows._read("SELECT count(*) FROM signin_flows")[0][0]  # noqa: E731
+    else:
+        from argoproxy.teamkeys.redis_store import RedisKeyStore
+        flows = RedisKeyStore(request.getfixturevalue("redis_url"))
+        flows.redis.flushdb()
+        count = lambda: len(flows.redis.keys(redis_people.PREFIX + "flow:*"))  # noqa: E731
+    now = time.time()  # Redis expires them by the clock
+    for n in range(8):
+        flows.save_flow(f"s{n}", SignInFlow("b", "n", "v", now + n))
+    assert count() == 5
+    assert flows.take_flow("s2", now + 9) is None and flows.take_flow("s3", now + 9) is not None
+    assert flows.take_flow("s7", now + 9) == SignInFlow("b", "n", "v", now + 7) and count() == 3
+
+
 def test_sessions_end_idle_and_at_their_absolute_lifetime(store):
     clock = [NOW]
     ann = store.signed_in(person_of_claims(claims(), ISSUER, "groups", NOW), rule_admin=False)

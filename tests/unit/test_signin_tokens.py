@@ -109,6 +109,23 @@ def test_a_discovery_document_naming_another_issuer_is_refused_and_read_again_la
         provider.document()  # over a megabyte: no provider's
 
 
+@responses_lib.activate
+def test_an_issuer_spelled_with_a_final_slash_is_the_same_provider():
+    """Auth0's issuer is https://TENANT.auth0.com/ (with '/'), OIDC_ISSUER is kept without it: discovery at one
+    well-known URL, the document taken, and its spelling the one the ID token's `iss` is checked against."""
+    from argoproxy.signin.provider import DISCOVERY_PATH, OpenIdProvider
+    endpoints = {"authorization_endpoint": ISSUER + "/auth", "token_endpoint": ISSUER + "/token",
+                 "jwks_uri": ISSUER + "/jwks"}
+    responses_lib.get(ISSUER + DISCOVERY_PATH, json={"issuer": ISSUER + "/", **endpoints})
+    for configured in (ISSUER, ISSUER + "/"):
+        assert OpenIdProvider(configured).document()["issuer"] == ISSUER + "/"
+    said = OpenIdProvider(ISSUER).document()["issuer"]
+    assert verified_claims(token(iss=ISSUER + "/"), keys, said, CLIENT, NONCE, NOW)["sub"] == "sub-1"
+    responses_lib.replace(responses_lib.GET, ISSUER + DISCOVERY_PATH, json={"issuer": ISSUER + "//x", **endpoints})
+    with pytest.raises(ProxyError):
+        OpenIdProvider(ISSUER).document()
+
+
 def test_an_unreachable_provider_is_a_502_not_a_500():
     from argoproxy.signin.provider import OpenIdProvider
     with pytest.raises(ProxyError) as refused:
