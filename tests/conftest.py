@@ -117,3 +117,14 @@ def upstream(module_fake):
     """module_fake with its queue and log reset for this test."""
     module_fake.reset()
     return module_fake
+
+
+@pytest.fixture(scope="module")
+def redis_url():
+    """A real redis-server (Debian's) for the module: tests of what replicas share (tests/redis_server.py)."""
+    from tests.redis_server import RedisServer
+    server = RedisServer().start()
+    try:
+        yield server.url
+    finally:
+        server.close()

@@ -12,14 +12,6 @@ import pytest
 from argoproxy.teamkeys import windows
 from argoproxy.teamkeys.records import Budget, KeyRecord, digest
 from argoproxy.teamkeys.redis_store import LEASE_MAX, RedisKeyStore
-from tests.redis_server import RedisServer
-
-
-@pytest.fixture(scope="module")
-def redis_url():
-    server = RedisServer().start()
-    yield server.url
-    server.close()
 
 
 def record(name: str, rpm: int = 0, tpm: int = 0, budget: Budget | None = None) -> KeyRecord:

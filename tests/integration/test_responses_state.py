@@ -277,16 +277,6 @@ def test_the_store_stays_within_its_bound(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def redis_url():
-    from tests.redis_server import RedisServer
-    server = RedisServer().start()
-    try:
-        yield server.url
-    finally:
-        server.close()
-
-
-@pytest.fixture(scope="module")
 def two_replicas(redis_url):
     """Two replicas (two proxies) sharing one Redis in front of one fake, for the tests that take `replicas`."""
     with FakeOpenAI() as fake, running_proxy(TARGET_BASE_URL=fake.base_url, REDIS_URL=redis_url) as one, \

@@ -22,6 +22,7 @@ from argoproxy.teamkeys import session_usage
 from argoproxy.teamkeys.records import TEAM_WINDOWS, KeyRecord, TeamRecord
 from argoproxy.teamkeys.service import TeamKeys
 from argoproxy.teamkeys.store import SQLiteKeyStore
+from tests.key_store_places import store_of, store_place
 
 DAY = 86400 * 20000
 
@@ -69,31 +70,9 @@ def keys_on(store) -> tuple[TeamKeys, dict[str, KeyRecord]]:
     return keys, {r.name: r for r in store.records()}
 
 
-@pytest.fixture(scope="module")
-def redis_url():
-    from tests.redis_server import RedisServer
-    server = RedisServer().start()
-    try:
-        yield server.url
-    finally:
-        server.close()
-
-
 @pytest.fixture(params=["sqlite", "redis"])
 def where(request, tmp_path):
-    if request.param == "sqlite":
-        return SimpleNamespace(redis_url="", keys_db=str(tmp_path / "keys.db"))
-    url = request.getfixturevalue("redis_url")
-    from argoproxy.teamkeys.redis_store import RedisKeyStore
-    RedisKeyStore(url).redis.flushdb()
-    return SimpleNamespace(redis_url=url, keys_db=str(tmp_path / "unused.db"))
-
-
-def store_of(where):
-    if where.redis_url:
-        from argoproxy.teamkeys.redis_store import RedisKeyStore
-        return RedisKeyStore(where.redis_url)
-    return SQLiteKeyStore(where.keys_db)
+    return store_place(request, tmp_path)
 
 
 def cli_rows(capsys, main, *args: str, where) -> list[list[str]]:

@@ -12,33 +12,12 @@ import pytest
 from argoproxy.teamkeys import cli as keys_cli, teams_cli
 from argoproxy.teamkeys.audit import entry
 from argoproxy.teamkeys.store import SQLiteKeyStore
-
-
-@pytest.fixture(scope="module")
-def redis_url():
-    from tests.redis_server import RedisServer
-    server = RedisServer().start()
-    try:
-        yield server.url
-    finally:
-        server.close()
+from tests.key_store_places import store_of, store_place
 
 
 @pytest.fixture(params=["sqlite", "redis"])
 def where(request, tmp_path):
-    if request.param == "sqlite":
-        return SimpleNamespace(redis_url="", keys_db=str(tmp_path / "keys.db"))
-    url = request.getfixturevalue("redis_url")
-    from argoproxy.teamkeys.redis_store import RedisKeyStore
-    RedisKeyStore(url).redis.flushdb()
-    return SimpleNamespace(redis_url=url, keys_db=str(tmp_path / "unused.db"))
-
-
-def store_of(where):
-    if where.redis_url:
-        from argoproxy.teamkeys.redis_store import RedisKeyStore
-        return RedisKeyStore(where.redis_url)
-    return SQLiteKeyStore(where.keys_db)
+    return store_place(request, tmp_path)
 
 
 def test_the_commands_changes_are_written_without_the_key(where, capsys):

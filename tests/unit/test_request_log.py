@@ -24,16 +24,6 @@ def row(n: int, file: str = "/nonexistent", offset: int = 0, length: int = 0) ->
                   (200, 429, 500)[n % 3], DOORS[n % 5], f"s{n % 4}", n, 2 * n, 1000 * n, file, offset, length)
 
 
-@pytest.fixture(scope="module")
-def redis_url():
-    from tests.redis_server import RedisServer
-    server = RedisServer().start()
-    try:
-        yield server.url
-    finally:
-        server.close()
-
-
 @pytest.fixture(params=["sqlite", "redis"])
 def store(request, tmp_path):
     if request.param == "sqlite":
