@@ -108,16 +108,6 @@ def test_a_sign_in_flow_is_taken_once_and_not_when_old(store):
     assert store.take_flow("s2", NOW + 601) is None
 
 
-@pytest.fixture(scope="module")
-def redis_url():
-    from tests.redis_server import RedisServer
-    server = RedisServer().start()
-    try:
-        yield server.url
-    finally:
-        server.close()
-
-
 @pytest.mark.parametrize("kind", ["sqlite", "redis"])
 def test_sign_ins_under_way_are_bounded_in_count_the_oldest_dropped(kind, request, tmp_path, monkeypatch):
     """GET /ui/auth/login needs no key: a flood of sign-ins begun keeps MOST_FLOWS, not one per request."""
