@@ -208,12 +208,11 @@ def noted(call: Call, reader: Reader) -> None:
         call.plan.model = None
 
 
-def served_allowed(patterns: tuple[str, ...], call: Call, sent: str | None = None) -> None:
-    """ALLOWED_MODELS on the name served: the name the client asked for or the name it resolves to upstream
-    (`sent`: an alias, LLM_PARAMS' rename, a routed entry's model) must be listed."""
+def served_allowed(patterns: tuple[str, ...], asked: str | None, sent: str | None = None) -> None:
+    """ALLOWED_MODELS on the name served: the name the client asked for (`asked`) or the name it resolves to
+    upstream (`sent`: an alias, LLM_PARAMS' rename, a routed entry's model) must be listed."""
     if not patterns:
         return
-    asked = call.plan.model
     if asked is None and sent is None:
         require_model(None)
     if not (model_allowed(patterns, asked) or model_allowed(patterns, sent)):
@@ -224,12 +223,6 @@ def served_allowed(patterns: tuple[str, ...], call: Call, sent: str | None = Non
 def serves_model(call: Call, model: str | None) -> None:
     """A backend's own route names the model it serves (its handler reads it from the request)."""
     call.plan.model = model
-
-
-def supplying(call: Call, body: dict[str, Any], supply: tuple[tuple[str, ...], int]) -> None:
-    """The limit an API call's reservation sends, where no field of its body bounds the answer, written into the
-    request as admitted (planning starts from it)."""
-    call.plan.supplied = supplied(body, supply)
 
 
 def forwarded_supply(call: Call, supply: tuple[tuple[str, ...], int]) -> None:
