@@ -24,7 +24,7 @@ from argoproxy.jsonfast import dumps, loads
 from argoproxy.upstream.body_tap import BodyTap
 from argoproxy.pipeline.answer_shape import CHECKED_FROM, check_completion, check_containers
 from argoproxy.pipeline.call import Call
-from argoproxy.pipeline.call_records import CallEnd, CallStart, ended, start_of
+from argoproxy.pipeline.call_records import CallEnd, CallStart, records, start_of
 from argoproxy.pipeline.filters import ByteFilter, ModelName, ScrubSecrets
 from argoproxy.edge.handoff import yield_point
 from argoproxy.pipeline.think import ThinkConfig, transform_completion
@@ -255,7 +255,7 @@ class Answers:
                      call.client.request_id)
         if not self.observers:
             return
-        start, end = start_of(call), ended(call)  # what every observer reads: never the live call
+        start, end = records(call)  # what every observer reads: never the live call
         for observer in self.observers:
             try:
                 observer(start, end)

@@ -38,7 +38,7 @@ from argoproxy.pipeline.door_api import AnswerEncoder, DoorAnswers, DoorArgs, Fr
 from argoproxy.pipeline.exchange import FORWARD_SENDING, WHOLE_FOR_A_STREAM, DeploymentExchange, RouteSend
 from argoproxy.pipeline.filters import item_filters
 from argoproxy.pipeline.forwarded_body import forwarded_body
-from argoproxy.pipeline.guard import Guard, forwarded_supply, plan_model, served_allowed
+from argoproxy.pipeline.guard import Guard, plan_model, served_allowed
 from argoproxy.pipeline.kept_alive import HeadersOf, streamed
 from argoproxy.pipeline.planning import Planner
 from argoproxy.pipeline.relay import Relay, charged
@@ -131,8 +131,6 @@ class Gateway:
         model and method named there), its body read and parsed by the door (serve/door.py)."""
         supply = self.admit(call, body, front, False, args)
         if front is None:
-            if supply is not None:  # written into the request as admitted (planning starts from it)
-                call.plan.supplied = supplied(body, supply)
             return self.dispatch(call)
         if self.stored is not None and self.stored.serves(front):
             # stored responses: the history put before the input, the answer kept (argoproxy/state/)
@@ -145,7 +143,8 @@ class Gateway:
         """The one guard, its limits reading the request as its reservation does; returns the limit the
         reservation sends when no field bounds the answer (None: none)."""
         asked = self.guard.admit(call, plan_model, partial(self.reading.api, call, body, front, count_only, args),
-                                 queued=self.routing is not None, required=True, served_later=True)
+                                 queued=self.routing is not None, supply_into=body if front is None else None,
+                                 required=True, served_later=True)
         return asked.supply if asked is not None else None
 
     def front_call(self, call: Call, front: FrontDoor, body: dict[str, Any], args: DoorArgs | None,
@@ -282,8 +281,6 @@ class Gateway:
         models it names, `models`; its limits read its body or batch), the limit its reservation sends written
         into it, sent as it came, relayed; `listed`: the door's filter of the upstream's own model list."""
         asked = self.guard.admit(call, models, partial(self.reading.forwarded, call), forwarded=True)
-        if asked is not None and asked.supply is not None:  # no field bounds its answer: the limit it reserved
-            forwarded_supply(call, asked.supply)
         headers = self.backend.upstream_headers(call)
         url = self.backend.url(call.plan.path, call.plan.query)
         if listed is not None:

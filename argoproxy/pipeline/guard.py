@@ -101,15 +101,23 @@ class Guard:
         return self.limiter is not None or (req is not None and req.team_key is not None)
 
     def admit(self, call: Call, reader: Reader | None, read: Callable[[], Asked], *, queued: bool = False,
-              **check: Any) -> Asked | None:
+              supply_into: dict[str, Any] | None = None, **check: Any) -> Asked | None:
         """`check`, its limits reading the request as its reservation does (`read`: read only when a limit, or
-        the fair queue (`queued`), needs it; kept in the plan: a trace records what they read)."""
+        the fair queue (`queued`), needs it; kept in the plan: a trace records what they read). Where no field
+        bounds the answer, the limit the reservation sends is written into the request as admitted: a forwarded
+        body's bytes, or `supply_into` (the chat door's body, which planning starts from); a front door writes it
+        into the chat request its body becomes (Gateway.front_call)."""
         limited = self.limited(call)
         if not (limited or queued):  # nothing weighs this request: the meter is not asked
             self.check(call, reader, **check)
             return None
         asked = call.plan.asked = read()
         self.check(call, reader, body=asked if limited else None, **check)
+        if asked.supply is not None:
+            if check.get("forwarded"):
+                forwarded_supply(call, asked.supply)
+            elif supply_into is not None:
+                call.plan.supplied = supplied(supply_into, asked.supply)
         return asked
 
     def check(self, call: Call, reader: Reader | None = None, *, required: bool = False, forwarded: bool = False,
