@@ -1,12 +1,12 @@
 """The answer side every door shares: relaying body bytes to the client, observing a call once it ended
 (metrics, journals, logs, budgets), scrubbing configured secrets, and a whole answer as a parsed completion.
 
-One Answers object per worker, shared by every deployment and door (the same observers see every call); the
-encoders (chat_answers.py for the chat-completions door, fronts/serve.py for the front doors) write answers
-through it, and what they find (status, usage, the answer for the journals) through its `note_*` methods: the
-answer side's part of the Outcome is written here. The observers are handed the call's frozen records
-(call_records.py: its start as sent, its end made here once), never the call. It knows nothing of how a request
-was sent."""
+One Answers object per worker, shared by every deployment and door (the same observers see every call). The
+sequence hands it the exchange's result and the door's encoder (chat_answers.py for the chat-completions door,
+fronts/serve.py for the front doors: `delivered`); the encoder returns the answer it made, which is sent from
+here, and the call observed. The filters and the relays write what they find through its `note_*` methods. The
+observers are handed the call's frozen records (call_records.py: its start as sent, its end made here once),
+never the call. It knows nothing of how a request was sent."""
 
 from __future__ import annotations
 

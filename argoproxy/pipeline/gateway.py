@@ -5,8 +5,9 @@ or `forward` for a forwarded path):
     admit (the one guard, guard.py; what the limits read, request_reading.py) -> translate (a front door's
     request becomes the internal chat request; validate) -> dispatch (to this worker's one deployment, or
     through routing to one of several: the same `run`) -> plan (planning.py: LLM_PARAMS, stream modes, think;
-    the backend's preparation; adaptation) -> send (exchange.py) -> answer (decode; the door's answer encoder:
-    chat_answers.py or fronts/serve.py; relayed as it comes: relay.py) -> observe (answers.py).
+    the backend's preparation; adaptation: a frozen Planned) -> send (exchange.py: encode, send, decode: an
+    Exchanged) -> answer (answers.py: the door's answer encoder, chat_answers.py or fronts/serve.py, makes an
+    Outgoing; filtered, relayed, observed). Each step is called once, handed the one before's value.
 
 The variants take the same steps: native relay and a forwarded path are admitted, planned (LLM_PARAMS and
 adaptation for the first, the limit its reservation sends for both), sent by the same exchange and answered by
