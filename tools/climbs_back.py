@@ -17,7 +17,10 @@ Nothing is run: the code is read with Python's `ast`. The rules:
   its `__init__`; a method through the type of the value it is called on: `self`, a parameter or local whose
   annotation names a product class (`T`, `T | None`, `Optional[T]`, `"T"`), an attribute whose type its class
   says (a class-level annotation, `self.x: T = ...`, `self.x = T(...)`, `self.x = param` with `param: T`, either
-  arm of `a if c else b`), a call's return annotation; a method is looked up in the class, then its bases. An
+  arm of `a if c else b`), a call's return annotation; a method is looked up in the class, then its bases (as
+  written, so a default the class inherits is walked: before this held, `OpenAIBackend`'s base resolved through
+  STANDS_FOR back to itself, and the walk missed the defaults it inherits, `prepare`, `upstream_streams`,
+  `transforms_answers`, `complete`: 16 climbs back at 6516c38 by that walk, 19 by this one). An
   interface stands for the class that serves a chat request through the OpenAI backend (STANDS_FOR: `Backend`
   is `OpenAIBackend`, whose `encode` and `decode` are walked; the door's `AnswerEncoder` is `ChatAnswers`).
 - A function is followed once: a call to one already followed is not entered again. An interface's method (its
@@ -137,7 +140,8 @@ def lookup(mod: Module, name: str) -> tuple[Module, str] | None:
 
 # ------------------------------------------------------------------ types
 def annotation_class(mod: Module, node: ast.expr | None) -> ClassRef | None:
-    """The product class an annotation names (`T`, `T | None`, `Optional[T]`, `"T"`, `pkg.T`)."""
+    """The product class an annotation names (`T`, `T | None`, `Optional[T]`, `"T"`, `pkg.T`), an interface
+    standing for the class that serves (STANDS_FOR)."""
     if node is None:
         return None
     if isinstance(node, ast.Constant) and isinstance(node.value, str):
@@ -149,12 +153,17 @@ def annotation_class(mod: Module, node: ast.expr | None) -> ClassRef | None:
         return annotation_class(mod, node.left) or annotation_class(mod, node.right)
     if isinstance(node, ast.Subscript):
         return annotation_class(mod, node.slice) if _name(node.value) == "Optional" else None
+    ref = named_class(mod, node)
+    return STANDS_FOR.get(ref, ref) if ref is not None else None
+
+
+def named_class(mod: Module, node: ast.expr) -> ClassRef | None:
+    """The product class a name or dotted name is, as written (a base class: never what stands for it)."""
     name = _name(node)
     found = lookup(mod, name) if name and "." not in name else _dotted(mod, name)
     if found is None or found[1] not in found[0].classes:
         return None
-    ref = (found[0].name, found[1])
-    return STANDS_FOR.get(ref, ref)
+    return found[0].name, found[1]
 
 
 def _name(node: ast.expr) -> str:
@@ -181,14 +190,15 @@ def class_def(ref: ClassRef) -> tuple[Module, ast.ClassDef] | None:
 
 
 def mro(ref: ClassRef) -> Iterator[tuple[Module, ast.ClassDef]]:
-    """The class, then its product bases, depth first."""
+    """The class, then its product bases, depth first (a base as written: `OpenAIBackend(Backend)` inherits the
+    interface's defaults, which STANDS_FOR would turn back into OpenAIBackend)."""
     found = class_def(ref)
     if found is None:
         return
     yield found
     mod, node = found
     for base in node.bases:
-        base_ref = annotation_class(mod, base)
+        base_ref = named_class(mod, base)
         if base_ref is not None and base_ref != ref:
             yield from mro(base_ref)
 

@@ -8,13 +8,15 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
-from argoproxy.edge.http_objects import Answer
 from argoproxy.errors import ProxyError
 from argoproxy.fronts import front_named, long_strings
 from argoproxy.fronts.front import Exchange, Front
 from argoproxy.fronts.plain_chunks import MISSES, PlainReader
 from argoproxy.pipeline import streamconv
+from argoproxy.jsonfast import dumps
 from argoproxy.pipeline.answer_shape import check_chunk, event_chunk
+from argoproxy.pipeline.answers import completion as answer_completion
+from argoproxy.pipeline.door_api import Outgoing, Exchanged
 from argoproxy.pipeline.call import Call
 from argoproxy.upstream.client import READ_ERRORS, stream_error
 from argoproxy.upstream.wire import UpstreamResponse
@@ -37,36 +39,44 @@ class FrontAnswers:
         self.answers = answers
         self.read_timeout = read_timeout  # how long a stalled upstream read waited (named in its error)
 
-    # The pipeline decodes a 2xx answer to a translated request and runs the think transform (pipeline/exchange.py's
-    # decoded_stream / decoded_whole, Answers.completion_of); these encode it in the front's shape.
-    def encode_stream(self, call: Call, resp: UpstreamResponse, items: Iterable[Any]) -> Answer:
+    # The pipeline decodes a 2xx answer to a translated request and runs the think transform on a stream
+    # (pipeline/exchange.py: its result, an Exchanged); these encode it in the front's shape, and the answer side
+    # (pipeline/answers.py's Answers.delivered) sends what they return.
+    def encode(self, call: Call, exchanged: Exchanged) -> Outgoing:
+        resp, whole, items = exchanged.resp, exchanged.whole, exchanged.items
+        if items is not None:
+            assert resp is not None
+            return self.encode_stream(call, resp, items)
+        assert whole is not None
+        if resp is None or exchanged.assembled:  # an answer the backend assembled itself (ARGO's embeddings)
+            assert isinstance(whole, dict)
+            return self.translated(call, whole)
+        return self.encode_whole(call, whole)
+
+    def encode_stream(self, call: Call, resp: UpstreamResponse, items: Iterable[Any]) -> Outgoing:
         if call.planned.client_stream:  # the front's stream checks each chunk's shape as it reads it
             front, ex = translation(call)
-            return self.events(call, resp, self.chunks(items, resp, checked=False, texts=front.plain_texts(ex)))
+            return self.events(call, self.chunks(items, resp, checked=False, texts=front.plain_texts(ex)))
         try:
             completion = streamconv.aggregate_chat(self.chunks(items, resp))
         finally:
             resp.close()
         return self.translated(call, completion)
 
-    def encode_whole(self, call: Call, resp: UpstreamResponse, payload: dict[str, Any] | bytes) -> Answer:
-        completion = self.answers.completion_of(call, payload)
+    def encode_whole(self, call: Call, payload: dict[str, Any] | bytes) -> Outgoing:
+        try:
+            completion = answer_completion(payload, call.planned.think)
+        except ProxyError as err:
+            raise self.answers.sanitized(err) from None
         if call.planned.client_stream:
-            return self.events(call, resp, streamconv.package_chat(completion, True))
+            return self.events(call, streamconv.package_chat(completion, True))
         return self.translated(call, completion)
 
-    def answer_object(self, call: Call, obj: dict[str, Any]) -> Answer:
-        """An answer the backend assembled itself (ARGO's embeddings), translated as any whole answer."""
-        return self.translated(call, obj)
-
-    def events(self, call: Call, resp: UpstreamResponse, chunks: Iterable[dict[str, Any]]) -> Answer:
+    def events(self, call: Call, chunks: Iterable[dict[str, Any]]) -> Outgoing:
         """A chat chunk stream as the front's SSE events."""
         front, ex = translation(call)
-        call.outcome.status = 200
         ex.encoded_events = True
-        events = self.encoded(call, front, ex, front.stream(chunks, ex))
-        return Answer(self.answers.relay(call, resp, events), 200, self.stream_headers(call),
-                      direct_passthrough=True)
+        return Outgoing(200, self.stream_headers(call), self.encoded(call, front, ex, front.stream(chunks, ex)))
 
     def chunks(self, items: Iterable[bytes | dict[str, Any]], resp: UpstreamResponse, checked: bool = True,
                texts: bool = False) -> Iterator[Any]:
@@ -102,7 +112,6 @@ class FrontAnswers:
 
     def encoded(self, call: Call, front: Front, ex: Exchange,
                 events: Iterable[dict[str, Any] | bytes]) -> Iterator[bytes]:
-        answers = self.answers
         swap, encode, texts = long_strings.swap, front.encode_event, front.texts_in_events
         try:
             for event in events:
@@ -113,8 +122,8 @@ class FrontAnswers:
                 else:
                     yield encode(event)
         finally:
-            call.outcome.output = ex.output
-            answers.note_usage(call, ex.usage, ex.usage_estimated)
+            out = call.outcome
+            out.output, out.usage, out.usage_estimated = ex.output, ex.usage, ex.usage_estimated
             if ex.cut:
                 log.warning("stream %s: its output passed what the %s door keeps for its closing events (%d "
                             "characters, MAX_SSE_EVENT_BYTES): ended as incomplete", call.client.request_id,
@@ -134,11 +143,12 @@ class FrontAnswers:
 
         return b"".join(self.encoded(call, front, ex, front.stream(failing(), ex)))
 
-    def translated(self, call: Call, completion: dict[str, Any]) -> Answer:
+    def translated(self, call: Call, completion: dict[str, Any]) -> Outgoing:
         front, ex = translation(call)
         obj = front.from_chat(completion, ex)
-        self.answers.note_usage(call, ex.usage, ex.usage_estimated)
-        return self.answers.whole(call, obj, self.headers(call, [("Content-Type", JSON_TYPE)]))
+        out = call.outcome
+        out.usage, out.usage_estimated, out.output = ex.usage, ex.usage_estimated, obj
+        return Outgoing(200, self.headers(call, [("Content-Type", JSON_TYPE)]), dumps(obj))
 
     def stream_headers(self, call: Call) -> list[tuple[str, str]]:
         """The headers of the front's stream (its Content-Type: Front.stream_type)."""

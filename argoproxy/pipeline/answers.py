@@ -1,12 +1,12 @@
 """The answer side every door shares: relaying body bytes to the client, observing a call once it ended
 (metrics, journals, logs, budgets), scrubbing configured secrets, and a whole answer as a parsed completion.
 
-One Answers object per worker, shared by every deployment and door (the same observers see every call); the
-encoders (chat_answers.py for the chat-completions door, fronts/serve.py for the front doors) write answers
-through it, and what they find (status, usage, the answer for the journals) through its `note_*` methods: the
-answer side's part of the Outcome is written here. The observers are handed the call's frozen records
-(call_records.py: its start as sent, its end made here once), never the call. It knows nothing of how a request
-was sent."""
+One Answers object per worker, shared by every deployment and door (the same observers see every call). The
+sequence hands it the exchange's result and the door's encoder (chat_answers.py for the chat-completions door,
+fronts/serve.py for the front doors: `delivered`); the encoder returns the answer it made, which is sent from
+here, and the call observed. The filters and the relays write what they find through its `note_*` methods. The
+observers are handed the call's frozen records (call_records.py: its start as sent, its end made here once),
+never the call. It knows nothing of how a request was sent."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import errno
 import logging
 import os
 import time
-from typing import Any, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
 
 from argoproxy.config.settings import Settings
 from argoproxy.config.tracing_settings import tracing_on
@@ -22,13 +22,12 @@ from argoproxy.edge.http_objects import Answer
 from argoproxy.errors import ProxyError
 from argoproxy.jsonfast import dumps, loads
 from argoproxy.upstream.body_tap import BodyTap
-from argoproxy.pipeline.answer_facts import whole_facts
 from argoproxy.pipeline.answer_shape import CHECKED_FROM, check_completion, check_containers
 from argoproxy.pipeline.call import Call
-from argoproxy.pipeline.call_records import CallEnd, CallStart, ended, start_of
+from argoproxy.pipeline.call_records import CallEnd, CallStart, records, start_of
 from argoproxy.pipeline.filters import ByteFilter, ModelName, ScrubSecrets
 from argoproxy.edge.handoff import yield_point
-from argoproxy.pipeline.think import transform_completion
+from argoproxy.pipeline.think import ThinkConfig, transform_completion
 from argoproxy.pipeline.backend import StreamItem
 from argoproxy.pipeline.stream_usage import OutputCount, estimated_usage, prompt_tokens, usage_counts
 from argoproxy.meter import counted
@@ -37,6 +36,9 @@ from argoproxy.redaction import Secrets, sanitize_message
 from argoproxy.upstream import sse
 from argoproxy.upstream.client import READ_ERRORS
 from argoproxy.upstream.wire import UpstreamResponse
+
+if TYPE_CHECKING:
+    from argoproxy.pipeline.door_api import AnswerEncoder, Exchanged
 
 log = logging.getLogger("cot_proxy")
 
@@ -78,11 +80,6 @@ class Answers:
         """What the upstream's answer said of itself (pipeline/answer_facts.py), for tracing."""
         call.outcome.facts = facts
 
-    def note_whole_facts(self, call: Call, payload: dict[str, Any] | bytes) -> None:
-        """Tracing: the facts of a whole upstream answer, read before the encoder transforms it."""
-        if self.reads_facts:
-            call.outcome.facts = whole_facts(payload, self.reads_content)
-
     @staticmethod
     def note_upstream_output(call: Call, output: Any) -> None:
         """The upstream's answer before the proxy's transforms (journals; filters.py's upstream copy)."""
@@ -103,17 +100,24 @@ class Answers:
         finally:
             self.observe(call)
 
-    def tap_upstream(self, call: Call, resp: UpstreamResponse) -> None:
-        """Journals: the upstream's answer bytes are measured and hashed as they are read (upstream/body_tap.py)."""
-        if self.journal_bytes:
-            call.outcome.upstream_tap = resp.tap = BodyTap(self.journal_bytes)
-
     def finished(self, call: Call, data: bytes) -> bytes:
         """A whole answer's bytes as they go to the client: through the byte filters, and counted."""
         for f in self.byte_filters:
             data = f.whole(call, data)
         call.outcome.bytes_out = len(data)
         return data
+
+    def delivered(self, call: Call, encoder: AnswerEncoder, exchanged: Exchanged) -> Answer:
+        """The exchange's result in the door's format (`encoder`), sent: a whole body through the byte filters,
+        counted and the call observed; a stream relayed as it comes, observed when it ends."""
+        status, headers, body = encoder.encode(call, exchanged)
+        call.outcome.status = status
+        if isinstance(body, bytes):
+            data = self.finished(call, body)
+            self.observe(call)
+            return Answer(data, status, headers)
+        assert exchanged.resp is not None  # a stream relays an upstream's answer
+        return Answer(self.relay(call, exchanged.resp, body), status, headers, direct_passthrough=True)
 
     def whole(self, call: Call, obj: dict[str, Any], headers: list[tuple[str, str]]) -> Answer:
         """An answer object the proxy built, sent whole (secrets replaced) and observed."""
@@ -213,12 +217,9 @@ class Answers:
     def completion_of(self, call: Call, payload: dict[str, Any] | bytes) -> dict[str, Any]:
         """A whole answer as a parsed completion through the think transform (an error object in it: a 502)."""
         try:
-            obj = check_completion(payload) if isinstance(payload, dict) else parse_upstream_json(payload)
+            return completion(payload, call.planned.think)
         except ProxyError as err:
             raise self.sanitized(err) from None
-        if call.planned.think is not None:
-            transform_completion(obj, call.planned.think)
-        return obj
 
     def abandon(self, call: Call) -> None:
         """The client of a kept-alive stream left: record the call as it stands and cut the upstream off (a
@@ -254,7 +255,7 @@ class Answers:
                      call.client.request_id)
         if not self.observers:
             return
-        start, end = start_of(call), ended(call)  # what every observer reads: never the live call
+        start, end = records(call)  # what every observer reads: never the live call
         for observer in self.observers:
             try:
                 observer(start, end)
@@ -347,6 +348,15 @@ def answer_tokens(call: Call) -> tuple[int, int]:
         if isinstance(choice, dict):
             output.add_delta(choice.get("message") or choice)
     return prompt_tokens(call.planned.body) + media, output.total()
+
+
+def completion(payload: dict[str, Any] | bytes, think: ThinkConfig | None) -> dict[str, Any]:
+    """A whole answer as a parsed completion through the think transform (an error object in it: a 502, its
+    message for the caller to clean of secrets)."""
+    obj = check_completion(payload) if isinstance(payload, dict) else parse_upstream_json(payload)
+    if think is not None:
+        transform_completion(obj, think)
+    return obj
 
 
 def try_json(payload: bytes | None) -> Any:

@@ -108,6 +108,11 @@ def start_of(call: Call) -> CallStart:
     return record if isinstance(record, CallStart) else started(call)
 
 
+def records(call: Call) -> tuple[CallStart, CallEnd]:
+    """The call's two records as it ends, what every observer is handed (Answers.observe): its start, and its end."""
+    return start_of(call), ended(call)
+
+
 def ended(call: Call) -> CallEnd:
     """The call's end record, made once as it ends (Answers.observe)."""
     out = call.outcome

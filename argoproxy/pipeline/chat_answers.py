@@ -8,13 +8,13 @@ import logging
 from typing import Any, Iterable, Iterator
 
 from argoproxy.edge.header_policy import response_headers
-from argoproxy.edge.http_objects import Answer
 from argoproxy.errors import ProxyError, named
 from argoproxy.jsonfast import dumps
 from argoproxy.edge import keepalive
 from argoproxy.pipeline import streamconv
 from argoproxy.pipeline.answer_facts import NOT_READ
-from argoproxy.pipeline.answers import JSON_TYPE, Answers, parse_upstream_json, try_json
+from argoproxy.pipeline.answers import JSON_TYPE, Answers, completion, parse_upstream_json, try_json
+from argoproxy.pipeline.door_api import Outgoing, Exchanged
 from argoproxy.pipeline.filters import StreamCapture
 from argoproxy.pipeline.call import Call
 from argoproxy.pipeline.think import ThinkConfig, transform_completion
@@ -30,24 +30,38 @@ SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Contro
 
 
 class ChatAnswers:
+    """Given what it needs (the answer side's secrets and what the observers read; the backend's header policy), it
+    encodes; the answer side (Answers.delivered) sends what it returns."""
+
     def __init__(self, answers: Answers, backend: Backend) -> None:
         self.answers = answers
         self.secrets = answers.secrets
         self.backend = backend
 
+    def encode(self, call: Call, exchanged: Exchanged) -> Outgoing:
+        """The exchange's result as a chat completion (whole) or its chunk stream, as the client asked."""
+        resp, whole, items = exchanged.resp, exchanged.whole, exchanged.items
+        if items is not None:
+            assert resp is not None
+            return self.encode_stream(call, resp, items)
+        assert whole is not None
+        if resp is None or exchanged.assembled:  # an answer the backend assembled itself
+            assert isinstance(whole, dict)
+            call.outcome.usage = whole.get("usage")
+            return self.whole_object(call, whole, [("Content-Type", JSON_TYPE)])
+        return self.encode_whole(call, resp, whole)
+
     # ---------------------------------------------------------------- whole answers
-    def encode_whole(self, call: Call, resp: UpstreamResponse, payload: dict[str, Any] | bytes) -> Answer:
+    def encode_whole(self, call: Call, resp: UpstreamResponse, payload: dict[str, Any] | bytes) -> Outgoing:
         if isinstance(payload, bytes) and not self.backend.transparent:
             try:
                 check_upstream_body(payload)
             except ProxyError as err:
                 raise self.answers.sanitized(err) from None
         if call.planned.client_stream:
-            return self.sse_response(call, resp, self.packaged(call, self.answers.completion_of(call, payload)))
-        data = self.answers.finished(call, self.think_whole(call, payload))
-        call.outcome.status = resp.status_code
-        self.answers.observe(call)
-        return Answer(data, resp.status_code, self.json_headers(resp))
+            return self.sse(call, resp, self.packaged(call, self.completion_of(call, payload)))
+        data = self.think_whole(call, payload)
+        return Outgoing(resp.status_code, self.json_headers(resp), data)
 
     def think_whole(self, call: Call, payload: dict | bytes) -> bytes:
         """The whole answer's bytes after the think transform; its output and usage noted for the observers."""
@@ -75,10 +89,18 @@ class ChatAnswers:
         note(call, obj, obj.get("usage"))
         return dumps(obj) if transformed else payload
 
-    def answer_object(self, call: Call, obj: dict[str, Any]) -> Answer:
-        """An answer the backend assembled itself."""
-        call.outcome.usage = obj.get("usage")
-        return self.answers.whole(call, obj, [("Content-Type", JSON_TYPE)])
+    def completion_of(self, call: Call, payload: dict[str, Any] | bytes) -> dict[str, Any]:
+        """A whole answer as a parsed completion through the think transform (an error object in it: a 502)."""
+        try:
+            return completion(payload, call.planned.think)
+        except ProxyError as err:
+            raise self.answers.sanitized(err) from None
+
+    @staticmethod
+    def whole_object(call: Call, obj: dict[str, Any], headers: list[tuple[str, str]]) -> Outgoing:
+        """An answer object the proxy built (noted for the journals), as JSON."""
+        call.outcome.output = obj
+        return Outgoing(200, headers, dumps(obj))
 
     def json_headers(self, resp: UpstreamResponse, converted: bool = False) -> list[tuple[str, str]]:
         """Headers of a whole answer: the upstream's (when relayed), with its Content-Type unless the proxy
@@ -98,25 +120,23 @@ class ChatAnswers:
             return streamconv.package_completion(obj, call.planned.include_usage)
         return streamconv.package_chat(obj, call.planned.include_usage)
 
-    def encode_stream(self, call: Call, resp: UpstreamResponse, items: Iterable[StreamItem]) -> Answer:
+    def encode_stream(self, call: Call, resp: UpstreamResponse, items: Iterable[StreamItem]) -> Outgoing:
         if call.planned.client_stream:
-            return self.sse_response(call, resp, items)
+            return self.sse(call, resp, items)
         try:
             obj = aggregate(call, items)
         finally:
             resp.close()
         call.outcome.usage = obj.get("usage")
-        answer = self.answers.whole(call, obj, self.json_headers(resp, converted=True))
-        return answer
+        return self.whole_object(call, obj, self.json_headers(resp, converted=True))
 
-    def sse_response(self, call: Call, resp: UpstreamResponse, items: Iterable[StreamItem]) -> Answer:
+    def sse(self, call: Call, resp: UpstreamResponse, items: Iterable[StreamItem]) -> Outgoing:
+        """A chunk stream as SSE, with the upstream's headers where they are relayed."""
         headers = response_headers(resp.headers, drop_encoding=True, replaced=SSE_HEADERS) \
             if self.backend.relay_headers else []
         headers = self.secrets.headers(headers)
         headers.extend(SSE_HEADERS.items())
-        call.outcome.status = 200
-        return Answer(self.answers.relay(call, resp, self.encoded(call, items)), 200, headers,
-                      direct_passthrough=True)
+        return Outgoing(200, headers, self.encoded(call, items))
 
     def encoded(self, call: Call, items: Iterable[StreamItem]) -> Iterator[bytes]:
         # Journals: the answer is assembled while what was sent stays under JOURNAL_BODY_BYTES (the relay's tap

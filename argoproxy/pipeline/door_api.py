@@ -6,12 +6,10 @@ hands the sequence their answer encoder), so that the pipeline never imports a d
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Iterator, Mapping, NamedTuple, Protocol
 
 if TYPE_CHECKING:  # (the Gunicorn master imports the doors' registry: nothing here may pull requests in)
-    from argoproxy.edge.http_objects import Answer
     from argoproxy.errors import ProxyError
-    from argoproxy.pipeline.answers import Answers
     from argoproxy.pipeline.backend import StreamItem
     from argoproxy.upstream.wire import UpstreamResponse
     from argoproxy.pipeline.adapt import Shape
@@ -19,18 +17,34 @@ if TYPE_CHECKING:  # (the Gunicorn master imports the doors' registry: nothing h
     from argoproxy.meter import Spelled
 
 
+class Exchanged(NamedTuple):
+    """The exchange's result (pipeline/exchange.py), as the door's encoder takes it: the upstream's response and
+    its answer decoded, whole (`whole`: the upstream's bytes or object; `assembled`: an object the backend made
+    from requests of its own, with no response to relay) or as a stream of items (through the think transform)."""
+    resp: UpstreamResponse | None
+    whole: dict[str, Any] | bytes | None = None
+    items: Iterator[StreamItem] | None = None
+    assembled: bool = False
+
+
+class Outgoing(NamedTuple):
+    """A door's answer as its encoder made it, which the answer side sends (answers.py's Answers.delivered: a whole
+    body through the byte filters, counted and observed; a stream's pieces relayed as they come). The encoder has
+    written what it found in the Outcome (usage, the answer for the journals)."""
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes | Iterator[bytes]
+
+
 class AnswerEncoder(Protocol):
     """A door's answer side: the decoded (and thought) upstream answer in the client's format."""
 
-    def encode_stream(self, call: Call, resp: UpstreamResponse, items: Iterable[StreamItem]) -> Answer: ...
-
-    def encode_whole(self, call: Call, resp: UpstreamResponse, payload: dict[str, Any] | bytes) -> Answer: ...
+    def encode(self, call: Call, exchanged: Exchanged) -> Outgoing:
+        """The exchange's result in the door's format (no I/O but reading the upstream's stream as it is sent)."""
 
     def error_event(self, call: Call, err: ProxyError) -> bytes: ...
 
     def stream_headers(self, call: Call) -> list[tuple[str, str]]: ...
-
-    def answer_object(self, call: Call, obj: dict[str, Any]) -> Answer: ...
 
     def keepalive_beat(self, call: Call) -> bytes: ...
 
@@ -84,8 +98,3 @@ class DoorAnswers(AnswerEncoder, Protocol):
     """The doors' answer encoder (fronts/serve.py's FrontAnswers): a translated call's answer in its door's shape."""
 
     def headers(self, call: Call, headers: list[tuple[str, str]]) -> list[tuple[str, str]]: ...
-
-
-# How serve/build.py hands each deployment's sequence the doors' encoder: (the answer side, the upstream's read
-# timeout, named in a stalled read's error) -> the encoder.
-DoorAnswersFactory = Callable[["Answers", float], "DoorAnswers"]

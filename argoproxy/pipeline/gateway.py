@@ -5,8 +5,9 @@ or `forward` for a forwarded path):
     admit (the one guard, guard.py; what the limits read, request_reading.py) -> translate (a front door's
     request becomes the internal chat request; validate) -> dispatch (to this worker's one deployment, or
     through routing to one of several: the same `run`) -> plan (planning.py: LLM_PARAMS, stream modes, think;
-    the backend's preparation; adaptation) -> send (exchange.py) -> answer (decode; the door's answer encoder:
-    chat_answers.py or fronts/serve.py; relayed as it comes: relay.py) -> observe (answers.py).
+    the backend's preparation; adaptation: a frozen Planned) -> send (exchange.py: encode, send, decode: an
+    Exchanged) -> answer (answers.py: the door's answer encoder, chat_answers.py or fronts/serve.py, makes an
+    Outgoing; filtered, relayed, observed). Each step is called once, handed the one before's value.
 
 The variants take the same steps: native relay and a forwarded path are admitted, planned (LLM_PARAMS and
 adaptation for the first, the limit its reservation sends for both), sent by the same exchange and answered by
@@ -34,23 +35,22 @@ from argoproxy.pipeline.backend import Backend
 from argoproxy.pipeline.call import Call
 from argoproxy.pipeline.capabilities import CapabilityTable
 from argoproxy.pipeline.chat_answers import ChatAnswers
-from argoproxy.pipeline.door_api import AnswerEncoder, DoorArgs, DoorAnswersFactory, FrontDoor
-from argoproxy.pipeline.exchange import FORWARD_SENDING, DeploymentExchange, RouteSend
+from argoproxy.pipeline.door_api import AnswerEncoder, DoorAnswers, DoorArgs, FrontDoor
+from argoproxy.pipeline.exchange import FORWARD_SENDING, WHOLE_FOR_A_STREAM, DeploymentExchange, RouteSend
 from argoproxy.pipeline.filters import item_filters
 from argoproxy.pipeline.forwarded_body import forwarded_body
-from argoproxy.pipeline.guard import Guard, forwarded_supply, plan_model, served_allowed, supplying
+from argoproxy.pipeline.guard import Guard, plan_model, served_allowed
 from argoproxy.pipeline.kept_alive import HeadersOf, streamed
-from argoproxy.pipeline.planning import Planner, whole_again
+from argoproxy.pipeline.planning import Planner
 from argoproxy.pipeline.relay import Relay, charged
 from argoproxy.pipeline.request_reading import RequestReading, listed_models
 from argoproxy.pipeline.request_shape import validate
 from argoproxy.pipeline.served import SERVED_BY, SERVED_MODEL, header_safe
 from argoproxy.pipeline.upstream_count import UPSTREAM_COUNTS
 from argoproxy.redaction import listing
-from argoproxy.turns import under_gevent
-from argoproxy.upstream.client import Upstream, replayable
+from argoproxy.upstream.client import Upstream
 from argoproxy.upstream.local_server import asker
-from argoproxy.upstream.wire import UpstreamRequest, UpstreamResponse, describe_host, framed, unframed_end
+from argoproxy.upstream.wire import UpstreamRequest, UpstreamResponse, describe_host
 
 if TYPE_CHECKING:
     from argoproxy.edge.model_readers import Reader
@@ -60,12 +60,11 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("cot_proxy")
 
-# The most of an answer asked again whole for a streaming client (Gateway.ask_whole) read at once: what llama.cpp
-# answers that way is a tool call or a short text; a stream's memory stays bounded whatever the upstream sends.
-WHOLE_FOR_A_STREAM = 8 * 1024 * 1024
-
 Supply = tuple[tuple[str, ...], int]  # the limit a reservation sends where no field bounds the answer
 Listed = Callable[[Call, UpstreamResponse], Answer]  # the door's filter of an upstream's own model list
+# How serve/build.py hands each deployment's sequence the doors' encoder (door_api.py's DoorAnswers): (the answer
+# side, the upstream's read timeout, named in a stalled read's error) -> the encoder.
+DoorAnswersFactory = Callable[[Answers, float], DoorAnswers]
 
 
 class Gateway:
@@ -84,13 +83,10 @@ class Gateway:
         self.door_answers = door_answers
         self.fronts = door_answers(answers, upstream.read_timeout)
         capabilities = CapabilityTable(settings.backend, settings.model_capabilities)
-        self.item_filters = item_filters(answers.journal_bytes, answers.note_upstream_output,  # the stream's, in order
-                                         answers.note_facts if answers.reads_facts else None, answers.reads_content)
         # The worker's collaborators, handed by serve/build.py (None when not configured); a routed deployment's
         # view has none of them.
         self.limiter, self.team_keys, self.stored = limiter, team_keys, stored  # key_limits, team keys, state/
         self.guard = guard if guard is not None else Guard(settings, limiter, team_keys)  # the one guard
-        self.completes = type(backend).complete is not Backend.complete  # asked only of a backend that has it
         base_url = entry_url(settings, ModelEntry("*", settings.backend))
         self.served_by = describe_host(base_url)  # X-Served-By
         # its models' prices (spend/pricer.py); a local server may say it is one (upstream/local_server.py)
@@ -98,7 +94,11 @@ class Gateway:
         self.price_source = answers.pricer.source(base_url, backend.priced_as if backend.names_vendor else None,
                                                   settings.self_hosted, says_local)
         self.planner = Planner(settings, backend, capabilities, self.price_source)
-        self.exchange = DeploymentExchange(upstream, backend, answers, self.price_source, settings.max_upstream_calls)
+        filters = item_filters(answers.journal_bytes, answers.note_upstream_output,  # the stream's, in order
+                               answers.note_facts if answers.reads_facts else None, answers.reads_content)
+        whole_most = min(settings.max_response_bytes, WHOLE_FOR_A_STREAM)  # a stream's answer asked again whole
+        self.exchange = DeploymentExchange(upstream, backend, answers, self.price_source, settings.max_upstream_calls,
+                                           filters, whole_most)
         self.relay = Relay(answers, upstream.read_timeout)
         self.reading = RequestReading(settings, backend, upstream, capabilities,
                                       lambda: listed_models(self.routing, backend),
@@ -132,8 +132,6 @@ class Gateway:
         model and method named there), its body read and parsed by the door (serve/door.py)."""
         supply = self.admit(call, body, front, False, args)
         if front is None:
-            if supply is not None:
-                supplying(call, body, supply)
             return self.dispatch(call)
         if self.stored is not None and self.stored.serves(front):
             # stored responses: the history put before the input, the answer kept (argoproxy/state/)
@@ -146,7 +144,8 @@ class Gateway:
         """The one guard, its limits reading the request as its reservation does; returns the limit the
         reservation sends when no field bounds the answer (None: none)."""
         asked = self.guard.admit(call, plan_model, partial(self.reading.api, call, body, front, count_only, args),
-                                 queued=self.routing is not None, required=True, served_later=True)
+                                 queued=self.routing is not None, supply_into=body if front is None else None,
+                                 required=True, served_later=True)
         return asked.supply if asked is not None else None
 
     def front_call(self, call: Call, front: FrontDoor, body: dict[str, Any], args: DoorArgs | None,
@@ -193,7 +192,7 @@ class Gateway:
         messages, system and tools with the chat template's overhead."""
         self.admit(call, body, front, True, args)
         chat = self.translate(call, front, body, True, args)
-        served_allowed(self.settings.allowed_models, call)
+        served_allowed(self.settings.allowed_models, call.plan.model)
         if self.routing is not None:  # by a deployment that serves the model (a 404 for a model none serves)
             counted = self.routing.count(chat)
         else:
@@ -207,7 +206,7 @@ class Gateway:
         shorthand for a one-entry list: its answers and errors name it the same way (X-Served-Model, the model
         asked for; X-Served-By, the upstream's host:port)."""
         if self.routing is not None:
-            self.exchange.calls(call)  # MAX_UPSTREAM_CALLS over every attempt routing makes (Outcome.calls)
+            self.exchange.calls(call.outcome)  # MAX_UPSTREAM_CALLS over every attempt routing makes
             return self.routing.api(call)
         shown = serving(call, self.served_by, call.plan.model, call.plan.model or "")
         try:
@@ -240,12 +239,6 @@ class Gateway:
             raise ProxyError(404, f"The {self.backend.name} backend serving {call.plan.model} does not serve "
                              f"/{call.client.path}.", code="unknown_route")
         planned = call.planned = self.planner.plan(call, request, model)
-        if self.completes:  # a backend that answers some calls with several upstream requests
-            whole = self.backend.complete(call, self.route_sender(call))
-            if whole is not None:
-                if self.answers.reads_facts:
-                    self.answers.note_whole_facts(call, whole)
-                return self.encoder(call).answer_object(call, whole)  # in the door's shape
         if planned.client_stream and self.settings.sse_keepalive > 0 and not call.outcome.kept_alive:
             return self.kept_alive(call, lambda: self.answer(call))  # routed: around all attempts instead
         return self.answer(call)
@@ -261,48 +254,11 @@ class Gateway:
         call.outcome.kept_alive = True  # keepalives run for this stream now (routed: around all attempts)
         return streamed(call, produce, self.encoder(call), self.answers, self.settings.sse_keepalive, headers_of)
 
-    def answer(self, call: Call, most: int | None = None) -> Answer:
-        """Send (exchange: encoded by the backend), decode, transform and encode one deployment's answer (`most`:
-        an answer asked again whole for a stream, on a connection of its own, read up to that)."""
-        encoder = self.encoder(call)
-        if not call.planned.upstream_stream:
-            resp, payload = self.exchange.whole(call, most)
-            return encoder.encode_whole(call, resp, payload)
-        req, resp = self.exchange.sent(call)
-        try:
-            items = self.exchange.decoded_stream(call, resp, self.item_filters)
-        except ProxyError as err:
-            if err.code != "upstream_stream_incomplete" or call.outcome.asked_whole:
-                raise
-            if not framed(resp) and not replayable(req):
-                raise unframed_end(err) from None
-            if under_gevent():  # nothing else ran since its end put the connection back: nobody took it yet
-                resp.discard()
-            if not self.exchange.calls(call).left:  # MAX_UPSTREAM_CALLS spent
-                raise
-            return self.ask_whole(call)
-        return encoder.encode_stream(call, resp, items)
-
-    def ask_whole(self, call: Call) -> Answer:
-        """The upstream ended its stream before its first event: asked once more without streaming, the whole
-        answer then streamed to the client. llama.cpp's server does this whenever its model chooses a tool
-        under `tool_choice: auto` ("Automatic streaming tool choice is not supported", raised after the
-        stream's headers), so every agent's tool round trip would end there."""
-        log.warning("the upstream ended its stream before its first event; asking again without streaming")
-        call.outcome.asked_whole = True  # once
-        call.planned = whole_again(call.planned)
-        # on a connection of its own: the stream's, closed a moment later by uvicorn, may still be in the pool;
-        # read whole for a client that streams, so within a stream's bound, not MAX_RESPONSE_BYTES (a 59 MB
-        # answer cost a worker +277 MB, four at once 1 GB)
-        limit = min(self.settings.max_response_bytes, WHOLE_FOR_A_STREAM)
-        try:
-            return self.answer(call, limit)
-        except ProxyError as err:
-            if err.code != "upstream_response_too_large":
-                raise
-            raise ProxyError(502, f"The upstream ended its stream before its first event, and its answer asked "
-                                  f"again whole is larger than a stream's is read whole ({limit} bytes).",
-                             code="upstream_response_too_large") from None
+    def answer(self, call: Call) -> Answer:
+        """Send (the exchange: encoded by the backend, sent, decoded), then answer (the door's encoder, the answer
+        side's filters and observers): each step's result a value handed to the next."""
+        exchanged = self.exchange.exchanged(call)
+        return self.answers.delivered(call, self.encoder(call), exchanged)
 
     # ---------------------------------------------------------------- the variants answered as they come
     def relay_native(self, call: Call, front: FrontDoor, body: dict[str, Any], count_only: bool,
@@ -313,7 +269,7 @@ class Gateway:
         supply = self.admit(call, body, front, count_only, args)
         if count_only:
             call.plan = structs.replace(call.plan, kind="count_tokens")
-        served_allowed(self.settings.allowed_models, call)
+        served_allowed(self.settings.allowed_models, call.plan.model)
         call.planned = self.planner.native(call, front.name, body, count_only, front.native_shape, supply,
                                            front.withheld_params(call.plan.headers))
         req = self.backend.front_request(call, front.name, body, count_only)  # encode
@@ -326,8 +282,6 @@ class Gateway:
         models it names, `models`; its limits read its body or batch), the limit its reservation sends written
         into it, sent as it came, relayed; `listed`: the door's filter of the upstream's own model list."""
         asked = self.guard.admit(call, models, partial(self.reading.forwarded, call), forwarded=True)
-        if asked is not None and asked.supply is not None:  # no field bounds its answer: the limit it reserved
-            forwarded_supply(call, asked.supply)
         headers = self.backend.upstream_headers(call)
         url = self.backend.url(call.plan.path, call.plan.query)
         if listed is not None:

@@ -101,15 +101,23 @@ class Guard:
         return self.limiter is not None or (req is not None and req.team_key is not None)
 
     def admit(self, call: Call, reader: Reader | None, read: Callable[[], Asked], *, queued: bool = False,
-              **check: Any) -> Asked | None:
+              supply_into: dict[str, Any] | None = None, **check: Any) -> Asked | None:
         """`check`, its limits reading the request as its reservation does (`read`: read only when a limit, or
-        the fair queue (`queued`), needs it; kept in the plan: a trace records what they read)."""
+        the fair queue (`queued`), needs it; kept in the plan: a trace records what they read). Where no field
+        bounds the answer, the limit the reservation sends is written into the request as admitted: a forwarded
+        body's bytes, or `supply_into` (the chat door's body, which planning starts from); a front door writes it
+        into the chat request its body becomes (Gateway.front_call)."""
         limited = self.limited(call)
         if not (limited or queued):  # nothing weighs this request: the meter is not asked
             self.check(call, reader, **check)
             return None
         asked = call.plan.asked = read()
         self.check(call, reader, body=asked if limited else None, **check)
+        if asked.supply is not None:
+            if check.get("forwarded"):
+                forwarded_supply(call, asked.supply)
+            elif supply_into is not None:
+                call.plan.supplied = supplied(supply_into, asked.supply)
         return asked
 
     def check(self, call: Call, reader: Reader | None = None, *, required: bool = False, forwarded: bool = False,
@@ -208,12 +216,11 @@ def noted(call: Call, reader: Reader) -> None:
         call.plan.model = None
 
 
-def served_allowed(patterns: tuple[str, ...], call: Call, sent: str | None = None) -> None:
-    """ALLOWED_MODELS on the name served: the name the client asked for or the name it resolves to upstream
-    (`sent`: an alias, LLM_PARAMS' rename, a routed entry's model) must be listed."""
+def served_allowed(patterns: tuple[str, ...], asked: str | None, sent: str | None = None) -> None:
+    """ALLOWED_MODELS on the name served: the name the client asked for (`asked`) or the name it resolves to
+    upstream (`sent`: an alias, LLM_PARAMS' rename, a routed entry's model) must be listed."""
     if not patterns:
         return
-    asked = call.plan.model
     if asked is None and sent is None:
         require_model(None)
     if not (model_allowed(patterns, asked) or model_allowed(patterns, sent)):
@@ -224,12 +231,6 @@ def served_allowed(patterns: tuple[str, ...], call: Call, sent: str | None = Non
 def serves_model(call: Call, model: str | None) -> None:
     """A backend's own route names the model it serves (its handler reads it from the request)."""
     call.plan.model = model
-
-
-def supplying(call: Call, body: dict[str, Any], supply: tuple[tuple[str, ...], int]) -> None:
-    """The limit an API call's reservation sends, where no field of its body bounds the answer, written into the
-    request as admitted (planning starts from it)."""
-    call.plan.supplied = supplied(body, supply)
 
 
 def forwarded_supply(call: Call, supply: tuple[tuple[str, ...], int]) -> None:

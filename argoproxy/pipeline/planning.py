@@ -148,7 +148,7 @@ class Planner:
             if adapted:
                 planned = structs.replace(planned, rewritten=True, adapted=planned.adapted + adapted)
         if self.settings.allowed_models:
-            served_allowed(self.settings.allowed_models, call, planned.upstream_model)
+            served_allowed(self.settings.allowed_models, call.plan.model, planned.upstream_model)
         return planned
 
     def native(self, call: Call, door: str, body: dict[str, Any], count_only: bool, shape: Shape | None,

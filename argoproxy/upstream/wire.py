@@ -39,7 +39,7 @@ class UpstreamRequest:
     timeout: float | None = None  # read timeout; None = the configured one
     extra: dict[str, Any] = field(default_factory=dict)
     # sent on a connection of its own, none of the pooled ones: the proxy's own second asking after a stream the
-    # upstream ended with no data (Gateway.ask_whole), whose connection uvicorn closes a moment later
+    # upstream ended with no data (DeploymentExchange.asked_whole), whose connection uvicorn closes a moment later
     fresh_connection: bool = False
     max_bytes: int = 0  # the most of its answer read whole; 0: MAX_RESPONSE_BYTES
 

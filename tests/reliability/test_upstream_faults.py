@@ -913,12 +913,12 @@ def test_the_connection_of_a_stream_with_no_data_is_closed_only_under_gevent(tmp
     ran since (a gevent worker), left alone where another thread may hold it already; the request asked again
     whole goes on a connection of its own either way."""
     from argoproxy.config.settings import load_settings
-    from argoproxy.pipeline import exchange, gateway
+    from argoproxy.pipeline import exchange
     from argoproxy.serve.flask_app import create_app
     from argoproxy.upstream.wire import UpstreamResponse
 
     discarded, fresh = [], []
-    monkeypatch.setattr(gateway, "under_gevent", lambda: gevent_worker)
+    monkeypatch.setattr(exchange, "under_gevent", lambda: gevent_worker)
     original_discard, original_response = UpstreamResponse.discard, exchange.DeploymentExchange.response
     monkeypatch.setattr(UpstreamResponse, "discard", lambda self: (discarded.append(self), original_discard(self)))
 
