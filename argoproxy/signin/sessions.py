@@ -12,7 +12,6 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from werkzeug.http import dump_cookie, parse_cookie
 
 from argoproxy.people import Person
 from argoproxy.people.membership import refusal
@@ -40,15 +39,20 @@ class Cookies:
     def flow(self) -> str:
         return ("__Host-" if self.secure else "") + "cot_signin"
 
+    # Werkzeug's cookie functions are imported where used: the door and what runs behind it import no Flask or
+    # Werkzeug (tests/unit/test_gateway.py), and a proxy without sign-in never reads a console cookie.
     def read(self, headers: Mapping[str, str], name: str) -> str:
+        from werkzeug.http import parse_cookie
         raw = headers.get("Cookie", "")
         return str(parse_cookie(raw).get(name, "")) if raw and len(raw) <= MOST_COOKIE else ""
 
     def set(self, name: str, value: str, max_age: float) -> str:
+        from werkzeug.http import dump_cookie
         return dump_cookie(name, value, max_age=int(max_age), path="/", secure=self.secure, httponly=True,
                            samesite="Lax")
 
     def clear(self, name: str) -> str:
+        from werkzeug.http import dump_cookie
         return dump_cookie(name, "", max_age=0, path="/", secure=self.secure, httponly=True, samesite="Lax")
 
 
