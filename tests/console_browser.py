@@ -54,7 +54,7 @@ class Browser:
 
     def cookie(self, name: str) -> str:
         """A cookie's value as the browser holds it (HttpOnly ones too, which the page's script cannot read)."""
-        return next((c["value"] for c in self.call("Network.getAllCookies")["cookies"] if c["name"] == name), "")
+        return next((c["value"] for c in self.call("Storage.getCookies")["cookies"] if c["name"] == name), "")
 
     def close(self) -> None:
         self.ws.close()
