@@ -4,7 +4,8 @@ a person signs in through the one address, a key is made through /admin/v1/keys 
 replica answers, used on both replicas, its usage seen on each; it is revoked, and both refuse it within a second; the
 session serves on both. In chromium at the one address: a person signs in, makes a key (their session and its CSRF
 token), uses it, sees its usage and its request, revokes it and signs out; asked at each replica's own port meanwhile,
-the session, its changes, the key and the request's journal line work on both."""
+the session, its changes, the key and the request's journal line work on both. A person disabled on one replica is
+refused on the other, session and key, within a second."""
 
 from __future__ import annotations
 
@@ -121,7 +122,8 @@ def test_in_chromium_a_person_makes_a_key_through_one_address_and_each_replica_s
             return requests.get(world.public + "/admin/v1/requests?key=chromium-alice", headers=session,
                                 timeout=10).json()["data"]
         rows = poll(lambda: len(logged()) == 2 and logged(), timeout=10)
-        assert rows, "each replica's request in the one request log"
+        assert rows and {next(r.home for r in world.replicas if row["file"].startswith(r.home + "/")) for row in rows} \
+            == {r.home for r in world.replicas}, "one request in each replica's own journal, both in the one log"
         for row, replica in ((row, replica) for row in rows for replica in world.replicas):  # each line, each host
             found = requests.get(f"{replica.url}/admin/v1/requests/{row['request_id']}", headers=session,
                                  timeout=10).json()
@@ -134,3 +136,24 @@ def test_in_chromium_a_person_makes_a_key_through_one_address_and_each_replica_s
                 for r in world.replicas] == [401, 401]
     finally:
         browser.close()
+
+
+def test_a_person_disabled_on_one_replica_is_refused_on_the_other_within_a_second(world):
+    browser = requests.Session()
+    assert sign_in(browser, world.public, "erin").status_code == 303
+    session = {"Cookie": f"cot_console={browser.cookies.get('cot_console')}"}
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    made = requests.post(world.public + "/admin/v1/keys", json={"name": "erin-key", "owner": "erin@example.com"},
+                         headers=admin, timeout=10)
+    assert made.status_code == 201, made.text
+    key = made.json()["key"]
+    one, other = world.replicas
+    assert chat(other, key) == 200
+    assert requests.post(one.url + "/admin/v1/people/erin@example.com/disable", headers=admin,
+                         timeout=10).json()["state"] == "disabled"
+    began = time.monotonic()
+    assert poll(lambda: chat(other, key) == 401, timeout=3)
+    assert requests.get(other.url + "/ui/auth/me", headers=session, timeout=10).status_code == 401
+    took = time.monotonic() - began
+    print(f"a person disabled on one replica: their key and session refused on the other after {took:.2f} s")
+    assert took < 1.0
