@@ -24,8 +24,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from tests.fakes.fake_openai import FakeOpenAI  # noqa: E402
-from tests.integration.test_console import Browser  # noqa: E402
-from tests.integration.test_console_people import Person, settled  # noqa: E402
+from tests.console_browser import Browser, settled  # noqa: E402
+from tests.integration.test_console_people import Person  # noqa: E402
 from tests.integration.test_signin import proxy_on  # noqa: E402
 from tests.oidc_provider import PASSWORD, OidcProvider, signin_settings  # noqa: E402
 from tests.polling import poll  # noqa: E402

@@ -6,10 +6,6 @@ creates a key, lists it, shows its usage and revokes it."""
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -18,7 +14,7 @@ import pytest
 import requests
 
 from tests.fakes.fake_openai import FakeOpenAI
-from tests.integration.test_status_page import chromium
+from tests.console_browser import Browser
 from tests.polling import poll
 from tests.proxy_process import running_proxy
 
@@ -77,46 +73,6 @@ def test_refusals_change_nothing(proxy):
 
 
 # ---------------------------------------------------------------- chromium, over the DevTools protocol
-class Browser:
-    """Headless chromium and one page, driven over its DevTools protocol (a WebSocket)."""
-
-    def __init__(self) -> None:
-        from websockets.sync.client import connect
-        self.profile = tempfile.mkdtemp(prefix="cot_proxy_chromium_")
-        self.proc = subprocess.Popen([chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                                      "--disable-background-networking", "--disable-component-update",
-                                      "--disable-sync", f"--user-data-dir={self.profile}", "--remote-debugging-port=0",
-                                      "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        assert self.proc.stderr is not None
-        port = next(line.rsplit(":", 1)[1].split("/")[0] for line in self.proc.stderr if "DevTools listening on" in line)
-        targets = requests.get(f"http://127.0.0.1:{port}/json", timeout=10).json()
-        self.ws = connect(next(t["webSocketDebuggerUrl"] for t in targets if t["type"] == "page"), max_size=None)
-        self.ids = iter(range(1, 1_000_000))
-
-    def call(self, method: str, **params: Any) -> dict:
-        sent = next(self.ids)
-        self.ws.send(json.dumps({"id": sent, "method": method, "params": params}))
-        while True:
-            message = json.loads(self.ws.recv(timeout=30))
-            if message.get("id") == sent:
-                assert "error" not in message, message
-                return message["result"]
-
-    def js(self, expression: str) -> Any:
-        result = self.call("Runtime.evaluate", expression=expression, returnByValue=True, awaitPromise=True)
-        assert "exceptionDetails" not in result, result
-        return result["result"].get("value")
-
-    def until(self, expression: str, timeout: float = 15) -> Any:
-        return poll(lambda: self.js(expression), timeout=timeout)
-
-    def close(self) -> None:
-        self.ws.close()
-        self.proc.kill()
-        self.proc.wait(10)
-        shutil.rmtree(self.profile, ignore_errors=True)
-
-
 def test_the_console_in_chromium_creates_lists_uses_and_revokes_a_key(proxy, tmp_path: Path):
     pytest.importorskip("websockets")
     browser = Browser()

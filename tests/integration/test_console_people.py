@@ -22,6 +22,8 @@ import requests
 
 from argoproxy.teamkeys import teams_cli
 from tests.clients import openai_sdk
+from tests.console_browser import Browser, make_key, request_detail, revoke, sign_out, usage_shows
+from tests.console_browser import sign_in as sign_in_in
 from tests.fakes.fake_openai import FakeOpenAI
 from tests.integration.test_signin import cli, proxy_on
 from tests.keys_cli import run_keys
@@ -156,68 +158,22 @@ def test_an_admin_disables_a_person_and_their_session_and_keys_stop(world):
 
 
 # ---------------------------------------------------------------- chromium, over the DevTools protocol
-def settled(browser, expression: str, timeout: float = 15):
-    """The expression's value once truthy, across page loads (an evaluation cut by a navigation is tried again)."""
-    def check():
-        try:
-            return browser.js(expression)
-        except (AssertionError, TimeoutError):
-            return None
-    return poll(check, timeout=timeout)
-
-
 def test_in_chromium_a_person_signs_in_makes_uses_sees_and_revokes_a_key_and_signs_out(world):
     pytest.importorskip("websockets")
-    from tests.integration.test_console import Browser
     browser = Browser()
     try:
-        browser.call("Page.navigate", url=world.public + "/ui")
-        assert settled(browser, "document.body && document.body.dataset.console === 'ready' && "
-                                "!document.getElementById('signin').hidden")
-        browser.js("document.getElementById('signin-link').click()")
-        assert settled(browser, "document.querySelector('input[name=login]') !== null")  # the provider's form
-        browser.js("""(() => { const f = document.forms[0]; f.elements.login.value = 'bob';
-            f.elements.password.value = 'correct horse'; f.submit(); })()""")
-        assert settled(browser, f"location.href.startsWith({world.public + '/ui'!r}) && "
-                                "document.body.dataset.console === 'ready'", timeout=20)
-        assert browser.js("document.getElementById('whoami-name').textContent") == "Bob"
-        browser.js("document.getElementById('tab-keys').click()")
-        browser.js("""(() => { const f = document.getElementById('console-key-form');
-            f.elements.name.value = 'chromium-bob'; f.elements.team.value = 'eng'; f.requestSubmit(); })()""")
-        secret = settled(browser, "document.getElementById('console-secret').textContent")
+        assert sign_in_in(browser, world.public, "bob") == "Bob"
+        secret = make_key(browser, "chromium-bob", "eng")
         assert secret.startswith("sk-proxy-")
         sdk = openai_sdk(world.proxy, secret)
         assert sdk.chat.completions.create(model="gpt-4o", messages=MSG).choices
-
-        browser.js("document.getElementById('tab-usage').click()")
-        browser.js("document.getElementById('console-usage-group').value = 'key'")
-        assert settled(browser, """(async () => { document.getElementById('console-usage-group')
-            .dispatchEvent(new Event('change')); await new Promise(r => setTimeout(r, 200));
-            return [...document.querySelectorAll('#console-usage td')].some(td => td.textContent === 'chromium-bob');
-            })()""", timeout=20)
-        browser.js("document.getElementById('tab-requests').click()")
-        assert settled(browser, """(async () => { document.getElementById('console-request-form').requestSubmit();
-            await new Promise(r => setTimeout(r, 200));
-            return [...document.querySelectorAll('#console-requests td')].some(td => td.textContent === 'chromium-bob');
-            })()""", timeout=20)
-        browser.js("document.querySelector('#console-requests button').click()")
-        assert settled(browser, "document.getElementById('console-request-detail').textContent.includes('line')")
-
-        browser.js("document.getElementById('tab-keys').click()")
-        browser.js("window.confirm = () => true")
-        assert settled(browser, "document.querySelector('button.revoke[data-name=\"chromium-bob\"]') !== null")
-        browser.js("document.querySelector('button.revoke[data-name=\"chromium-bob\"]').click()")
-        assert settled(browser, "[...document.querySelectorAll('#console-keys tr.revoked td')].some(td => "
-                                "td.textContent === 'chromium-bob')")
+        assert usage_shows(browser, "chromium-bob")
+        assert '"line_missing"' not in request_detail(browser, "chromium-bob")
+        assert revoke(browser, "chromium-bob")
         with pytest.raises(openai.AuthenticationError):
             poll(lambda: sdk.chat.completions.create(model="gpt-4o", messages=MSG) and False, timeout=3)
         assert secret not in browser.js("document.documentElement.outerHTML").replace(
             browser.js("document.getElementById('console-secret').textContent"), "")
-
-        browser.js("document.getElementById('signout').click()")
-        assert settled(browser, f"!location.href.startsWith({world.public + '/ui'!r})")  # the provider's end session
-        browser.call("Page.navigate", url=world.public + "/ui")
-        assert settled(browser, "document.body && document.body.dataset.console === 'ready' && "
-                                "!document.getElementById('signin').hidden && document.getElementById('whoami').hidden")
+        assert sign_out(browser, world.public)
     finally:
         browser.close()

@@ -6,6 +6,7 @@ real Journal's), never beyond the file, and says so when the line is gone."""
 from __future__ import annotations
 
 import json
+import os
 from types import SimpleNamespace
 
 import pytest
@@ -112,6 +113,8 @@ def test_detail_reads_the_requests_own_journal_line(store, tmp_path):
     with open(path, "wb") as f:  # another journal in its place: another line at the offset
         f.write(b"x" * 10_000)
     assert detail(store, "r1")["line"] is None
+    os.unlink(path)  # a row read on another host than the one that wrote its line: said so, not a failure
+    assert "the journal cannot be read" in detail(store, "r1")["line_missing"]
 
 
 def test_the_index_is_the_key_stores_own(store):
