@@ -39,8 +39,11 @@ def installed() -> Path | None:
 
 
 class OidcProvider:
-    def __init__(self, *public_urls: str) -> None:
-        """A provider whose one client may return to each of `public_urls` (the proxies' PUBLIC_URLs)."""
+    def __init__(self, *public_urls: str, resources: dict[str, str] | None = None,
+                 opaque_clients: tuple[str, ...] = ()) -> None:
+        """A provider whose one client may return to each of `public_urls` (the proxies' PUBLIC_URLs); with
+        `resources` ({url: scope}), also an authorization server for them: dynamic registration, resource
+        indicators (JWT access tokens, opaque ones for `opaque_clients`), introspection and revocation."""
         modules, node = installed(), shutil.which("node")
         if modules is None or node is None:
             why = "npm's oidc-provider is not installed (tools/build_oidc_provider.sh)" if node else "node is missing"
@@ -58,7 +61,8 @@ class OidcProvider:
                              "post_logout_redirect_uris": [url + "/ui" for url in public_urls]},
                   "users": [{"sub": f"sub-{login}", "login": login, "password": PASSWORD, "email": email,
                              "email_verified": verified, "name": login.title(), "groups": groups}
-                            for login, email, verified, groups in USERS]}
+                            for login, email, verified, groups in USERS],
+                  "resources": resources or {}, "opaque_clients": list(opaque_clients)}
         (self.dir / "config.json").write_text(json.dumps(config))
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -79,6 +83,10 @@ class OidcProvider:
             return requests.get(self.issuer + "/.well-known/openid-configuration", timeout=2).status_code == 200
         except requests.ConnectionError:
             return False
+
+    def introspections(self) -> int:
+        """How many introspection requests the provider has answered."""
+        return int(requests.get(self.issuer + "/test/introspections", timeout=5).json()["count"])
 
     def log(self) -> str:
         return (self.dir / "provider.log").read_text(errors="replace")
