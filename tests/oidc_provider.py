@@ -108,16 +108,18 @@ def to_callback(browser: requests.Session, proxy: str, login: str, password: str
 
 def through_provider(browser: requests.Session, url: str, proxy: str, login: str, password: str = PASSWORD) -> str:
     """Follow the provider from its authorization URL: its form filled in, then its redirects to the proxy."""
+    trail = []
     for _ in range(10):
         if url.startswith(proxy):
             return url
+        trail.append(url[:200])
         answer = browser.get(url, allow_redirects=False)
         if answer.status_code == 200 and "<form" in answer.text:  # the provider's login form
             answer = browser.post(urljoin(url, f"{answer.url.split('?')[0].rstrip('/')}/login"),
                                   data={"login": login, "password": password}, allow_redirects=False)
         assert answer.status_code in (302, 303), (answer.status_code, answer.text[:500])
         url = urljoin(url, answer.headers["Location"])
-    raise AssertionError("the provider never sent the browser back")
+    raise AssertionError(f"the provider never sent the browser back: {trail}")
 
 
 def sign_in(browser: requests.Session, proxy: str, login: str) -> requests.Response:

@@ -30,6 +30,7 @@ const provider = new Provider(config.issuer, {
   clients: [{ ...config.client, grant_types: ['authorization_code'], response_types: ['code'],
     token_endpoint_auth_method: 'client_secret_basic' }],
   jwks: config.jwks,
+  scopes: ['openid', 'email', 'profile', ...new Set(Object.values(resources))],
   cookies: { keys: ['cot-proxy-test-provider'] },
   claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name', 'groups'] },
   conformIdTokenClaims: false, // the claims go into the ID token, as most providers put them
@@ -56,7 +57,7 @@ const provider = new Provider(config.issuer, {
     const known = session.grantIdFor(client.clientId);
     const found = known && await ctx.oidc.provider.Grant.find(known);
     const grant = found || new ctx.oidc.provider.Grant({ clientId: client.clientId, accountId: session.accountId });
-    grant.addOIDCScope(scope);
+    grant.addOIDCScope([scope, ...(ctx.oidc.params.scope || '').split(' ')].join(' ').trim());
     grant.addOIDCClaims(['email', 'email_verified', 'name', 'groups']);
     for (const resource of requested(ctx)) grant.addResourceScope(resource, resources[resource]);
     await grant.save();
@@ -80,6 +81,18 @@ async function interaction(req, res) {
   const [, , uid, action] = new URL(req.url, config.issuer).pathname.split('/');
   const details = await provider.interactionDetails(req, res);
   if (details.uid !== uid) throw new Error('interaction mismatch');
+  if (details.prompt.name === 'consent') { // a native client (a loopback redirect) is always asked: given at once
+    const { Grant } = provider;
+    const grant = details.grantId ? await Grant.find(details.grantId)
+      : new Grant({ accountId: details.session.accountId, clientId: details.params.client_id });
+    grant.addOIDCScope([scope, details.params.scope || ''].join(' ').trim());
+    for (const resource of [details.params.resource].flat().filter((r) => r && resources[r])) {
+      grant.addResourceScope(resource, resources[resource]);
+    }
+    const grantId = await grant.save();
+    await provider.interactionFinished(req, res, { consent: { grantId } }, { mergeWithLastSubmission: true });
+    return;
+  }
   if (req.method === 'GET') {
     res.writeHead(200, { 'content-type': 'text/html' }).end(form(uid, 'Sign in'));
     return;
