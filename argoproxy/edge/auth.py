@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Protocol, Sequence
 
 from argoproxy.errors import ProxyError
+from argoproxy.redaction import KEY_PREFIX
 from argoproxy.config.listener import GENERATED_KEY_ENV, generate_key, read_key_file
 from argoproxy.config.settings import Settings
 
@@ -284,7 +285,9 @@ class Auth:
     def token_record(self, req: Request, keys: Sequence[str], route: Route) -> KeyRecord | None:
         """At /mcp, with sign-in on, a bearer that is no team key: the access token's record (or its 401/403)."""
         tokens, team_keys = self.access_tokens, self.team_keys
-        if tokens is None or route.family != "mcp" or (team_keys is not None and team_keys.lookup(keys) is not None):
+        if tokens is None or route.family != "mcp" or any(key.startswith(KEY_PREFIX) for key in keys):
+            return None  # a key the proxy made, mistyped or revoked: never sent to the issuer to introspect
+        if team_keys is not None and team_keys.lookup(keys) is not None:
             return None
         record: KeyRecord = tokens.record(req.headers, route.path)
         return record

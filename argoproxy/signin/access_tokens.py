@@ -159,7 +159,7 @@ class AccessTokens:
         return record
 
     def invalid(self, path: str, why: str) -> ProxyError:
-        return ProxyError(401, f"Invalid access token: {why}.", code="invalid_token",
+        return ProxyError(401, f"Invalid API key or access token: {why}.", code="invalid_token",
                           headers={"WWW-Authenticate": self.resource.challenge(path, "invalid_token")})
 
 

@@ -30,6 +30,7 @@ from argoproxy.teamkeys import people_cli, teams_cli
 from tests.fakes.fake_openai import FakeOpenAI
 from tests.integration.test_mcp_gateway import INIT, SERVERS, send
 from tests.integration.test_signin import cli, proxy_on
+from tests.integration.test_team_keys import create
 from tests.oidc_provider import CLIENT_ID, CLIENT_SECRET, OidcProvider, sign_in, signin_settings, through_provider
 from tests.proxy_process import ProxyProcess, free_port
 
@@ -51,6 +52,7 @@ def world() -> Iterator[SimpleNamespace]:
     db = folder / "keys.db"
     cli(teams_cli, db, "create", "eng", "--groups", "eng", "--tools", "fake__echo,fake__whoami")
     cli(teams_cli, db, "create", "sales", "--groups", "sales", "--tools", "fake__echo", "--tool-rpm", "2")
+    team_key = create(db, "svc", "--team", "eng")
     proxy: ProxyProcess | None = None
     try:
         with FakeOpenAI() as fake:
@@ -59,7 +61,7 @@ def world() -> Iterator[SimpleNamespace]:
             for login in ("alice", "carol", "dave", "erin"):
                 assert sign_in(requests.Session(), public, login).status_code == 303
             cli(people_cli, db, "disable", "dave@example.com")
-            yield SimpleNamespace(provider=provider, public=public, proxy=proxy, db=db)
+            yield SimpleNamespace(provider=provider, public=public, proxy=proxy, db=db, team_key=team_key)
     finally:
         if proxy is not None:
             proxy.stop()
@@ -176,8 +178,12 @@ def test_a_disabled_person_or_one_without_a_team_or_unknown_is_refused(world):
 
 
 def test_proxy_keys_still_work_beside_tokens(world):
+    before = world.provider.introspections()
     assert call(world, ADMIN)[0] == 200
-    assert call(world, "sk-proxy-not-a-key")[0] == 401
+    assert call(world, world.team_key)[0] == 200
+    status, _, body = call(world, "sk-proxy-not-a-key")
+    assert status == 401 and body["error"]["code"] == "invalid_api_key"
+    assert world.provider.introspections() == before  # a key (or a mistyped one) is never sent to the issuer
 
 
 # ---------------------------------------------------------------- opaque tokens: introspection
