@@ -36,6 +36,7 @@ log = logging.getLogger("cot_proxy")
 ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
 INTROSPECTED_SECONDS = 60.0  # an introspection answer is kept this long at most (a revoked token: accepted so long)
 INTROSPECTED_ENTRIES = 4096
+RECORD_SECONDS = 0.5  # a person's record is read again after this (as a team key's: teamkeys/service.py)
 MOST_TOKEN = 16 * 1024  # a bearer longer than this is no access token
 MOST_ANSWER = 64 * 1024
 ACCESS_TYPES = frozenset({"", "bearer", "access_token", "dpop"})  # token_type an introspection may name
@@ -47,6 +48,8 @@ class AccessTokens:
         self.resource, self.provider, self.store, self.client = resource, provider, store, client
         self.default_team, self.inactive_days, self.clock = default_team, inactive_days, clock
         self._introspected: LRU[tuple[dict[str, Any], float]] = LRU(INTROSPECTED_ENTRIES)
+        self._records: LRU[tuple[KeyRecord, float]] = LRU(INTROSPECTED_ENTRIES)  # by person id, RECORD_SECONDS
+        self._key_set: tuple[dict[str, Any], KeySet] | None = None  # the JWKS as read, and as imported
         self._lock = threading.Lock()
         self.introspections = 0  # answers asked of the issuer (tests count them)
 
@@ -81,17 +84,22 @@ class AccessTokens:
         issuer = self.provider.document()["issuer"]
         try:
             try:
-                decoded = jwt.decode(token, KeySet.import_key_set(self.provider.keys(False)),  # type: ignore[arg-type]
-                                     algorithms=ALGORITHMS)
+                decoded = jwt.decode(token, self.key_set(False), algorithms=ALGORITHMS)
             except InvalidKeyIdError:  # the issuer rotated its keys
-                decoded = jwt.decode(token, KeySet.import_key_set(self.provider.keys(True)),  # type: ignore[arg-type]
-                                     algorithms=ALGORITHMS)
+                decoded = jwt.decode(token, self.key_set(True), algorithms=ALGORITHMS)
             jwt.JWTClaimsRegistry(now=int(self.clock()), leeway=LEEWAY, iss={"essential": True, "value": issuer},
                                   sub={"essential": True}, exp={"essential": True},
                                   aud={"essential": True}).validate(decoded.claims)
         except (JoseError, ValueError, TypeError) as exc:
             raise self.invalid(path, f"the token does not hold ({type(exc).__name__})") from None
         return dict(decoded.claims)
+
+    def key_set(self, fresh: bool) -> KeySet:
+        """The issuer's JWKS, imported once for each time the provider reads it (an import costs milliseconds)."""
+        keys, held = self.provider.keys(fresh), self._key_set
+        if held is None or held[0] is not keys:
+            held = self._key_set = (keys, KeySet.import_key_set(keys))  # type: ignore[arg-type]
+        return held[1]
 
     def introspected(self, token: str, path: str) -> dict[str, Any]:
         """The issuer's answer for an opaque token, kept until min(its exp, INTROSPECTED_SECONDS) by its digest."""
@@ -136,8 +144,19 @@ class AccessTokens:
 
     # ---------------------------------------------------------------- the person
     def person_record(self, subject: str) -> KeyRecord:
-        """The person the token names, as a key of theirs: their team's limits and tool globs."""
-        person: Person | None = self.store.person(person_id(self.resource.issuer, subject))
+        """The person the token names, as a key of theirs: their team's limits and tool globs; read again after
+        RECORD_SECONDS (a disabled person or a changed team reaches the worker as a key's revocation does)."""
+        pid, now = person_id(self.resource.issuer, subject), self.clock()
+        held = self._records.get(pid)
+        if held is not None and now - held[1] < RECORD_SECONDS:
+            return held[0]
+        record = self.read_record(pid)
+        with self._lock:
+            self._records.put(pid, (record, now))
+        return record
+
+    def read_record(self, pid: str) -> KeyRecord:
+        person: Person | None = self.store.person(pid)
         if person is None:
             raise forbidden(f"The person this token names has not signed in to the proxy yet: sign in once at "
                             f"{self.resource.public_url}/ui/auth/login.")

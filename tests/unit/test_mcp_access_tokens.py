@@ -6,6 +6,7 @@ it is an active access token of this issuer; the person's record; the metadata r
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import hmac
 import json
@@ -182,3 +183,16 @@ def test_the_start_up_line_says_what_the_issuer_lacks():
     assert "neither dynamic client registration nor Client ID Metadata Documents" in describe_issuer(bare)  # type: ignore[arg-type]
     cimd = SimpleNamespace(issuer=ISSUER, document=lambda: {"client_id_metadata_document_supported": True})
     assert "(Client ID Metadata Documents)" in describe_issuer(cimd)  # type: ignore[arg-type]
+
+
+def test_a_person_disabled_is_refused_once_their_record_is_read_again():
+    clock = [NOW]
+    checker = tokens(clock)
+    token = bearer(jwt.encode({"alg": "RS256", "kid": "k1"}, claims(), KEY))
+    assert checker.record(token, "mcp").owner == ALICE.id
+    checker.store = SimpleNamespace(person=lambda pid: dataclasses.replace(ALICE, disabled=NOW), teams=Store().teams)
+    assert checker.record(token, "mcp").owner == ALICE.id  # within RECORD_SECONDS: the record held
+    clock[0] += access_tokens.RECORD_SECONDS
+    with pytest.raises(ProxyError) as refused:
+        checker.record(token, "mcp")
+    assert refused.value.status == 403 and "disabled" in refused.value.message
