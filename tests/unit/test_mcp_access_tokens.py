@@ -196,3 +196,11 @@ def test_a_person_disabled_is_refused_once_their_record_is_read_again():
     with pytest.raises(ProxyError) as refused:
         checker.record(token, "mcp")
     assert refused.value.status == 403 and "disabled" in refused.value.message
+
+
+def test_without_sign_in_the_metadata_is_a_404(tmp_path, monkeypatch):
+    from tests.unit.mcp.test_mount import mcp_app
+    client = mcp_app(tmp_path, monkeypatch).test_client()
+    for path in ("", "/mcp", "/mcp/git"):
+        answer = client.get("/.well-known/oauth-protected-resource" + path)
+        assert answer.status_code == 404 and "OIDC_ISSUER" in answer.get_json()["error"]["message"]
