@@ -107,19 +107,13 @@ class AccessTokens:
         held = self._introspected.get(key)
         if held is None or held[1] <= now:
             answer = self.ask_issuer(token)
-            exp = answer.get("exp")
-            until = min(float(exp), now + INTROSPECTED_SECONDS) if isinstance(exp, (int, float)) else now + INTROSPECTED_SECONDS
+            held = (answer, min(expiry(answer), now + INTROSPECTED_SECONDS))
             with self._lock:
-                self._introspected.put(key, (answer, until))
-            held = (answer, until)
+                self._introspected.put(key, held)
         answer = held[0]
         if answer.get("active") is not True:
             raise self.invalid(path, "the issuer says the token is not active (expired, revoked or unknown)")
-        exp, iss = answer.get("exp"), answer.get("iss")
-        kind = str(answer.get("token_type", "")).lower()
-        if (isinstance(exp, (int, float)) and exp + LEEWAY <= now) or kind not in ACCESS_TYPES \
-                or (iss is not None and str(iss).rstrip("/") != self.resource.issuer.rstrip("/")) \
-                or not isinstance(answer.get("sub"), str):
+        if not answer_holds(answer, now, self.resource.issuer):
             raise self.invalid(path, "the issuer's answer for the token does not hold (expiry, type, issuer or sub)")
         return answer
 
@@ -180,6 +174,19 @@ class AccessTokens:
     def invalid(self, path: str, why: str) -> ProxyError:
         return ProxyError(401, f"Invalid API key or access token: {why}.", code="invalid_token",
                           headers={"WWW-Authenticate": self.resource.challenge(path, "invalid_token")})
+
+
+def expiry(answer: Mapping[str, Any]) -> float:
+    """An introspection answer's `exp` (none: never)."""
+    exp = answer.get("exp")
+    return float(exp) if isinstance(exp, (int, float)) and not isinstance(exp, bool) else float("inf")
+
+
+def answer_holds(answer: Mapping[str, Any], now: float, issuer: str) -> bool:
+    """An active answer names an access token of this issuer, for a subject, not expired."""
+    iss = answer.get("iss")
+    return (expiry(answer) + LEEWAY > now and str(answer.get("token_type", "")).lower() in ACCESS_TYPES
+            and (iss is None or str(iss).rstrip("/") == issuer.rstrip("/")) and isinstance(answer.get("sub"), str))
 
 
 def forbidden(message: str) -> ProxyError:

@@ -190,8 +190,8 @@ def test_proxy_keys_still_work_beside_tokens(world):
 def opaque_token(world: SimpleNamespace, login: str) -> str:
     """An access token for /mcp issued to the proxy's own client (opaque: the provider's choice for it), by the
     authorization code flow with PKCE and RFC 8707's `resource`."""
-    client = OAuth2Session(CLIENT_ID, CLIENT_SECRET, scope="openid mcp", redirect_uri=world.public + "/ui/auth/callback",
-                           code_challenge_method="S256")
+    client = OAuth2Session(CLIENT_ID, CLIENT_SECRET, scope="openid mcp", code_challenge_method="S256",
+                           redirect_uri=world.public + "/ui/auth/callback")
     verifier = secrets.token_urlsafe(48)
     url, state = client.create_authorization_url(world.provider.issuer + "/auth", code_verifier=verifier,
                                                  resource=world.public + "/mcp")

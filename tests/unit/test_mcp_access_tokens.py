@@ -58,7 +58,8 @@ class Store:
 def tokens(clock: list[float] | None = None) -> AccessTokens:
     now = clock or [NOW]
     resource = ProtectedResource(PUBLIC, ISSUER, ("mcp",), ("git",))
-    return AccessTokens(resource, Provider(), Store(), ("cot-proxy", "secret"), clock=lambda: now[0])  # type: ignore[arg-type]
+    return AccessTokens(resource, Provider(), Store(), ("cot-proxy", "secret"),  # type: ignore[arg-type]
+                        clock=lambda: now[0])
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -160,9 +161,9 @@ def test_an_issuer_that_cannot_answer_is_a_502_of_its_own_shape():
 def test_the_metadata_routes_are_the_proxys_own_and_open():
     from argoproxy.edge.auth import OPEN_KINDS
     table = standard_table(True, ("*",))
-    for path, canonical_path in ((".well-known/oauth-protected-resource", ".well-known/oauth-protected-resource"),
-                                 ("/.WELL-KNOWN/oauth-protected-resource/MCP", ".well-known/oauth-protected-resource/mcp"),
-                                 ("/.well-known/oauth-protected-resource/mcp/Git", ".well-known/oauth-protected-resource/mcp/Git")):
+    base = ".well-known/oauth-protected-resource"
+    for path, canonical_path in ((base, base), ("/.WELL-KNOWN/oauth-protected-resource/MCP", base + "/mcp"),
+                                 (f"/{base}/mcp/Git", base + "/mcp/Git")):
         route = table.classify(canonical("/" + path.lstrip("/")))
         assert (route.kind, route.family, route.path) == ("oauth_resource", "own", canonical_path)
     assert "oauth_resource" in OPEN_KINDS
@@ -180,7 +181,8 @@ def test_an_unknown_servers_metadata_is_a_404():
 
 def test_the_start_up_line_says_what_the_issuer_lacks():
     bare = SimpleNamespace(issuer=ISSUER, document=lambda: {"issuer": ISSUER})
-    assert "neither dynamic client registration nor Client ID Metadata Documents" in describe_issuer(bare)  # type: ignore[arg-type]
+    said = describe_issuer(bare)  # type: ignore[arg-type]
+    assert "neither dynamic client registration nor Client ID Metadata Documents" in said
     cimd = SimpleNamespace(issuer=ISSUER, document=lambda: {"client_id_metadata_document_supported": True})
     assert "(Client ID Metadata Documents)" in describe_issuer(cimd)  # type: ignore[arg-type]
 
