@@ -39,8 +39,11 @@ def installed() -> Path | None:
 
 
 class OidcProvider:
-    def __init__(self, *public_urls: str) -> None:
-        """A provider whose one client may return to each of `public_urls` (the proxies' PUBLIC_URLs)."""
+    def __init__(self, *public_urls: str, resources: dict[str, str] | None = None,
+                 opaque_clients: tuple[str, ...] = ()) -> None:
+        """A provider whose one client may return to each of `public_urls` (the proxies' PUBLIC_URLs); with
+        `resources` ({url: scope}), also an authorization server for them: dynamic registration, resource
+        indicators (JWT access tokens, opaque ones for `opaque_clients`), introspection and revocation."""
         modules, node = installed(), shutil.which("node")
         if modules is None or node is None:
             why = "npm's oidc-provider is not installed (tools/build_oidc_provider.sh)" if node else "node is missing"
@@ -58,7 +61,8 @@ class OidcProvider:
                              "post_logout_redirect_uris": [url + "/ui" for url in public_urls]},
                   "users": [{"sub": f"sub-{login}", "login": login, "password": PASSWORD, "email": email,
                              "email_verified": verified, "name": login.title(), "groups": groups}
-                            for login, email, verified, groups in USERS]}
+                            for login, email, verified, groups in USERS],
+                  "resources": resources or {}, "opaque_clients": list(opaque_clients)}
         (self.dir / "config.json").write_text(json.dumps(config))
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -80,6 +84,10 @@ class OidcProvider:
         except requests.ConnectionError:
             return False
 
+    def introspections(self) -> int:
+        """How many introspection requests the provider has answered."""
+        return int(requests.get(self.issuer + "/test/introspections", timeout=5).json()["count"])
+
     def log(self) -> str:
         return (self.dir / "provider.log").read_text(errors="replace")
 
@@ -100,16 +108,18 @@ def to_callback(browser: requests.Session, proxy: str, login: str, password: str
 
 def through_provider(browser: requests.Session, url: str, proxy: str, login: str, password: str = PASSWORD) -> str:
     """Follow the provider from its authorization URL: its form filled in, then its redirects to the proxy."""
+    trail = []
     for _ in range(10):
         if url.startswith(proxy):
             return url
+        trail.append(url[:200])
         answer = browser.get(url, allow_redirects=False)
         if answer.status_code == 200 and "<form" in answer.text:  # the provider's login form
             answer = browser.post(urljoin(url, f"{answer.url.split('?')[0].rstrip('/')}/login"),
                                   data={"login": login, "password": password}, allow_redirects=False)
         assert answer.status_code in (302, 303), (answer.status_code, answer.text[:500])
         url = urljoin(url, answer.headers["Location"])
-    raise AssertionError("the provider never sent the browser back")
+    raise AssertionError(f"the provider never sent the browser back: {trail}")
 
 
 def sign_in(browser: requests.Session, proxy: str, login: str) -> requests.Response:

@@ -3,6 +3,7 @@ between them that stop start-up with one line naming the key (sign-in half confi
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -11,6 +12,7 @@ from argoproxy.config.listener import is_loopback
 from argoproxy.config.setting_fields import as_duration, as_str, file_text, shown_url
 
 SECRET_FILE_LIMIT = 64 * 1024
+SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,128}")  # RFC 6749's scope-token: it goes into a header
 # The functions below take the Settings (config/settings.py, which imports this module: typed Any, no circle).
 
 
@@ -84,6 +86,9 @@ def signin_problem(settings: Any) -> str | None:
         return "OIDC_CLIENT_SECRET_FILE: set beside OIDC_CLIENT_SECRET; set one of them"
     if "openid" not in settings.oidc_scopes.split():
         return f"OIDC_SCOPES: must include openid, got {settings.oidc_scopes!r}"
+    if not all(SCOPE_TOKEN.fullmatch(s) for s in settings.mcp_oauth_scopes.split()):
+        return f"MCP_OAUTH_SCOPES: scopes are words of printable ASCII without quotes or backslashes, got " \
+               f"{settings.mcp_oauth_scopes[:100]!r}"
     if settings.console_session_idle > settings.console_session_max:
         return "CONSOLE_SESSION_IDLE: longer than CONSOLE_SESSION_MAX"
     try:

@@ -13,6 +13,10 @@ key. After a key is accepted, every header a key may come in is removed from the
 key query parameters, so no client key goes upstream: the upstream gets the proxy's own credential
 (OPENAI_API_KEY...) instead. This module names no door (tests/unit/test_door_names.py).
 
+At /mcp, with sign-in on, a bearer that is neither an accepted key nor a team key is an OAuth access token, checked
+by `access_tokens` (argoproxy/signin/access_tokens.py: it becomes a KeyRecord as a person's key would); a call
+with no credentials there gets the challenge that names the protected resource metadata (docs/mcp-auth.md).
+
 / and /health are always open (/ says only that the proxy is up), but /health shows its detail (deployments,
 hosts, errors) only to a caller with an accepted key (argoproxy/serve/door.py); /metrics is open only when
 METRICS_PUBLIC is set.
@@ -30,6 +34,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Protocol, Sequence
 
 from argoproxy.errors import ProxyError
+from argoproxy.redaction import KEY_PREFIX
 from argoproxy.config.listener import GENERATED_KEY_ENV, generate_key, read_key_file
 from argoproxy.config.settings import Settings
 
@@ -43,9 +48,10 @@ log = logging.getLogger("cot_proxy")
 
 REALM = 'Bearer realm="cot_proxy"'
 # /ui is the page's shell: its data needs the admin key; the listener proof is asked before any key is sent; the
-# sign-in routes (argoproxy/signin/) are how a person without a key gets a console session.
+# sign-in routes (argoproxy/signin/) are how a person without a key gets a console session; an MCP client reads the
+# protected resource metadata (RFC 9728) before it has a token.
 OPEN_KINDS = frozenset({"health", "root", "ui", "listener_proof", "signin_login", "signin_callback", "signin_me",
-                        "signin_logout"})
+                        "signin_logout", "oauth_resource"})
 ADMIN_KEY_NEEDED = ("The status page's data needs the admin key: the value of API_KEY_SECRET (or of the file "
                     "API_KEY_FILE names, or the key printed at start-up when neither is set), sent as "
                     "`Authorization: Bearer <admin key>`; in a browser, type it into /ui or open /ui#key=<admin key>.")
@@ -210,6 +216,7 @@ class Auth:
         self.admin_key = AcceptedKeys(admin) if admin else None
         self.team_keys = team_keys  # argoproxy/teamkeys/: keys managed with `cot-proxy keys`
         self.sessions: Any = None  # console sessions (argoproxy/signin/sessions.py) when sign-in is on
+        self.access_tokens: Any = None  # access tokens at /mcp (argoproxy/signin/access_tokens.py) when sign-in is on
 
     def is_admin(self, req: Request | None) -> bool:
         """Did the request's accepted key come from the operator (not a client or team key)? After check()."""
@@ -254,20 +261,36 @@ class Auth:
         if not keys:
             if route.kind == "ui_data":  # the status page's reader: it is the admin key it needs, not any key
                 raise unauthorized(ADMIN_KEY_NEEDED, "missing_api_key", invalid=False)
+            if route.family == "mcp" and self.access_tokens is not None:  # where an MCP client finds how to sign in
+                raise self.access_tokens.challenge(route.path)
             raise unauthorized(f"Missing API key: send it as {spellings.hint(route.front)}.", "missing_api_key",
                                invalid=False)
         # Every presented key is checked (no short-circuit); one accepted key is enough, and only accepted keys
         # are kept: key_limits counts calls by them and stored Responses belong to them (a junk Bearer beside a
         # valid x-api-key must not name the owner).
         accepted = tuple(key for key in keys if check_key.accepts(key))
-        if not accepted:
-            req.team_key = self.team_key(keys)  # the owner and the limits then go by the team key's record
+        token = None
+        if not accepted:  # the owner and the limits then go by the team key's record (or the access token's)
+            token = self.token_record(req, keys, route)
+            req.team_key = token or self.team_key(keys)
         req.presented_keys = accepted or tuple(keys)
         req.withheld = strip_client_keys(req.headers, check_key, self.stripped)
+        if token is not None:  # an access token is the person's credential: never passed on
+            req.withheld = {}
         if req.team_key is not None:  # a team key is a client key too: never a username to pass on
             record = req.team_key
             req.withheld = {name: value for name, value in req.withheld.items()
                             if not record.is_key(value.removeprefix("Bearer ").strip())}
+
+    def token_record(self, req: Request, keys: Sequence[str], route: Route) -> KeyRecord | None:
+        """At /mcp, with sign-in on, a bearer that is no team key: the access token's record (or its 401/403)."""
+        tokens, team_keys = self.access_tokens, self.team_keys
+        if tokens is None or route.family != "mcp" or any(key.startswith(KEY_PREFIX) for key in keys):
+            return None  # a key the proxy made, mistyped or revoked: never sent to the issuer to introspect
+        if team_keys is not None and team_keys.lookup(keys) is not None:
+            return None
+        record: KeyRecord = tokens.record(req.headers, route.path)
+        return record
 
     def team_key(self, keys: Sequence[str]) -> KeyRecord:
         """The team key among the presented ones (a 401 when none is known, or it is revoked or expired)."""

@@ -9,8 +9,9 @@ family (which handler serves it):
             request
   models    /v1/models and /v1/models/{id} (filtered by the allow-list); a door's own model routes
   backend   routes a backend serves itself (ARGO's /v1/chat, /v1/embed, /v1/status)
-  own       the proxy's own /, /health, /metrics, /ui, sign-in's /ui/auth/... and /ui/logout, and the launcher's
-            listener proof; a door's answers that ask nothing of an upstream
+  own       the proxy's own /, /health, /metrics, /ui, sign-in's /ui/auth/... and /ui/logout, the MCP gateway's
+            /.well-known/oauth-protected-resource[/mcp[/<server>]], and the launcher's listener proof; a door's
+            answers that ask nothing of an upstream
   console   the admin API /admin/v1/... and the console page's script /ui/console.js (argoproxy/console/: it
             authorizes its callers itself)
   forward   any other path, sent upstream unchanged, when the backend forwards and FORWARD_PATHS allows it
@@ -153,7 +154,21 @@ def standard_table(forwards: bool, forward_paths: tuple[str, ...], doors: Iterab
     table.add(PROOF_PATH, "listener_proof", "own", {"GET"})  # `cot-proxy run` asks it before sending a key
     table.add("ui/console.js", "ui_console", "console", {"GET", "HEAD"})  # the console page's script
     table.claims.append(admin_api)
+    table.claims.append(resource_metadata)
     return table
+
+
+RESOURCE_METADATA = (".well-known", "oauth-protected-resource")  # RFC 9728; 404 without OAuth (signin/resource.py)
+
+
+def resource_metadata(parts: tuple[str, ...]) -> Route | None:
+    """/.well-known/oauth-protected-resource, and under it /mcp and /mcp/<server>: the MCP gateway's protected
+    resource metadata (an own, open route; the server's name keeps its case)."""
+    key = tuple(p.lower() for p in parts)
+    if key[:2] != RESOURCE_METADATA or len(parts) > 4 or (len(parts) > 2 and key[2] != "mcp"):
+        return None
+    return Route("oauth_resource", "own", encode_path(RESOURCE_METADATA + tuple(key[2:3]) + parts[3:]),
+                 frozenset({"GET", "HEAD"}))
 
 
 ADMIN_METHODS = frozenset({"GET", "POST", "PATCH", "DELETE"})

@@ -151,6 +151,8 @@ def with_signin(settings: Settings, pages: OwnPages, auth: Auth, keys: TeamKeys 
     (settings require ENABLE_AUTH with it: `keys` is there), which principal_of reads through `auth.sessions`."""
     if not settings.oidc_issuer or keys is None:
         pages.kinds.update(dict.fromkeys(("signin_login", "signin_callback", "signin_me", "signin_logout"), signin_off))
+        from argoproxy.signin.resource import resource_off
+        pages.kinds["oauth_resource"] = resource_off
         return
     from argoproxy.signin.pages import signin_pages  # (Authlib is imported only with sign-in on)
     store = getattr(keys.store, "primary", keys.store)  # Redis behind its outage policy: sessions go to Redis itself
@@ -158,6 +160,8 @@ def with_signin(settings: Settings, pages: OwnPages, auth: Auth, keys: TeamKeys 
     keys.inactive_days = settings.oidc_inactive_days
     auth.sessions = signin.sessions
     pages.kinds.update(signin.kinds())
+    from argoproxy.signin.access_tokens import protect_mcp
+    pages.kinds["oauth_resource"] = protect_mcp(settings, signin.provider, store, auth)
 
 
 def signin_off(kind: str, query: str, req: Any) -> Any:

@@ -3,6 +3,7 @@
 // devInteractions), consent given for its one client, and RP-initiated logout.
 // Usage: NODE_PATH=<prefix>/lib/node_modules node provider.mjs CONFIG.json   (tests/oidc/provider.py starts it)
 // CONFIG: {"port", "issuer", "client": {client_id, client_secret, redirect_uris, post_logout_redirect_uris},
+//          "resources": {url: scope}, "opaque_clients": [client_id],
 //          "users": [{"sub", "login", "password", "email", "email_verified", "name", "groups"}], "jwks": {"keys": [...]}}
 import http from 'node:http';
 import { readFileSync } from 'node:fs';
@@ -10,20 +11,39 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 
 const require = createRequire(join(process.env.NODE_PATH, 'noop.js'));
-const { default: Provider } = await import(require.resolve('oidc-provider'));
+const { default: Provider, errors } = await import(require.resolve('oidc-provider'));
 const config = JSON.parse(readFileSync(process.argv[2], 'utf8'));
 const users = new Map(config.users.map((u) => [u.sub, u]));
 const scope = 'openid email profile';
+// Resource servers (the proxy's /mcp, for MCP clients): {url: scope}; a client in opaque_clients gets opaque access
+// tokens for them (the proxy introspects those), any other a JWT. Without `resources` the features stay off.
+const resources = config.resources || {};
+const opaque = new Set(config.opaque_clients || []);
+const oauth = Object.keys(resources).length > 0;
+let introspections = 0;
+function requested(ctx) {
+  const asked = ctx.oidc.params?.resource;
+  return (Array.isArray(asked) ? asked : [asked]).filter((r) => r && resources[r]);
+}
 
 const provider = new Provider(config.issuer, {
   clients: [{ ...config.client, grant_types: ['authorization_code'], response_types: ['code'],
     token_endpoint_auth_method: 'client_secret_basic' }],
   jwks: config.jwks,
+  scopes: ['openid', 'email', 'profile', ...new Set(Object.values(resources))],
   cookies: { keys: ['cot-proxy-test-provider'] },
   claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name', 'groups'] },
   conformIdTokenClaims: false, // the claims go into the ID token, as most providers put them
   pkce: { required: () => true },
-  features: { devInteractions: { enabled: false }, rpInitiatedLogout: { enabled: true } },
+  features: { devInteractions: { enabled: false }, rpInitiatedLogout: { enabled: true },
+    registration: { enabled: oauth }, introspection: { enabled: oauth }, revocation: { enabled: oauth },
+    resourceIndicators: { enabled: oauth, useGrantedResource: () => true,
+      defaultResource: (ctx, client, oneOf) => oneOf || undefined,
+      getResourceServerInfo: (ctx, resource, client) => {
+        if (!resources[resource]) throw new errors.InvalidTarget();
+        return { scope: resources[resource], audience: resource, accessTokenTTL: 600,
+          accessTokenFormat: opaque.has(client.clientId) ? 'opaque' : 'jwt' };
+      } } },
   interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
   async findAccount(ctx, sub) {
     const user = users.get(sub);
@@ -35,10 +55,11 @@ const provider = new Provider(config.issuer, {
   async loadExistingGrant(ctx) { // consent for the one client's scopes, as a first-party login does
     const { client, session } = ctx.oidc;
     const known = session.grantIdFor(client.clientId);
-    if (known) return ctx.oidc.provider.Grant.find(known);
-    const grant = new ctx.oidc.provider.Grant({ clientId: client.clientId, accountId: session.accountId });
-    grant.addOIDCScope(scope);
+    const found = known && await ctx.oidc.provider.Grant.find(known);
+    const grant = found || new ctx.oidc.provider.Grant({ clientId: client.clientId, accountId: session.accountId });
+    grant.addOIDCScope([scope, ...(ctx.oidc.params.scope || '').split(' ')].join(' ').trim());
     grant.addOIDCClaims(['email', 'email_verified', 'name', 'groups']);
+    for (const resource of requested(ctx)) grant.addResourceScope(resource, resources[resource]);
     await grant.save();
     return grant;
   },
@@ -60,6 +81,18 @@ async function interaction(req, res) {
   const [, , uid, action] = new URL(req.url, config.issuer).pathname.split('/');
   const details = await provider.interactionDetails(req, res);
   if (details.uid !== uid) throw new Error('interaction mismatch');
+  if (details.prompt.name === 'consent') { // a native client (a loopback redirect) is always asked: given at once
+    const { Grant } = provider;
+    const grant = details.grantId ? await Grant.find(details.grantId)
+      : new Grant({ accountId: details.session.accountId, clientId: details.params.client_id });
+    grant.addOIDCScope([scope, details.params.scope || ''].join(' ').trim());
+    for (const resource of [details.params.resource].flat().filter((r) => r && resources[r])) {
+      grant.addResourceScope(resource, resources[resource]);
+    }
+    const grantId = await grant.save();
+    await provider.interactionFinished(req, res, { consent: { grantId } }, { mergeWithLastSubmission: true });
+    return;
+  }
   if (req.method === 'GET') {
     res.writeHead(200, { 'content-type': 'text/html' }).end(form(uid, 'Sign in'));
     return;
@@ -78,6 +111,11 @@ async function interaction(req, res) {
 }
 
 const server = http.createServer((req, res) => {
+  if (req.url === '/test/introspections') { // how often the proxy asked (the tests count its cache's misses)
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ count: introspections }));
+    return;
+  }
+  if (req.url.startsWith('/token/introspection')) introspections += 1;
   if (req.url.startsWith('/interaction/')) {
     interaction(req, res).catch((err) => { res.writeHead(400).end(String(err)); });
   } else {

@@ -185,6 +185,8 @@ WHOLE = {"OIDC_ISSUER": "https://login.example.com", "OIDC_CLIENT_ID": "c", "PUB
     ({**WHOLE, "PUBLIC_URL": "https://llm.example.com/?x=1"}, "PUBLIC_URL"),
     ({**WHOLE, "ENABLE_AUTH": "false"}, "OIDC_ISSUER"),
     ({**WHOLE, "OIDC_SCOPES": "email profile"}, "OIDC_SCOPES"),
+    ({**WHOLE, "MCP_OAUTH_SCOPES": 'mcp "x'}, "MCP_OAUTH_SCOPES"),  # it goes into WWW-Authenticate
+    ({**WHOLE, "MCP_OAUTH_SCOPES": "mcp a\\b"}, "MCP_OAUTH_SCOPES"),
     ({**WHOLE, "OIDC_CLIENT_SECRET_FILE": "/nonexistent/secret"}, "OIDC_CLIENT_SECRET_FILE"),
     ({**WHOLE, "CONSOLE_SESSION_MAX": "60d"}, "CONSOLE_SESSION_MAX"),
     ({**WHOLE, "CONSOLE_SESSION_IDLE": "2d", "CONSOLE_SESSION_MAX": "1d"}, "CONSOLE_SESSION_IDLE"),

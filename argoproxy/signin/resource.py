@@ -1,0 +1,71 @@
+"""The MCP gateway as an OAuth 2.1 protected resource (docs/mcp-auth.md): its metadata (RFC 9728) at
+/.well-known/oauth-protected-resource, .../mcp and .../mcp/<server>, the challenge a call without credentials
+gets (MCP's authorization specification, 2025-11-25), and what the issuer offers MCP clients, said at start."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from argoproxy.edge.http_objects import Answer
+from argoproxy.edge.paths import canonical
+from argoproxy.errors import ProxyError
+
+if TYPE_CHECKING:
+    from argoproxy.edge.http_objects import Request
+    from argoproxy.signin.provider import OpenIdProvider
+
+log = logging.getLogger("cot_proxy")
+METADATA_PATH = "/.well-known/oauth-protected-resource"
+
+
+class ProtectedResource:
+    """/mcp and each /mcp/<server> at PUBLIC_URL, whose tokens OIDC_ISSUER issues with MCP_OAUTH_SCOPES."""
+
+    def __init__(self, public_url: str, issuer: str, scopes: tuple[str, ...], servers: tuple[str, ...]) -> None:
+        self.public_url, self.issuer, self.scopes, self.servers = public_url, issuer, scopes, frozenset(servers)
+
+    def resource(self, path: str) -> str:
+        """The resource a route path names: `mcp` or `mcp/<server>` at PUBLIC_URL."""
+        return f"{self.public_url}/{path}"
+
+    def challenge(self, path: str, error: str = "") -> str:
+        """WWW-Authenticate for a call at `path` that has no token, a bad one (`invalid_token`) or too few scopes."""
+        said = f', error="{error}"' if error else ""
+        return (f'Bearer resource_metadata="{self.public_url}{METADATA_PATH}/{path}"{said}, '
+                f'scope="{" ".join(self.scopes)}"')
+
+    def metadata(self, path: str) -> dict[str, Any]:
+        return {"resource": self.resource(path), "authorization_servers": [self.issuer],
+                "scopes_supported": list(self.scopes), "bearer_methods_supported": ["header"],
+                "resource_name": "cot_proxy MCP gateway" + (f": {path[4:]}" if path != "mcp" else "")}
+
+    def answer(self, kind: str, query: str, req: Request | None) -> Answer:
+        """The own route oauth_resource (edge/classify.py): /mcp's metadata at the bare path too (a client that
+        strips the path asks there); a server's only when it is one of mcp_servers."""
+        parts = canonical(req.target).parts[2:] if req is not None else ()
+        path = "/".join(("mcp", *parts[1:2]))
+        if len(parts) == 2 and parts[1] not in self.servers:
+            raise ProxyError(404, f"No MCP server is named {parts[1][:64]!r}.", code="unknown_route")
+        return Answer.json(self.metadata(path))
+
+
+def resource_off(kind: str, query: str, req: Any) -> Any:
+    raise ProxyError(404, "/mcp is no OAuth protected resource here: OIDC_ISSUER and PUBLIC_URL are not both set "
+                          "(docs/mcp-auth.md).", code="unknown_route")
+
+
+def describe_issuer(provider: OpenIdProvider) -> str:
+    """One line: what the issuer offers MCP clients (a client id without pre-registration), from its discovery."""
+    try:
+        document = provider.document()
+    except ProxyError as exc:
+        return f"MCP OAuth: {exc.message} (MCP clients cannot sign in until it answers)"
+    ways = [name for name, offered in (("dynamic client registration", document.get("registration_endpoint")),
+                                       ("Client ID Metadata Documents",
+                                        document.get("client_id_metadata_document_supported") is True)) if offered]
+    if not ways:
+        return (f"MCP OAuth: {provider.issuer} offers neither dynamic client registration nor Client ID Metadata "
+                f"Documents: MCP clients need a client registered there by hand (docs/mcp-auth.md)")
+    return (f"MCP OAuth: MCP clients sign in at {provider.issuer} ({' and '.join(ways)}); its tokens for /mcp must "
+            f"carry the audience {{PUBLIC_URL}}/mcp (RFC 8707 resource indicators)")
