@@ -942,7 +942,7 @@ def team_keys_in_process(directory: str, redis_url: str | None, requests: int = 
             call = Answered()
             key = keys.lookup(["sk-in-process"])
             lease = keys.admit_call(call, key)
-            keys.observe(SimpleNamespace(team_key=key, kind="chat", model="bench", key_lease=lease), ended)
+            keys.observe(SimpleNamespace(team_key=key, kind="chat", model="bench", key_lease=lease, session=""), ended)
         for _ in range(500):
             one()
         runs = []
