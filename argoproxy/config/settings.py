@@ -36,7 +36,7 @@ from argoproxy.redaction import mask_url
 from argoproxy.config.routing_settings import (KeyLimit, ModelEntry, as_concurrency, check_routing, parse_fallbacks,
                                               parse_key_limits, parse_models, parse_weights)
 from argoproxy.config.tracing_settings import as_tracing, tracing_problem, tracing_warnings
-from argoproxy.config.signin_settings import as_issuer, as_public_url, as_session_max, signin_problem
+from argoproxy.config.signin_settings import as_claim_name, as_issuer, as_public_url, as_session_max, signin_problem
 from argoproxy.config.setting_fields import (as_base_url, as_bool, as_csv, as_on_off, as_optional_dir, as_str, as_tag, as_url,  # noqa: F401
                                       as_duration, file_text,
                                       choice as _choice, number as _number, positive as _positive,
@@ -363,6 +363,8 @@ class Settings:
                                       env=("OIDC_GROUPS_CLAIM",))
     oidc_admin_groups: tuple[str, ...] = _setting((), as_csv, "Groups whose members are admins.",
                                                   env=("OIDC_ADMIN_GROUPS",))
+    oidc_argo_user_claim: str = _setting("", as_claim_name, "The ID token's claim of a person's ARGO username "
+                                         "(docs/backends/argo.md); empty: none read.", env=("OIDC_ARGO_USER_CLAIM",))
     admin_emails: tuple[str, ...] = _setting((), as_csv, "Emails of admins (verified ones only).", env=("ADMIN_EMAILS",))
     public_url: str = _setting("", as_public_url, "The address people reach the proxy at.",
                                env=("PUBLIC_URL",))

@@ -1,6 +1,7 @@
 """`/admin/v1/people`: the people who signed in (GET, 50 a page by email; GET /people/ID: one, by id or email), and
 an admin's changes: POST /people/ID/disable (their keys and console sessions stop within a second, as `people
-disable`'s), /enable, and PATCH /people/ID {"admin": true|false}. A lead lists the people of the teams they lead;
+disable`'s), /enable, and PATCH /people/ID {"admin": true|false, "argo_user": NAME|""} (their ARGO username:
+docs/backends/argo.md). A lead lists the people of the teams they lead;
 a person is their own (/admin/v1/me)."""
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from argoproxy.console.fields import invalid
 from argoproxy.console.paging import listed, page
 from argoproxy.edge.http_objects import Answer
 from argoproxy.people import Person
+from argoproxy.people.argo_user import checked
 from argoproxy.people.membership import teams_of
 
 
@@ -26,7 +28,7 @@ def serve(call: AdminCall) -> Answer:
         if call.method == "GET":
             return Answer.json(person_json(person, call))
         if call.method == "PATCH":
-            return set_admin(call, person)
+            return patch(call, person)
         raise not_allowed("/admin/v1/people/ID", "GET, PATCH")
     if len(call.rest) != 2 or call.rest[1] not in ("disable", "enable"):
         raise no_such("person", "/".join(call.rest))
@@ -58,14 +60,38 @@ def find(call: AdminCall, named: str) -> Person:
     return person
 
 
-def set_admin(call: AdminCall, person: Person) -> Answer:
+def patch(call: AdminCall, person: Person) -> Answer:
+    """An admin's changes: `admin`, `argo_user` (a person may set neither of their own)."""
+    body = call.body()
+    unknown = sorted(set(body) - {"admin", "argo_user"})
+    if unknown or not body:
+        raise invalid("This takes `admin` (true or false) and `argo_user` (an ARGO username, or \"\" for none).",
+                      (unknown or ["admin"])[0][:100], "unknown_field" if unknown else "invalid_value")
+    if "argo_user" in body:
+        call.scope.require_admin("set a person's ARGO username")
+        set_argo_user(call, person, body["argo_user"])
+    if "admin" in body:
+        set_admin(call, person, body["admin"])
+    return Answer.json(person_json(call.store.person(person.id), call))
+
+
+def set_admin(call: AdminCall, person: Person, admin: Any) -> None:
     call.scope.require_admin("make a person an admin")
-    admin = call.body().get("admin")
     if not isinstance(admin, bool):
         raise invalid("`admin` is true or false.", "admin", "invalid_value")
     call.store.set_person_admin(person.id, admin)
     call.audit("people.admin", person.email or person.id, {"admin": admin})
-    return Answer.json(person_json(call.store.person(person.id), call))
+
+
+def set_argo_user(call: AdminCall, person: Person, value: Any) -> None:
+    if not isinstance(value, str):
+        raise invalid("`argo_user` is an ARGO username, or \"\" for none.", "argo_user", "invalid_value")
+    try:
+        argo_user = checked(value, "argo_user") if value else ""
+    except ValueError as exc:
+        raise invalid(str(exc), "argo_user", "invalid_value") from None
+    call.store.set_person_argo_user(person.id, argo_user)
+    call.audit("people.argo_user", person.email or person.id, {"argo_user": argo_user})
 
 
 def set_disabled(call: AdminCall, person: Person, disabled: bool) -> Answer:
@@ -80,4 +106,4 @@ def person_json(p: Person, call: AdminCall, teams: list[Any] | None = None) -> d
     return {"id": p.id, "email": p.email, "name": p.name, "groups": list(p.groups), "admin": p.admin,
             "state": "disabled" if p.disabled else "active", "disabled": p.disabled or None,
             "teams": list(teams_of(p, teams, call.default_team)), "first_seen": p.first_seen,
-            "last_seen": p.last_seen}
+            "last_seen": p.last_seen, "argo_user": p.argo_user}
