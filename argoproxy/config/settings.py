@@ -364,7 +364,7 @@ class Settings:
     oidc_admin_groups: tuple[str, ...] = _setting((), as_csv, "Groups whose members are admins.",
                                                   env=("OIDC_ADMIN_GROUPS",))
     oidc_argo_user_claim: str = _setting("", as_claim_name, "The ID token's claim of a person's ARGO username "
-                                         "(docs/backends/argo.md); empty: none read.", env=("OIDC_ARGO_USER_CLAIM",))
+                                         "(docs/backends/argo-per-person.md); empty: none read.", env=("OIDC_ARGO_USER_CLAIM",))
     admin_emails: tuple[str, ...] = _setting((), as_csv, "Emails of admins (verified ones only).", env=("ADMIN_EMAILS",))
     public_url: str = _setting("", as_public_url, "The address people reach the proxy at.",
                                env=("PUBLIC_URL",))
