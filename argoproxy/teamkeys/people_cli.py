@@ -25,7 +25,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument("--keys-db", help="the store (default: KEYS_DB, else keys.db next to the config in force)")
     parser.add_argument("--config", help="config.yaml whose keys_db (or directory) names the store")
     commands = parser.add_subparsers(dest="command", required=True, metavar="{list,disable,enable,update}")
-    commands.add_parser("list", help="each person: email, name, admin, groups, state, last sign-in, keys owned")
+    commands.add_parser("list", help="each person: email, name, admin, groups, state, last sign-in, keys owned, "
+                        "ARGO username")
     for name, what in (("disable", "stop every key they own and every console session of theirs (within a "
                                    "second)"), ("enable", "let them sign in and their keys work again")):
         command = commands.add_parser(name, help=what)
@@ -46,7 +47,8 @@ def main(argv: list[str], settings_of: SettingsOf, prog: str = "cot-proxy") -> i
 
 
 def list_people(store: Any, args: argparse.Namespace) -> int:
-    rows: list[tuple[str, ...]] = [("EMAIL", "NAME", "ID", "ADMIN", "GROUPS", "STATE", "LAST_SIGN_IN", "KEYS")]
+    rows: list[tuple[str, ...]] = [("EMAIL", "NAME", "ID", "ADMIN", "GROUPS", "STATE", "LAST_SIGN_IN", "KEYS",
+                                    "ARGO_USER")]
     owned: dict[str, int] = {}
     for key in store.records():
         if key.owner and not key.revoked:
@@ -55,7 +57,7 @@ def list_people(store: Any, args: argparse.Namespace) -> int:
     for p in store.people():
         state = "disabled" if p.disabled else "inactive" if inactive(p, now, args.inactive_days) else "active"
         rows.append((p.email or "-", p.name or "-", p.id, "yes" if p.admin else "-", ",".join(p.groups) or "-", state,
-                     _day(p.last_seen) if p.last_seen else "-", str(owned.get(p.id, 0))))
+                     _day(p.last_seen) if p.last_seen else "-", str(owned.get(p.id, 0)), p.argo_user or "-"))
     _table(rows)
     return 0
 

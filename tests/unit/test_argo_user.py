@@ -5,13 +5,17 @@ sign-in without one keeping it; the key's own before its owner's."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import sqlite3
+from types import SimpleNamespace
 
 import pytest
 
 from argoproxy.config.settings import SettingsError, load_settings
 from argoproxy.people import Person, person_id
 from argoproxy.people.argo_user import claimed, parse_argo_user
+from argoproxy.teamkeys import people_cli
 from argoproxy.teamkeys.records import KeyRecord, digest
 from argoproxy.teamkeys.store import SQLiteKeyStore
 from tests.key_store_places import store_of, store_place
@@ -102,8 +106,28 @@ def test_a_store_made_before_argo_user_is_opened_in_place(tmp_path):
 def test_keys_create_and_update_take_argo_user_and_refuse_a_bad_one(tmp_path):
     db = tmp_path / "keys.db"
     assert run_keys("create", "k1", "--argo-user", "jdoe", keys_db=db).returncode == 0
+    assert [r.argo_user for r in SQLiteKeyStore(db).records()] == ["jdoe"]
     refused = run_keys("create", "k2", "--argo-user", "j doe", keys_db=db)
     assert refused.returncode == 2 and refused.stderr.startswith("cot_proxy keys: --argo-user: 'j doe' is not")
     assert run_keys("update", "k1", "--argo-user", "none", keys_db=db).returncode == 0
     assert [r.argo_user for r in SQLiteKeyStore(db).records()] == [""]
     assert SQLiteKeyStore(db).audit()[0].fields == {"argo_user": "none"}
+
+
+def test_people_update_sets_a_person_s_name_and_refuses_a_bad_one_or_nobody(tmp_path):
+    store = SQLiteKeyStore(tmp_path / "keys.db")
+    ann = store.signed_in(person("ann"), rule_admin=False)
+
+    def people(*args: str) -> tuple[int, str, str]:
+        out, err = io.StringIO(), io.StringIO()
+        settings = SimpleNamespace(redis_url="", keys_db=str(store.path), enable_auth=True, oidc_inactive_days=90.0)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            status = people_cli.main(list(args), lambda flags: settings)
+        return status, out.getvalue(), err.getvalue()
+    assert people("update", "ann@example.com", "--argo-user", "ann.argo")[0] == 0
+    assert store.person(ann.id).argo_user == "ann.argo"
+    assert people("list")[1].splitlines()[1].split()[-1] == "ann.argo"
+    status, _, err = people("update", ann.id, "--argo-user", "ann@example.com")
+    assert status == 2 and err.startswith("cot_proxy people: --argo-user: 'ann@example.com' is not an ARGO username")
+    assert people("update", "nobody@example.com", "--argo-user", "x")[0] == 2
+    assert people("update", ann.id, "--argo-user", "none")[0] == 0 and store.person(ann.id).argo_user == ""
