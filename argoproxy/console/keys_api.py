@@ -1,7 +1,7 @@
 """`/admin/v1/keys`: list (GET, 50 a page by name; ?team=), create (POST: `name` and the `keys create` options as
 fields, `owner` an email; the key itself is in this answer only), one key (GET /keys/NAME), update (PATCH
-/keys/NAME; `argo_user`, the ARGO username its requests carry, an admin's only) and revoke (DELETE /keys/NAME): the `keys` command's store methods, in force on every worker and replica
-as its are. A person sees and changes the keys their role gives (roles.py): a key they make is theirs, in one of
+/keys/NAME; `argo_user`, the ARGO username its requests carry, an admin's only) and revoke (DELETE /keys/NAME):
+the `keys` command's store methods, in force on every worker and replica as its are. A person sees and changes the keys their role gives (roles.py): a key they make is theirs, in one of
 their teams, within its limits (within_team.py); another's is not found."""
 
 from __future__ import annotations
@@ -12,12 +12,11 @@ from typing import Any
 
 from argoproxy.config.listener import generate_key
 from argoproxy.console.admin_call import AdminCall, no_such, not_allowed
-from argoproxy.console.fields import KEY_FIELDS, changes, name_of
+from argoproxy.console.fields import KEY_FIELDS, argo_user_field, changes, name_of
 from argoproxy.console.key_owner import KEEP, owner_and_team
 from argoproxy.console.paging import listed, page
 from argoproxy.edge.http_objects import Answer
 from argoproxy.errors import ProxyError
-from argoproxy.people.argo_user import checked
 from argoproxy.teamkeys.records import KeyRecord, digest
 from argoproxy.teamkeys.store import KeyExists, TeamError
 
@@ -95,14 +94,7 @@ def argo_user(call: AdminCall, body: dict[str, Any]) -> dict[str, str]:
     if "argo_user" not in body:
         return {}
     call.scope.require_admin("set a key's ARGO username")
-    value = body["argo_user"]
-    if not isinstance(value, str):
-        raise ProxyError(400, "`argo_user` is an ARGO username, or \"\" for none.", param="argo_user",
-                         code="invalid_value")
-    try:
-        return {"argo_user": checked(value, "argo_user") if value else ""}
-    except ValueError as exc:
-        raise ProxyError(400, str(exc), param="argo_user", code="invalid_value") from None
+    return {"argo_user": argo_user_field(body["argo_user"])}
 
 
 def revoke(call: AdminCall, name: str) -> Answer:

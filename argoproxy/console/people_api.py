@@ -1,7 +1,7 @@
 """`/admin/v1/people`: the people who signed in (GET, 50 a page by email; GET /people/ID: one, by id or email), and
 an admin's changes: POST /people/ID/disable (their keys and console sessions stop within a second, as `people
 disable`'s), /enable, and PATCH /people/ID {"admin": true|false, "argo_user": NAME|""} (their ARGO username:
-docs/backends/argo.md). A lead lists the people of the teams they lead;
+docs/backends/argo-per-person.md). A lead lists the people of the teams they lead;
 a person is their own (/admin/v1/me)."""
 
 from __future__ import annotations
@@ -10,11 +10,10 @@ import time
 from typing import Any
 
 from argoproxy.console.admin_call import AdminCall, no_such, not_allowed
-from argoproxy.console.fields import invalid
+from argoproxy.console.fields import argo_user_field, invalid
 from argoproxy.console.paging import listed, page
 from argoproxy.edge.http_objects import Answer
 from argoproxy.people import Person
-from argoproxy.people.argo_user import checked
 from argoproxy.people.membership import teams_of
 
 
@@ -67,31 +66,17 @@ def patch(call: AdminCall, person: Person) -> Answer:
     if unknown or not body:
         raise invalid("This takes `admin` (true or false) and `argo_user` (an ARGO username, or \"\" for none).",
                       (unknown or ["admin"])[0][:100], "unknown_field" if unknown else "invalid_value")
-    if "argo_user" in body:
-        call.scope.require_admin("set a person's ARGO username")
-        set_argo_user(call, person, body["argo_user"])
-    if "admin" in body:
-        set_admin(call, person, body["admin"])
-    return Answer.json(person_json(call.store.person(person.id), call))
-
-
-def set_admin(call: AdminCall, person: Person, admin: Any) -> None:
-    call.scope.require_admin("make a person an admin")
-    if not isinstance(admin, bool):
+    call.scope.require_admin("make a person an admin" if "admin" in body else "set a person's ARGO username")
+    if "admin" in body and not isinstance(body["admin"], bool):
         raise invalid("`admin` is true or false.", "admin", "invalid_value")
-    call.store.set_person_admin(person.id, admin)
-    call.audit("people.admin", person.email or person.id, {"admin": admin})
-
-
-def set_argo_user(call: AdminCall, person: Person, value: Any) -> None:
-    if not isinstance(value, str):
-        raise invalid("`argo_user` is an ARGO username, or \"\" for none.", "argo_user", "invalid_value")
-    try:
-        argo_user = checked(value, "argo_user") if value else ""
-    except ValueError as exc:
-        raise invalid(str(exc), "argo_user", "invalid_value") from None
-    call.store.set_person_argo_user(person.id, argo_user)
-    call.audit("people.argo_user", person.email or person.id, {"argo_user": argo_user})
+    argo_user = argo_user_field(body["argo_user"]) if "argo_user" in body else None  # both checked, then written
+    if "admin" in body:
+        call.store.set_person_admin(person.id, body["admin"])
+        call.audit("people.admin", person.email or person.id, {"admin": body["admin"]})
+    if argo_user is not None:
+        call.store.set_person_argo_user(person.id, argo_user)
+        call.audit("people.argo_user", person.email or person.id, {"argo_user": argo_user})
+    return Answer.json(person_json(call.store.person(person.id), call))
 
 
 def set_disabled(call: AdminCall, person: Person, disabled: bool) -> Answer:

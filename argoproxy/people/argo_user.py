@@ -1,4 +1,4 @@
-"""A person's or a key's ARGO username (docs/backends/argo.md, "One ARGO user per person"): the shape ARGO takes,
+"""A person's or a key's ARGO username (docs/backends/argo-per-person.md): the shape ARGO takes,
 checked wherever a name comes in (an admin's `--argo-user`, the console's `argo_user`, the OIDC_ARGO_USER_CLAIM
 claim at sign-in), so that nothing else is ever sent to ARGO as `user`."""
 

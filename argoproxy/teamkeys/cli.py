@@ -44,7 +44,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     create.add_argument("--team", help="the team whose limits it shares too (`teams create`)")
     create.add_argument("--owner", help="the email of the person it belongs to (they signed in once: `people list`)")
     create.add_argument("--argo-user", help="the ARGO username its requests carry (else its owner's: "
-                        "docs/backends/argo.md)")
+                        "docs/backends/argo-per-person.md)")
     commands.add_parser("list", help="the keys, their limits and state (never the keys themselves)")
     update = commands.add_parser("update", help="change an active key's models or limits, keeping the key and "
                                  "what it used (every worker within a second)")
@@ -266,7 +266,7 @@ def _changes(args: argparse.Namespace) -> dict[str, Any]:
         changes["expires"] = 0.0 if args.expires.lower() == "never" else parse_expires(args.expires)
     if getattr(args, "team", None) is not None:
         changes["team"] = "" if args.team.lower() == "none" else parse_name(args.team, "team")
-    if getattr(args, "argo_user", None) is not None:  # the command line's only: the console's is an admin's (keys_api.py)
+    if getattr(args, "argo_user", None) is not None:  # the command line's: the console's is an admin's (keys_api.py)
         changes["argo_user"] = parse_argo_user(args.argo_user)
     return changes
 

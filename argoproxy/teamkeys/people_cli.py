@@ -3,7 +3,8 @@
     people list
     people disable EMAIL|ID    every key they own and every console session of theirs stops within a second
     people enable EMAIL|ID
-    people update EMAIL|ID --argo-user NAME|none    the ARGO username their requests carry (docs/backends/argo.md)
+    people update EMAIL|ID --argo-user NAME|none
+                               the ARGO username their requests carry (docs/backends/argo-per-person.md)
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ class RedisRecords:
     redis: Any
     _kept: tuple[str | None, float, list[KeyRecord]] | None = None  # records() as of a version, and when read
 
-    owner_state: Callable[[str], tuple[float, float, str]]  # a person's (disabled, last_seen, argo_user): redis_people.py
+    owner_state: Callable[[str], tuple[float, float, str]]  # a person's (disabled, last_seen, argo_user): redis_people
 
     def _forget(self, name: str) -> None:
         """Everything counted under a name (RedisKeyStore's counters and usage rows)."""

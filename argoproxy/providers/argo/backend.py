@@ -92,9 +92,9 @@ class ArgoBackend(Backend):
 
     def user_for(self, call: Call) -> str:
         """The ARGO user: the team key's own ARGO username, else its owner's (KeyRecord.argo_name, read with the
-        key by auth: docs/backends/argo.md); else the client's key with username passthrough; else the configured
-        user. With auth on, the proxy's own key is never a username: auth removed it, and kept only values it did
-        not accept."""
+        key by auth: docs/backends/argo-per-person.md); else the client's key with username passthrough; else the
+        configured user. With auth on, the proxy's own key is never a username: auth removed it, and kept only
+        values it did not accept."""
         request = call.client.request
         record = request.team_key if request is not None else None
         if record is not None and record.argo_name:
