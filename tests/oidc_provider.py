@@ -29,6 +29,7 @@ USERS = [  # login, email, verified, groups
     ("dave", "dave@example.com", True, []),  # in ADMIN_EMAILS, verified: an admin
     ("erin", "erin@example.com", True, ["sales"]),
 ]
+ARGO_USERS = {"alice": "alice.argo", "erin": "erin@example.com"}  # an `argo_user` claim (erin's: no ARGO username)
 
 
 def installed() -> Path | None:
@@ -60,7 +61,8 @@ class OidcProvider:
                              "redirect_uris": [url + "/ui/auth/callback" for url in public_urls],
                              "post_logout_redirect_uris": [url + "/ui" for url in public_urls]},
                   "users": [{"sub": f"sub-{login}", "login": login, "password": PASSWORD, "email": email,
-                             "email_verified": verified, "name": login.title(), "groups": groups}
+                             "email_verified": verified, "name": login.title(), "groups": groups,
+                             **({"argo_user": ARGO_USERS[login]} if login in ARGO_USERS else {})}
                             for login, email, verified, groups in USERS],
                   "resources": resources or {}, "opaque_clients": list(opaque_clients)}
         (self.dir / "config.json").write_text(json.dumps(config))

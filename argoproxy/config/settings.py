@@ -36,7 +36,8 @@ from argoproxy.redaction import mask_url
 from argoproxy.config.routing_settings import (KeyLimit, ModelEntry, as_concurrency, check_routing, parse_fallbacks,
                                               parse_key_limits, parse_models, parse_weights)
 from argoproxy.config.tracing_settings import as_tracing, tracing_problem, tracing_warnings
-from argoproxy.config.signin_settings import as_issuer, as_public_url, as_session_max, signin_problem
+from argoproxy.config.yaml_text import RepeatedKey, UniqueKeyLoader, yaml_mistake
+from argoproxy.config.signin_settings import as_claim_name, as_issuer, as_public_url, as_session_max, signin_problem
 from argoproxy.config.setting_fields import (as_base_url, as_bool, as_csv, as_on_off, as_optional_dir, as_str, as_tag, as_url,  # noqa: F401
                                       as_duration, file_text,
                                       choice as _choice, number as _number, positive as _positive,
@@ -363,6 +364,9 @@ class Settings:
                                       env=("OIDC_GROUPS_CLAIM",))
     oidc_admin_groups: tuple[str, ...] = _setting((), as_csv, "Groups whose members are admins.",
                                                   env=("OIDC_ADMIN_GROUPS",))
+    oidc_argo_user_claim: str = _setting("", as_claim_name, "The ID token's claim of a person's ARGO username "
+                                         "(docs/backends/argo-per-person.md); empty: none read.",
+                                         env=("OIDC_ARGO_USER_CLAIM",))
     admin_emails: tuple[str, ...] = _setting((), as_csv, "Emails of admins (verified ones only).", env=("ADMIN_EMAILS",))
     public_url: str = _setting("", as_public_url, "The address people reach the proxy at.",
                                env=("PUBLIC_URL",))
@@ -530,49 +534,10 @@ def find_config(explicit: str, label: str = "CONFIG_PATH",
 MAX_CONFIG_BYTES = 8 * 1024 * 1024  # a config file is read whole; CONFIG_PATH=/dev/zero must not be
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """YAML's safe loader, refusing a key given twice in one mapping (PyYAML keeps the last silently: a second
-    `port:` further down a long file would win unseen)."""
-
-    def __init__(self, stream: str) -> None:
-        super().__init__(stream)
-        self.checked: set[int] = set()  # mappings whose own keys were checked (by id: a merge reads one twice)
-
-    def flatten_mapping(self, node: yaml.MappingNode) -> None:
-        # Checked before a merge rewrites the node in place (a merge of this node met first flattens it too).
-        if id(node) not in self.checked:
-            self.checked.add(id(node))
-            seen: set[Any] = set()
-            for key_node, _ in node.value:  # the mapping's own keys: a merge (`<<: *base`) may be overridden
-                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag == "tag:yaml.org,2002:merge":
-                    continue
-                key = self.construct_object(key_node)
-                if (type(key), key) in seen:  # typed: 1, 1.0 and true are three keys to YAML
-                    raise _RepeatedKey(key, key_node.start_mark.line + 1)
-                seen.add((type(key), key))
-        super().flatten_mapping(node)
-
-
-def yaml_mistake(path: Path, exc: yaml.MarkedYAMLError) -> str:
-    """A YAML syntax error as one line naming the file, as the user gave it or as it was found, and the
-    line:column of the mistake (PyYAML's own message spreads it over several lines, the place last)."""
-    mark = exc.problem_mark or exc.context_mark
-    where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
-    context = f" ({exc.context}" + (f" from line {exc.context_mark.line + 1}" if exc.context_mark else "") + ")" \
-        if exc.context else ""
-    return f"{where}: not valid YAML: {exc.problem or 'a syntax error'}{context}; fix that line of the file"
-
-
-class _RepeatedKey(ValueError):
-    def __init__(self, key: Any, line: int) -> None:
-        super().__init__(key, line)
-        self.key, self.line = key, line
-
-
 def read_yaml(path: Path, label: str = "CONFIG_PATH") -> dict[str, Any]:
     try:
-        data = yaml.load(file_text(path, MAX_CONFIG_BYTES, "config file"), Loader=_UniqueKeyLoader) or {}
-    except _RepeatedKey as rep:
+        data = yaml.load(file_text(path, MAX_CONFIG_BYTES, "config file"), Loader=UniqueKeyLoader) or {}
+    except RepeatedKey as rep:
         raise SettingsError(f"{rep.key}: given twice in {path} (again on line {rep.line})") from None
     except ValueError as exc:  # too long, or not UTF-8
         raise SettingsError(f"{label}: {path} {exc}") from None

@@ -46,6 +46,14 @@ def as_public_url(value: Any) -> str:
     return _plain_url(value, "the address people reach the proxy at, e.g. https://llm.example.com")
 
 
+def as_claim_name(value: Any) -> str:
+    """A claim's name (OIDC_ARGO_USER_CLAIM): "" for none; no space, at most 128 characters."""
+    name = as_str(value).strip()
+    if len(name) > 128 or any(ch.isspace() for ch in name):
+        raise ValueError(f"must be one claim's name, without spaces (e.g. preferred_username), got {name[:128]!r}")
+    return name
+
+
 SESSION_MOST = 30 * 86400.0  # the longest CONSOLE_SESSION_MAX (the Redis store keeps a session this long at most)
 
 
@@ -73,7 +81,8 @@ def signin_problem(settings: Any) -> str | None:
                                         ("OIDC_CLIENT_SECRET", settings.oidc_client_secret),
                                         ("OIDC_CLIENT_SECRET_FILE", settings.oidc_client_secret_file),
                                         ("OIDC_ADMIN_GROUPS", settings.oidc_admin_groups),
-                                        ("OIDC_DEFAULT_TEAM", settings.oidc_default_team)) if value]
+                                        ("OIDC_DEFAULT_TEAM", settings.oidc_default_team),
+                                        ("OIDC_ARGO_USER_CLAIM", settings.oidc_argo_user_claim)) if value]
         return f"OIDC_ISSUER: not set, but {given[0]} is (sign-in needs the provider's issuer)" if given else None
     if not settings.oidc_client_id:
         return "OIDC_CLIENT_ID: not set, but OIDC_ISSUER is (the client id the provider gave the proxy)"

@@ -11,6 +11,7 @@ import re
 from typing import Any, Mapping
 
 from argoproxy.errors import ProxyError
+from argoproxy.people.argo_user import checked
 from argoproxy.teamkeys.cli import _changes
 
 LIMITS = ("models", "tools", "rpm", "tpm", "budget", "budget_usd", "max_parallel", "tool_rpm", "tool_parallel",
@@ -68,3 +69,13 @@ def name_of(body: Mapping[str, Any], what: str) -> str:
 
 def invalid(message: str, param: str | None, code: str) -> ProxyError:
     return ProxyError(400, message, param=param, code=code)
+
+
+def argo_user_field(value: Any) -> str:
+    """`argo_user` as an admin gives it (people_api.py, keys_api.py): an ARGO username, or "" for none."""
+    if not isinstance(value, str):
+        raise invalid("`argo_user` is an ARGO username, or \"\" for none.", "argo_user", "invalid_value")
+    try:
+        return checked(value, "argo_user") if value else ""
+    except ValueError as exc:
+        raise invalid(str(exc), "argo_user", "invalid_value") from None

@@ -1,7 +1,7 @@
 """`/admin/v1/keys`: list (GET, 50 a page by name; ?team=), create (POST: `name` and the `keys create` options as
 fields, `owner` an email; the key itself is in this answer only), one key (GET /keys/NAME), update (PATCH
-/keys/NAME) and revoke (DELETE /keys/NAME): the `keys` command's store methods, in force on every worker and replica
-as its are. A person sees and changes the keys their role gives (roles.py): a key they make is theirs, in one of
+/keys/NAME; `argo_user`, the ARGO username its requests carry, an admin's only) and revoke (DELETE /keys/NAME):
+the `keys` command's store methods, in force on every worker and replica as its are. A person sees and changes the keys their role gives (roles.py): a key they make is theirs, in one of
 their teams, within its limits (within_team.py); another's is not found."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 from argoproxy.config.listener import generate_key
 from argoproxy.console.admin_call import AdminCall, no_such, not_allowed
-from argoproxy.console.fields import KEY_FIELDS, changes, name_of
+from argoproxy.console.fields import KEY_FIELDS, argo_user_field, changes, name_of
 from argoproxy.console.key_owner import KEEP, owner_and_team
 from argoproxy.console.paging import listed, page
 from argoproxy.edge.http_objects import Answer
@@ -53,8 +53,9 @@ def list_keys(call: AdminCall) -> Answer:
 def create(call: AdminCall) -> Answer:
     body = call.body()
     name = name_of(body, "key")
-    fields = changes(body, KEY_FIELDS, ignore=frozenset({"name", "owner"}))
+    fields = changes(body, KEY_FIELDS, ignore=frozenset({"name", "owner", "argo_user"}))
     fields.update(owner_and_team(call, body.get("owner", KEEP), fields))
+    fields.update(argo_user(call, body))
     key = generate_key()
     record = dataclasses.replace(KeyRecord(name, digest(key), key[:12], created=time.time()), **fields)
     try:
@@ -70,12 +71,13 @@ def create(call: AdminCall) -> Answer:
 
 def update(call: AdminCall, name: str) -> Answer:
     body = call.body()
-    fields = changes(body, KEY_FIELDS, ignore=frozenset({"owner"}))
-    if not fields and "owner" not in body:
-        raise ProxyError(400, "Nothing to change: give one of " + ", ".join(sorted(KEY_FIELDS | {"owner"})) + ".",
-                         code="nothing_to_change")
+    fields = changes(body, KEY_FIELDS, ignore=frozenset({"owner", "argo_user"}))
+    if not fields and "owner" not in body and "argo_user" not in body:
+        raise ProxyError(400, "Nothing to change: give one of " + ", ".join(sorted(KEY_FIELDS | {"owner", "argo_user"}))
+                         + ".", code="nothing_to_change")
     record = find(call, name, "active key")
     fields.update(owner_and_team(call, body.get("owner", KEEP), fields, record))
+    fields.update(argo_user(call, body))
     try:
         done = call.store.update(name, fields)
     except TeamError as exc:
@@ -84,6 +86,15 @@ def update(call: AdminCall, name: str) -> Answer:
         raise no_such("active key", name)
     call.audit("keys.update", name, fields)
     return Answer.json(key_json(find(call, name), time.time()))
+
+
+def argo_user(call: AdminCall, body: dict[str, Any]) -> dict[str, str]:
+    """The key's own ARGO username, when the body gives one ("": none): an admin's to set, never a person's (it
+    names whom ARGO counts the requests to)."""
+    if "argo_user" not in body:
+        return {}
+    call.scope.require_admin("set a key's ARGO username")
+    return {"argo_user": argo_user_field(body["argo_user"])}
 
 
 def revoke(call: AdminCall, name: str) -> Answer:
@@ -109,4 +120,5 @@ def key_json(r: KeyRecord, now: float) -> dict[str, Any]:
             "models": list(r.models), "tools": list(r.tools), "rpm": r.rpm, "tpm": r.tpm,
             "budget": str(r.budget) if r.budget else None, "budget_usd": str(r.budget_usd) if r.budget_usd else None,
             "max_parallel": r.max_parallel, "tool_rpm": r.tool_rpm, "tool_parallel": r.tool_parallel,
-            "priority": r.priority, "expires": r.expires or None, "created": r.created, "revoked": r.revoked or None}
+            "priority": r.priority, "expires": r.expires or None, "created": r.created, "revoked": r.revoked or None,
+            "argo_user": r.argo_user}

@@ -1,6 +1,7 @@
 """`/admin/v1/people`: the people who signed in (GET, 50 a page by email; GET /people/ID: one, by id or email), and
 an admin's changes: POST /people/ID/disable (their keys and console sessions stop within a second, as `people
-disable`'s), /enable, and PATCH /people/ID {"admin": true|false}. A lead lists the people of the teams they lead;
+disable`'s), /enable, and PATCH /people/ID {"admin": true|false, "argo_user": NAME|""} (their ARGO username:
+docs/backends/argo-per-person.md). A lead lists the people of the teams they lead;
 a person is their own (/admin/v1/me)."""
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import time
 from typing import Any
 
 from argoproxy.console.admin_call import AdminCall, no_such, not_allowed
-from argoproxy.console.fields import invalid
+from argoproxy.console.fields import argo_user_field, invalid
 from argoproxy.console.paging import listed, page
 from argoproxy.edge.http_objects import Answer
 from argoproxy.people import Person
@@ -26,7 +27,7 @@ def serve(call: AdminCall) -> Answer:
         if call.method == "GET":
             return Answer.json(person_json(person, call))
         if call.method == "PATCH":
-            return set_admin(call, person)
+            return patch(call, person)
         raise not_allowed("/admin/v1/people/ID", "GET, PATCH")
     if len(call.rest) != 2 or call.rest[1] not in ("disable", "enable"):
         raise no_such("person", "/".join(call.rest))
@@ -58,13 +59,23 @@ def find(call: AdminCall, named: str) -> Person:
     return person
 
 
-def set_admin(call: AdminCall, person: Person) -> Answer:
-    call.scope.require_admin("make a person an admin")
-    admin = call.body().get("admin")
-    if not isinstance(admin, bool):
+def patch(call: AdminCall, person: Person) -> Answer:
+    """An admin's changes: `admin`, `argo_user` (a person may set neither of their own)."""
+    body = call.body()
+    unknown = sorted(set(body) - {"admin", "argo_user"})
+    if unknown or not body:
+        raise invalid("This takes `admin` (true or false) and `argo_user` (an ARGO username, or \"\" for none).",
+                      (unknown or ["admin"])[0][:100], "unknown_field" if unknown else "invalid_value")
+    call.scope.require_admin("make a person an admin" if "admin" in body else "set a person's ARGO username")
+    if "admin" in body and not isinstance(body["admin"], bool):
         raise invalid("`admin` is true or false.", "admin", "invalid_value")
-    call.store.set_person_admin(person.id, admin)
-    call.audit("people.admin", person.email or person.id, {"admin": admin})
+    argo_user = argo_user_field(body["argo_user"]) if "argo_user" in body else None  # both checked, then written
+    if "admin" in body:
+        call.store.set_person_admin(person.id, body["admin"])
+        call.audit("people.admin", person.email or person.id, {"admin": body["admin"]})
+    if argo_user is not None:
+        call.store.set_person_argo_user(person.id, argo_user)
+        call.audit("people.argo_user", person.email or person.id, {"argo_user": argo_user})
     return Answer.json(person_json(call.store.person(person.id), call))
 
 
@@ -80,4 +91,4 @@ def person_json(p: Person, call: AdminCall, teams: list[Any] | None = None) -> d
     return {"id": p.id, "email": p.email, "name": p.name, "groups": list(p.groups), "admin": p.admin,
             "state": "disabled" if p.disabled else "active", "disabled": p.disabled or None,
             "teams": list(teams_of(p, teams, call.default_team)), "first_seen": p.first_seen,
-            "last_seen": p.last_seen}
+            "last_seen": p.last_seen, "argo_user": p.argo_user}

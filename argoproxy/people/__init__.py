@@ -3,6 +3,7 @@ sign-in and updated at each; which of them are admins; which teams they belong t
 groups whose members belong to it, and its leads by email); and whether they are disabled.
 
 - person.py: what a person is (Person) and their stable id (from the provider's issuer and subject).
+- argo_user.py: the shape of an ARGO username (a person's or a key's), checked wherever one comes in.
 - membership.py: what a sign-in's claims make of a person (their groups, admin by OIDC_ADMIN_GROUPS or a
   verified ADMIN_EMAILS address), their teams, the teams they lead, and when one counts as inactive.
 

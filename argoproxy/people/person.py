@@ -25,3 +25,4 @@ class Person:
     disabled: float = 0.0  # epoch seconds it was disabled; 0.0: enabled
     first_seen: float = 0.0
     last_seen: float = 0.0  # the last sign-in
+    argo_user: str = ""  # their ARGO username (people/argo_user.py): an admin's, or OIDC_ARGO_USER_CLAIM's; "": none

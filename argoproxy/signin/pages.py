@@ -11,14 +11,17 @@
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import parse_qs, urlencode
 
 from argoproxy.edge.http_objects import Answer
 from argoproxy.errors import ProxyError
+from argoproxy.people.argo_user import claimed
 from argoproxy.people.membership import AdminRule, inactive, person_of_claims, teams_led, teams_of
 from argoproxy.signin.sessions import Cookies, ConsoleSessions, csrf_header, csrf_holds, digest
 from argoproxy.signin.tokens import Client, refused, verified_claims
@@ -34,6 +37,7 @@ MOST_PARAM = 2048  # a code or a state longer than this is no provider's
 NO_STORE = {"Cache-Control": "no-store"}
 ERROR_CODE = re.compile(r"[a-z_]{1,64}")  # OAuth's and OpenID's error codes (access_denied, login_required, ...)
 BROWSER_ID = re.compile(r"[A-Za-z0-9_-]{40,64}")  # secrets.token_urlsafe(32)'s alphabet and length, with room
+log = logging.getLogger("cot_proxy")
 
 
 class SignInPages:
@@ -96,6 +100,7 @@ class SignInPages:
         said = person_of_claims(claims, self.settings.oidc_issuer, self.settings.oidc_groups_claim, now)
         if not said.subject:
             raise refused("its ID token names no subject")
+        said = replace(said, argo_user=self.argo_user(claims, said.id))
         known = self.store.person(said.id)
         if known is not None and not known.disabled and inactive(known, now, self.settings.oidc_inactive_days):
             self.store.set_person_disabled(known.id, True, now)
@@ -104,6 +109,15 @@ class SignInPages:
             raise ProxyError(403, "Your account on this proxy is disabled; an admin can enable it "
                              "(`cot-proxy people enable`).", type="permission_error", code="person_disabled")
         return self.store.signed_in(said, self.admins.admits(said))
+
+    def argo_user(self, claims: dict[str, Any], person: str) -> str:
+        """Their ARGO username from OIDC_ARGO_USER_CLAIM ("": none given, or one ARGO would not take: then said
+        in the log, and the one they had is kept; the sign-in goes on)."""
+        try:
+            return claimed(claims, self.settings.oidc_argo_user_claim)
+        except ValueError as exc:
+            log.warning("sign-in of %s: %s; their ARGO username is left as it was", person, exc)
+            return ""
 
     # ---------------------------------------------------------------- GET /ui/auth/me
     def me(self, kind: str, query: str, req: Request | None) -> Answer:

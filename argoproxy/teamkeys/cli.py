@@ -3,11 +3,11 @@ store the running proxy reads, so a change takes effect without a restart.
 
     keys create NAME [--models GLOBS] [--rpm N] [--tpm N] [--budget TOKENS/PERIOD] [--budget-usd DOLLARS/PERIOD]
                 [--max-parallel N] [--tool-rpm N] [--tool-parallel N] [--priority N] [--expires DATE] [--team TEAM]
-                [--owner EMAIL]
+                [--owner EMAIL] [--argo-user NAME]
     keys list
     keys update NAME [--models GLOBS] [--rpm N] [--tpm N] [--budget TOKENS/PERIOD] [--budget-usd DOLLARS/PERIOD]
                 [--max-parallel N] [--tool-rpm N] [--tool-parallel N] [--priority N] [--expires DATE]
-                [--team TEAM|none] [--owner EMAIL|none]
+                [--team TEAM|none] [--owner EMAIL|none] [--argo-user NAME|none]
     keys revoke NAME
     keys usage [--since YYYY-MM-DD] [--csv] [--tools | --sessions]
 """
@@ -21,6 +21,7 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Callable
 
+from argoproxy.people.argo_user import parse_argo_user
 from argoproxy.spend import dollars
 from argoproxy.teamkeys.audit import cli_entry
 from argoproxy.teamkeys.records import (TEAM_WINDOWS, TOOL_WINDOWS, KeyRecord, TeamRecord, digest, globs_meet, parse_budget,
@@ -42,6 +43,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     limit_options(create, lifting=False)
     create.add_argument("--team", help="the team whose limits it shares too (`teams create`)")
     create.add_argument("--owner", help="the email of the person it belongs to (they signed in once: `people list`)")
+    create.add_argument("--argo-user", help="the ARGO username its requests carry (else its owner's: "
+                        "docs/backends/argo-per-person.md)")
     commands.add_parser("list", help="the keys, their limits and state (never the keys themselves)")
     update = commands.add_parser("update", help="change an active key's models or limits, keeping the key and "
                                  "what it used (every worker within a second)")
@@ -49,6 +52,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     limit_options(update, lifting=True)
     update.add_argument("--team", help="the team whose limits it shares too (none: no team)")
     update.add_argument("--owner", help="the email of the person it belongs to (none: a service key)")
+    update.add_argument("--argo-user", help="the ARGO username its requests carry (none: its owner's)")
     revoke = commands.add_parser("revoke", help="refuse a key from now on (every worker within a second)")
     revoke.add_argument("name", help="the key's name, as `keys create` was given it")
     usage = commands.add_parser("usage", help="requests, tokens and cost per key, model and day")
@@ -158,7 +162,8 @@ def create(store: SQLiteKeyStore, args: argparse.Namespace) -> int:
                        tools=parse_tools(args.tools) if args.tools else (),
                        tool_rpm=parse_count(args.tool_rpm, "--tool-rpm") if args.tool_rpm else 0,
                        tool_parallel=parse_count(args.tool_parallel, "--tool-parallel") if args.tool_parallel else 0,
-                       owner=owner_id(store, args.owner) if args.owner else "")
+                       owner=owner_id(store, args.owner) if args.owner else "",
+                       argo_user=parse_argo_user(args.argo_user) if args.argo_user else "")
     try:
         store.create(record)
     except KeyExists as exc:
@@ -210,7 +215,7 @@ def update(store: SQLiteKeyStore, args: argparse.Namespace) -> int:
     changes = key_changes(store, args)
     if not changes:
         raise ValueError("nothing to change: give --models, --tools, --rpm, --tpm, --budget, --budget-usd, --max-parallel, "
-                         "--tool-rpm, --tool-parallel, --priority, --expires, --team or --owner")
+                         "--tool-rpm, --tool-parallel, --priority, --expires, --team, --owner or --argo-user")
     if not store.update(args.name, changes):
         raise ValueError(f"no active key named {args.name!r}")
     said = ", ".join(f"{name} {_shown(value)}" for name, value in changes.items())
@@ -261,6 +266,8 @@ def _changes(args: argparse.Namespace) -> dict[str, Any]:
         changes["expires"] = 0.0 if args.expires.lower() == "never" else parse_expires(args.expires)
     if getattr(args, "team", None) is not None:
         changes["team"] = "" if args.team.lower() == "none" else parse_name(args.team, "team")
+    if getattr(args, "argo_user", None) is not None:  # the command line's: the console's is an admin's (keys_api.py)
+        changes["argo_user"] = parse_argo_user(args.argo_user)
     return changes
 
 

@@ -27,10 +27,11 @@ CREATE TABLE IF NOT EXISTS signin_flows (
 CREATE INDEX IF NOT EXISTS signin_flows_created ON signin_flows (created);
 """
 ADDED_FOR_PEOPLE = (("keys", "owner", "TEXT NOT NULL DEFAULT ''"), ("teams", "member_groups", "TEXT NOT NULL DEFAULT ''"),
-                    ("teams", "leads", "TEXT NOT NULL DEFAULT ''"))
-OWNER_OF = "p.disabled, p.last_seen"  # a key's owner's state, read beside the key (LEFT JOIN people p)
+                    ("teams", "leads", "TEXT NOT NULL DEFAULT ''"), ("people", "argo_user", "TEXT NOT NULL DEFAULT ''"),
+                    ("keys", "argo_user", "TEXT NOT NULL DEFAULT ''"))
+OWNER_OF = "p.disabled, p.last_seen, p.argo_user"  # a key's owner's state, read beside the key (LEFT JOIN people p)
 _PERSON = ("id, subject, issuer, email, email_verified, name, groups_list, admin, disabled, first_seen, "
-           "last_seen")
+           "last_seen, argo_user")
 SEP = "\x1f"  # between a person's groups: a group's name may hold a comma
 FLOW_SECONDS = 600.0  # a sign-in started and not finished within this is gone
 # Sign-ins under way at once, at most: anyone may begin one (GET /ui/auth/login needs no key), so beyond this the
@@ -83,14 +84,18 @@ class PeopleRows:
 
     def signed_in(self, person: Person, rule_admin: bool) -> Person:
         """Record a sign-in: what the provider says now (email, name, groups); admin when `rule_admin`
-        (OIDC_ADMIN_GROUPS, ADMIN_EMAILS) or an admin made them one; disabled and first seen as they were."""
+        (OIDC_ADMIN_GROUPS, ADMIN_EMAILS) or an admin made them one; disabled and first seen as they were; their
+        ARGO username the provider's (OIDC_ARGO_USER_CLAIM) when it gives one, else as it was."""
         with self._write() as db:
-            db.execute("INSERT INTO people VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, 0, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+            db.execute(f"INSERT INTO people ({_PERSON}, admin_set) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?, 0) "
+                       "ON CONFLICT (id) DO UPDATE SET "
                        "email = excluded.email, email_verified = excluded.email_verified, name = excluded.name, "
                        "groups_list = excluded.groups_list, admin = excluded.admin OR admin_set, "
-                       "last_seen = excluded.last_seen",
+                       "last_seen = excluded.last_seen, "
+                       "argo_user = CASE WHEN excluded.argo_user = '' THEN argo_user ELSE excluded.argo_user END",
                        (person.id, person.subject, person.issuer, person.email, int(person.email_verified),
-                        person.name, SEP.join(person.groups), int(rule_admin), person.first_seen, person.last_seen))
+                        person.name, SEP.join(person.groups), int(rule_admin), person.first_seen, person.last_seen,
+                        person.argo_user))
             row = db.execute(f"SELECT {_PERSON} FROM people WHERE id = ?", (person.id,)).fetchone()
         return _person_of(row)
 
@@ -108,6 +113,12 @@ class PeopleRows:
         with self._write() as db:
             done = db.execute("UPDATE people SET admin = ?, admin_set = ? WHERE id = ?",
                               (int(admin), int(admin), person_id))
+            return bool(done.rowcount > 0)
+
+    def set_person_argo_user(self, person_id: str, argo_user: str) -> bool:
+        """An admin's: the ARGO username their requests carry ("": none); False: no such person."""
+        with self._write() as db:
+            done = db.execute("UPDATE people SET argo_user = ? WHERE id = ?", (argo_user, person_id))
             return bool(done.rowcount > 0)
 
     # ------------------------------------------------------------ console sessions
@@ -148,6 +159,6 @@ class PeopleRows:
 
 
 def _person_of(row: tuple[Any, ...]) -> Person:
-    pid, subject, issuer, email, verified, name, groups, admin, disabled, first, last = row
+    pid, subject, issuer, email, verified, name, groups, admin, disabled, first, last, argo_user = row
     return Person(pid, subject, issuer, email, bool(verified), name, tuple(g for g in groups.split(SEP) if g),
-                  bool(admin), float(disabled), float(first), float(last))
+                  bool(admin), float(disabled), float(first), float(last), argo_user or "")

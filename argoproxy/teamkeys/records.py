@@ -62,6 +62,14 @@ class KeyRecord:
     owner: str = ""  # the id of the person it belongs to (argoproxy/people/); "": a service key with no owner
     owner_disabled: float = 0.0  # read with the key: when its owner was disabled (0: not, or no owner)
     owner_seen: float = 0.0  # read with the key: its owner's last sign-in (OIDC_INACTIVE_DAYS)
+    argo_user: str = ""  # the key's own ARGO username (`keys create --argo-user`); "": its owner's, if any
+    owner_argo_user: str = ""  # read with the key: its owner's ARGO username ("": none, or no owner)
+
+    @property
+    def argo_name(self) -> str:
+        """The ARGO username its requests carry: its own, else its owner's ("": neither; the backend then goes on
+        to USERNAME_PASSTHROUGH and the configured user: providers/argo/backend.py)."""
+        return self.argo_user or self.owner_argo_user
 
     def is_key(self, key: str) -> bool:
         """Is `key` this record's key (compared by digest: the record never holds the key)?"""

@@ -50,7 +50,8 @@ class RedisPeople:
         return self.person(pid) if pid else None
 
     def signed_in(self, person: Person, rule_admin: bool) -> Person:
-        """As the SQLite store's: what the provider says now; admin by rule or by an admin; the rest kept."""
+        """As the SQLite store's: what the provider says now; admin by rule or by an admin; the ARGO username the
+        provider's when it gives one; the rest kept."""
         key = _person_key(person.id)
 
         def write(pipe: Any) -> None:
@@ -61,7 +62,8 @@ class RedisPeople:
                 "email_verified": str(int(person.email_verified)), "name": person.name,
                 "groups": SEP.join(person.groups), "admin": str(int(rule_admin or old.get("admin_set") == "1")),
                 "admin_set": old.get("admin_set", "0"), "disabled": old.get("disabled", "0"),
-                "first_seen": old.get("first_seen", repr(person.first_seen)), "last_seen": repr(person.last_seen)})
+                "first_seen": old.get("first_seen", repr(person.first_seen)), "last_seen": repr(person.last_seen),
+                "argo_user": person.argo_user or old.get("argo_user", "")})
             pipe.sadd(PREFIX + "people", person.id)
             if person.email:
                 pipe.set(f"{PREFIX}email:{person.email.lower()}", person.id)
@@ -90,10 +92,17 @@ class RedisPeople:
         self.redis.hset(key, mapping={"admin": str(int(admin)), "admin_set": str(int(admin))})
         return True
 
-    def owner_state(self, person_id: str) -> tuple[float, float]:
-        """(disabled, last_seen) of a key's owner, read with the key."""
-        disabled, seen = self.redis.hmget(_person_key(person_id), "disabled", "last_seen")
-        return float(disabled or 0), float(seen or 0)
+    def set_person_argo_user(self, person_id: str, argo_user: str) -> bool:
+        key = _person_key(person_id)
+        if not self.redis.exists(key):
+            return False
+        self.redis.hset(key, "argo_user", argo_user)
+        return True
+
+    def owner_state(self, person_id: str) -> tuple[float, float, str]:
+        """(disabled, last_seen, argo_user) of a key's owner, read with the key."""
+        disabled, seen, argo_user = self.redis.hmget(_person_key(person_id), "disabled", "last_seen", "argo_user")
+        return float(disabled or 0), float(seen or 0), argo_user or ""
 
     # ------------------------------------------------------------ console sessions
     def create_session(self, digest: str, session: ConsoleSession) -> None:
@@ -142,4 +151,5 @@ def _person_of(f: dict[str, str]) -> Person:
     return Person(f["id"], f.get("subject", ""), f.get("issuer", ""), f.get("email", ""),
                   f.get("email_verified") == "1", f.get("name", ""),
                   tuple(g for g in f.get("groups", "").split(SEP) if g), f.get("admin") == "1",
-                  float(f.get("disabled") or 0), float(f.get("first_seen") or 0), float(f.get("last_seen") or 0))
+                  float(f.get("disabled") or 0), float(f.get("first_seen") or 0), float(f.get("last_seen") or 0),
+                  f.get("argo_user", ""))

@@ -17,7 +17,7 @@ PREFIX = "cot_proxy:"
 SEP = "\x1f"
 RECORD_FIELDS = ("name", "digest", "prefix", "models", "rpm", "tpm", "budget_tokens", "budget_period", "expires",
                  "created", "revoked", "max_parallel", "priority", "budget_usd", "budget_usd_period", "team", "tools",
-                 "tool_rpm", "tool_parallel", "owner")
+                 "tool_rpm", "tool_parallel", "owner", "argo_user")
 # (a record written before priority, budget_usd, team, tools or the tool limits reads 0 or "" for them)
 
 
@@ -29,7 +29,7 @@ class RedisRecords:
     redis: Any
     _kept: tuple[str | None, float, list[KeyRecord]] | None = None  # records() as of a version, and when read
 
-    owner_state: Callable[[str], tuple[float, float]]  # a person's (disabled, last_seen): redis_people.py
+    owner_state: Callable[[str], tuple[float, float, str]]  # a person's (disabled, last_seen, argo_user): redis_people
 
     def _forget(self, name: str) -> None:
         """Everything counted under a name (RedisKeyStore's counters and usage rows)."""
@@ -97,8 +97,8 @@ class RedisRecords:
             return None
         record = _record_of(fields)
         if record.owner:  # its owner's state, so that disabling a person stops their keys as a revoke does
-            disabled, seen = self.owner_state(record.owner)
-            record = dataclasses.replace(record, owner_disabled=disabled, owner_seen=seen)
+            disabled, seen, argo_user = self.owner_state(record.owner)
+            record = dataclasses.replace(record, owner_disabled=disabled, owner_seen=seen, owner_argo_user=argo_user)
         team = self.team(record.team) if record.team else None
         return dataclasses.replace(record, team_record=team) if team is not None else record
 
@@ -198,7 +198,8 @@ def _fields_of(r: KeyRecord) -> dict[str, str]:
             "created": repr(r.created), "revoked": repr(r.revoked), "max_parallel": str(r.max_parallel),
             "priority": str(r.priority), "budget_usd": str(r.budget_usd.nanos if r.budget_usd else 0),
             "budget_usd_period": r.budget_usd.period if r.budget_usd else "", "team": r.team, "tools": ",".join(r.tools),
-            "tool_rpm": str(r.tool_rpm), "tool_parallel": str(r.tool_parallel), "owner": r.owner}
+            "tool_rpm": str(r.tool_rpm), "tool_parallel": str(r.tool_parallel), "owner": r.owner,
+            "argo_user": r.argo_user}
 
 
 def _record_of(f: dict[str, str]) -> KeyRecord:
@@ -211,7 +212,7 @@ def _record_of(f: dict[str, str]) -> KeyRecord:
                      MoneyBudget(int(f["budget_usd"]), f.get("budget_usd_period", "day")) if int(f.get("budget_usd") or 0)
                      else None, f.get("team", ""), tools=tuple(t for t in f.get("tools", "").split(",") if t),
                      tool_rpm=int(f.get("tool_rpm") or 0), tool_parallel=int(f.get("tool_parallel") or 0),
-                     owner=f.get("owner", ""))
+                     owner=f.get("owner", ""), argo_user=f.get("argo_user", ""))
 
 
 def _team_fields(t: TeamRecord) -> dict[str, str]:

@@ -70,8 +70,9 @@ _ADDED = (("keys", "max_parallel", "INTEGER NOT NULL DEFAULT 0"), ("keys", "prio
           ("teams", "tool_rpm", "INTEGER NOT NULL DEFAULT 0"), ("teams", "tool_parallel", "INTEGER NOT NULL DEFAULT 0"),
           *ADDED_FOR_PEOPLE)
 _KEY_COLUMNS = ("name, digest, prefix, models, rpm, tpm, budget_tokens, budget_period, expires, created, revoked, "
-                "max_parallel, priority, budget_usd, budget_usd_period, team, tools, tool_rpm, tool_parallel, owner")
-_KEY_VALUES = ",".join("?" * 20)
+                "max_parallel, priority, budget_usd, budget_usd_period, team, tools, tool_rpm, tool_parallel, owner, "
+                "argo_user")
+_KEY_VALUES = ",".join("?" * 21)
 _TEAM_COLUMNS = ("name, models, rpm, tpm, budget_tokens, budget_period, expires, created, max_parallel, priority, "
                  "budget_usd, budget_usd_period, tools, tool_rpm, tool_parallel, member_groups, leads")
 _TEAM_VALUES = ",".join("?" * 17)
@@ -475,16 +476,16 @@ def _row_of(r: KeyRecord) -> tuple[Any, ...]:
     return (r.name, r.digest, r.prefix, ",".join(r.models), r.rpm, r.tpm, r.budget.tokens if r.budget else 0,
             r.budget.period if r.budget else "", r.expires, r.created, r.revoked, r.max_parallel, r.priority,
             r.budget_usd.nanos if r.budget_usd else 0, r.budget_usd.period if r.budget_usd else "", r.team,
-            ",".join(r.tools), r.tool_rpm, r.tool_parallel, r.owner)
+            ",".join(r.tools), r.tool_rpm, r.tool_parallel, r.owner, r.argo_user)
 
 
 def _record_of(row: tuple[Any, ...]) -> KeyRecord:
     (name, digest, prefix, models, rpm, tpm, tokens, period, expires, created, revoked, max_parallel, priority, usd,
-     usd_period, team, tools, tool_rpm, tool_parallel, owner) = row
+     usd_period, team, tools, tool_rpm, tool_parallel, owner, argo_user) = row
     return KeyRecord(name, digest, prefix, tuple(m for m in models.split(",") if m), rpm, tpm,
                      Budget(tokens, period) if tokens else None, expires, created, revoked, max_parallel, priority,
                      MoneyBudget(usd, usd_period) if usd else None, team, tools=_globs(tools),
-                     tool_rpm=tool_rpm, tool_parallel=tool_parallel, owner=owner or "")
+                     tool_rpm=tool_rpm, tool_parallel=tool_parallel, owner=owner or "", argo_user=argo_user or "")
 
 
 _KEY_OF = ", ".join("keys." + column for column in _KEY_COLUMNS.split(", "))
@@ -498,7 +499,8 @@ def _with_team(row: tuple[Any, ...]) -> KeyRecord:
     """A key's row, its team's (NULLs: no team, or none of that name) and its owner's state, as its record."""
     record = _record_of(row[:_KEYS])
     team = row[_KEYS:_KEYS + _TEAMS]
-    owner: dict[str, Any] = {"owner_disabled": row[-2] or 0.0, "owner_seen": row[-1] or 0.0} if record.owner else {}
+    owner: dict[str, Any] = {"owner_disabled": row[-3] or 0.0, "owner_seen": row[-2] or 0.0,
+                             "owner_argo_user": row[-1] or ""} if record.owner else {}
     return dataclasses.replace(record, team_record=_team_of(team), **owner) if team[0] is not None else \
         dataclasses.replace(record, **owner) if owner else record
 

@@ -53,7 +53,7 @@ def world() -> Iterator[SimpleNamespace]:
     try:
         with FakeOpenAI() as fake:
             settings = {"TARGET_BASE_URL": fake.base_url, "ENABLE_AUTH": "true", "API_KEY_SECRET": ADMIN,
-                        "KEYS_DB": str(db), **signin_settings(provider, public)}
+                        "KEYS_DB": str(db), **signin_settings(provider, public, OIDC_ARGO_USER_CLAIM="argo_user")}
             proxies.append(proxy_on(port, **settings))
             proxies.append(proxy_on(free_port(), **settings))
             yield SimpleNamespace(provider=provider, public=public, one=proxies[0], two=proxies[1], db=db, fake=fake,
@@ -185,6 +185,22 @@ def test_disabling_a_person_stops_their_key_and_session_within_a_second(world):
     assert "owner disabled" in run_keys("list", keys_db=world.db).stdout
     cli(people_cli, world.db, "enable", "erin@example.com")
     assert poll(lambda: chat().status_code == 200, timeout=3)
+
+
+def test_an_argo_username_is_read_from_the_claim_named_and_a_bad_one_refused(world):
+    """OIDC_ARGO_USER_CLAIM (issue 72): alice's provider gives `alice.argo`, erin's an email (no ARGO username: kept
+    out, said in the log, the sign-in goes on); an admin's `people update --argo-user` stands until a claim says
+    otherwise."""
+    for login in ("alice", "erin"):
+        assert sign_in(requests.Session(), world.public, login).status_code == 303
+    from argoproxy.teamkeys.store import SQLiteKeyStore
+    store = SQLiteKeyStore(world.db)
+    assert store.person_by_email("alice@example.com").argo_user == "alice.argo"
+    assert store.person_by_email("erin@example.com").argo_user == ""
+    assert "OIDC_ARGO_USER_CLAIM (argo_user): 'erin@example.com' is not an ARGO username" in world.one.read_log()
+    cli(people_cli, world.db, "update", "erin@example.com", "--argo-user", "erin.argo")
+    assert sign_in(requests.Session(), world.public, "erin").status_code == 303
+    assert store.person_by_email("erin@example.com").argo_user == "erin.argo"
 
 
 def test_keys_owner_must_be_a_person_who_signed_in(world):

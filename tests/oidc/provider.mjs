@@ -4,7 +4,8 @@
 // Usage: NODE_PATH=<prefix>/lib/node_modules node provider.mjs CONFIG.json   (tests/oidc/provider.py starts it)
 // CONFIG: {"port", "issuer", "client": {client_id, client_secret, redirect_uris, post_logout_redirect_uris},
 //          "resources": {url: scope}, "opaque_clients": [client_id],
-//          "users": [{"sub", "login", "password", "email", "email_verified", "name", "groups"}], "jwks": {"keys": [...]}}
+//          "users": [{"sub", "login", "password", "email", "email_verified", "name", "groups", "argo_user"?}],
+//          "jwks": {"keys": [...]}}
 import http from 'node:http';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -32,7 +33,7 @@ const provider = new Provider(config.issuer, {
   jwks: config.jwks,
   scopes: ['openid', 'email', 'profile', ...new Set(Object.values(resources))],
   cookies: { keys: ['cot-proxy-test-provider'] },
-  claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name', 'groups'] },
+  claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name', 'groups', 'argo_user'] },
   conformIdTokenClaims: false, // the claims go into the ID token, as most providers put them
   pkce: { required: () => true },
   features: { devInteractions: { enabled: false }, rpInitiatedLogout: { enabled: true },
@@ -49,7 +50,8 @@ const provider = new Provider(config.issuer, {
     const user = users.get(sub);
     if (!user) return undefined;
     return { accountId: sub, async claims() {
-      return { sub, email: user.email, email_verified: user.email_verified, name: user.name, groups: user.groups };
+      return { sub, email: user.email, email_verified: user.email_verified, name: user.name, groups: user.groups,
+        argo_user: user.argo_user }; // (an undefined one is left out of the token)
     } };
   },
   async loadExistingGrant(ctx) { // consent for the one client's scopes, as a first-party login does
@@ -58,7 +60,7 @@ const provider = new Provider(config.issuer, {
     const found = known && await ctx.oidc.provider.Grant.find(known);
     const grant = found || new ctx.oidc.provider.Grant({ clientId: client.clientId, accountId: session.accountId });
     grant.addOIDCScope([scope, ...(ctx.oidc.params.scope || '').split(' ')].join(' ').trim());
-    grant.addOIDCClaims(['email', 'email_verified', 'name', 'groups']);
+    grant.addOIDCClaims(['email', 'email_verified', 'name', 'groups', 'argo_user']);
     for (const resource of requested(ctx)) grant.addResourceScope(resource, resources[resource]);
     await grant.save();
     return grant;

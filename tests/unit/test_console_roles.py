@@ -104,6 +104,9 @@ MATRIX = [
                                                                  "dan": 404}, 403),
     ("PATCH", "/admin/v1/keys/ann-key", {"team": "blue"}, {"admin_key": 200, "ada": 200, "bob": 404,
                                                            "dan": 404}, 403),
+    ("PATCH", "/admin/v1/keys/ann-key", {"argo_user": "ann.argo"}, {"admin_key": 200, "ada": 200, "bob": 404,
+                                                                    "dan": 404}, 403),  # an admin's: not the owner's
+    ("POST", "/admin/v1/keys", {"name": "mine", "argo_user": "x.argo"}, {"admin_key": 201, "ada": 201}, 403),
     ("POST", "/admin/v1/keys", {"name": "mine"}, {"dan": 403}, 201),
     ("POST", "/admin/v1/keys", {"name": "mine", "owner": "bob@x.org"}, {"admin_key": 201, "ada": 201,
                                                                         "bob": 201}, 403),
@@ -126,6 +129,8 @@ MATRIX = [
                                                           "ann": 403}, 404),
     ("PATCH", "/admin/v1/people/ann@x.org", {"admin": True}, {"admin_key": 200, "ada": 200, "lea": 403,
                                                               "ann": 403}, 404),
+    ("PATCH", "/admin/v1/people/ann@x.org", {"argo_user": "ann.argo"}, {"admin_key": 200, "ada": 200, "lea": 403,
+                                                                        "ann": 403}, 404),
     ("GET", "/admin/v1/audit", None, {"admin_key": 200, "ada": 200}, 403),
     ("GET", "/admin/v1/mcp", None, {"admin_key": 200, "ada": 200}, 403),
     ("GET", "/admin/v1/usage", None, {}, 200),
@@ -241,6 +246,25 @@ def test_a_disabled_persons_session_is_401_and_a_team_key_403_and_changes_need_t
     assert world.call("GET", "/admin/v1/me", role="ann")[0] == 401
     assert world.store.audit()[0].who == "ada@x.org" and world.store.audit()[0].action == "people.disable"
     assert [r.name for r in world.store.records() if r.name == "x"] == []
+
+
+def test_an_admin_sets_a_person_s_and_a_key_s_argo_user_checked_and_audited(world):
+    world, saved = world
+    world.restore(saved)
+    status, ann = world.call("PATCH", "/admin/v1/people/ann@x.org", {"argo_user": "ann.argo"}, role="ada")
+    assert status == 200 and ann["argo_user"] == "ann.argo" and world.store.person(ann["id"]).argo_user == "ann.argo"
+    assert world.store.audit()[0].action == "people.argo_user"
+    assert world.call("PATCH", "/admin/v1/keys/ann-key", {"argo_user": "svc.ann"}, role="ada")[1]["argo_user"] == \
+        "svc.ann"
+    for target in ("/admin/v1/people/ann@x.org", "/admin/v1/keys/ann-key"):
+        for bad in ("ann@x.org", "a b", "cels", 7, None, "x" * 65):
+            status, answer = world.call("PATCH", target, {"argo_user": bad}, role="ada")
+            assert (status, answer["error"]["param"], answer["error"]["code"]) == (400, "argo_user", "invalid_value")
+    status, answer = world.call("PATCH", "/admin/v1/people/ann@x.org", {"email": "x@y"}, role="ada")
+    assert status == 400 and answer["error"]["code"] == "unknown_field"
+    assert world.call("PATCH", "/admin/v1/people/ann@x.org", {"argo_user": ""}, role="ada")[1]["argo_user"] == ""
+    found = world.store.find(digest("sk-ann-key"))
+    assert (found.argo_user, found.owner_argo_user) == ("svc.ann", "")
 
 
 def test_some_keys_sums_are_the_same_on_sqlite_and_redis_and_equal_their_rows(tmp_path):

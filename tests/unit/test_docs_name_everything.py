@@ -21,7 +21,7 @@ NOT_HEADERS = {"x-ai"}  # a provider's id in the price table's makers, spelled a
 NOT_IN_THE_MANUAL = {
     "flag": {"--NON_STREAM_SERVER_MODE", "--STREAM_SERVER_MODE", "--version"},
     "error code": {
-        "argo_auth_error", "client_closed_request", "duplicate_parameter", "file_not_found",
+        "client_closed_request", "duplicate_parameter", "file_not_found",
         "invalid_form", "invalid_query", "invalid_type", "method_not_allowed", "missing_model",
         "missing_required_parameter", "mutually_exclusive_parameters", "previous_response_in_progress",
         "proxy_connect_timeout", "proxy_dns_error", "proxy_error", "seal_key_unavailable",

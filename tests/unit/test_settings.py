@@ -361,11 +361,11 @@ def test_a_yaml_key_given_twice_is_refused_naming_it(tmp_path):
     cfg.write_text("models:\n  - &a {name: a, backend: openai, base_url: 'http://127.0.0.1:9/v1'}\n"
                    "  - <<: *a\n    name: b\n")  # a merge overridden is no repetition
     assert [m.name for m in load_settings({}, environ={"CONFIG_PATH": str(cfg)}).models] == ["a", "b"]
-    from argoproxy.config.settings import _UniqueKeyLoader
+    from argoproxy.config.yaml_text import UniqueKeyLoader
     nested = ("templates:\n  fam: &fam {like: claude-4.5+}\n  mine: &mine\n    <<: *fam\n    like: gpt-5\n"
               "my-model:\n  <<: *mine\n")  # a merge of a node that merges and overrides, met first from above
-    assert yaml.load(nested, Loader=_UniqueKeyLoader)["my-model"] == {"like": "gpt-5"}
-    assert yaml.load("1: a\n1.0: b\ntrue: c\n'1': d\n", Loader=_UniqueKeyLoader) == {1: "c", "1": "d"}  # 4 YAML keys
+    assert yaml.load(nested, Loader=UniqueKeyLoader)["my-model"] == {"like": "gpt-5"}
+    assert yaml.load("1: a\n1.0: b\ntrue: c\n'1': d\n", Loader=UniqueKeyLoader) == {1: "c", "1": "d"}  # 4 YAML keys
 
 
 def test_an_unreadable_dotenv_line_stops_start_up_with_one_line(tmp_path):

@@ -91,10 +91,16 @@ class ArgoBackend(Backend):
         return None
 
     def user_for(self, call: Call) -> str:
-        """The ARGO user: the client's key with username passthrough, else the configured user. With auth on,
-        the proxy's own key is never a username: auth removed it, and kept only values it did not accept."""
+        """The ARGO user: the team key's own ARGO username, else its owner's (KeyRecord.argo_name, read with the
+        key by auth: docs/backends/argo-per-person.md); else the client's key with username passthrough; else the
+        configured user. With auth on, the proxy's own key is never a username: auth removed it, and kept only
+        values it did not accept."""
+        request = call.client.request
+        record = request.team_key if request is not None else None
+        if record is not None and record.argo_name:
+            return record.argo_name
         if self.settings.username_passthrough:
-            withheld = call.client.request.withheld if call.client.request is not None else {}
+            withheld = request.withheld if request is not None else {}
             for name in KEY_HEADERS:
                 value = (call.plan.headers.get(name) or withheld.get(name) or "").strip()
                 if value[:7].lower() == "bearer ":

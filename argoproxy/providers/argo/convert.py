@@ -42,7 +42,7 @@ AUTH_NOTICE = "AUTHENTICATION NOTICE FROM ARGO"
 AUTH_ERROR_MESSAGE = (
     "ARGO authentication error: the username sent to ARGO is not registered with ARGO. "
     "Set `user` in the proxy configuration to your registered ANL username (with username "
-    "passthrough on, send it as the API key)."
+    "passthrough on, send it as the API key; a person's or key's own: `--argo-user`)."
 )
 
 
