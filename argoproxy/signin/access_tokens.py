@@ -165,7 +165,7 @@ class AccessTokens:
         team = teams[mine[0]]
         name = "oauth:" + (person.email or person.id)
         record = KeyRecord(name[:128], digest("oauth:" + person.id), "oauth", team=team.name, team_record=team,
-                           owner=person.id, owner_seen=person.last_seen)
+                           owner=person.id, owner_seen=person.last_seen, owner_argo_user=person.argo_user)
         team_refusal = record.refusal(self.clock())
         if team_refusal:
             raise forbidden(team_refusal.replace("This API key's", "The token's"))

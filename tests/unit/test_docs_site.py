@@ -202,8 +202,9 @@ def test_the_readme_carries_no_figure_a_commit_must_keep_in_step() -> None:
 # the limit was set are not counted, each named here with the capability it documents. Issue 69 asked for text on
 # counted pages (decoding's rule and cost per format in reservations.md, a toy door in adding-a-door.md, the stored
 # chain's cost back from bench/run.py): 1,500 words more for them. Issue 71 adds rows to the generated settings
-# reference (sign-in's settings) and sections on counted pages (agent sessions, the request log): 600 more.
-SITE_WORD_LIMIT = 62_300 + 1_500 + 600
+# reference (sign-in's settings) and sections on counted pages (agent sessions, the request log): 600 more. Issue 72
+# adds its settings' rows and the module map's rows of its rooms: 400 more.
+SITE_WORD_LIMIT = 62_300 + 1_500 + 600 + 400
 NOT_COUNTED = {
     "teams-of-keys.md",  # teams of keys (a team's shared limits and budgets), added after the limit was set
     "mcp.md",  # the MCP gateway (issue 58), added after the limit was set
