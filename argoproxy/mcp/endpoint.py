@@ -37,6 +37,7 @@ from argoproxy.mcp.link import MARGIN, Link, SessionRefused, SupervisorGone
 from argoproxy.mcp.names import MAX_NAME, prefixed
 from argoproxy.mcp.notices import request_level
 from argoproxy.mcp.protocol import HANDSHAKE_VERSION, HANDSHAKE_VERSIONS, SERVER_INFO
+from argoproxy.mcp.person_tokens import caller
 from argoproxy.mcp.recording import Hook, ToolCall, ToolNames, outcome_of
 from argoproxy.mcp.sessions import InstanceSessions, SessionStore, SessionStoreDown
 from argoproxy.teamkeys.records import KeyRecord, globs_meet
@@ -116,6 +117,9 @@ class McpEndpoint:
             return http_error(403, "With auth off, /mcp answers only clients on the proxy's machine.")
         if server is not None and server not in self.servers:
             return http_error(404, f"No MCP server named {server[:40]!r} here.")
+        # Whose the request is, for the calls to a per-person server it makes (person_tokens.py): read while the
+        # answer is made (a streamed call's link reads it before the stream).
+        person = caller.set(req.team_key.owner if req.team_key is not None else "")
         try:
             if req.method == "DELETE":
                 return self.end_session(req, owner)
@@ -132,6 +136,8 @@ class McpEndpoint:
         except SessionStoreDown:
             return rpc_answer(jsonrpc.error(None, jsonrpc.SERVER_UNAVAILABLE,
                                             "The store of MCP sessions (Redis) cannot be reached now."), 503)
+        finally:
+            caller.reset(person)
 
     def post(self, req: Request, server: str | None, owner: str, globs: Globs, context: Any = None) -> Answer:
         content_type = req.headers.get("Content-Type", "").split(";")[0].strip().lower()

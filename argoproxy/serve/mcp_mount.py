@@ -42,6 +42,9 @@ def mount_mcp(door: Door) -> McpEndpoint | None:
                            unix_socket=bool(settings.socket), call_timeout=settings.timeout,
                            limits=Limits(servers, settings.timeout, door.gateway.team_keys),
                            sessions=sessions_for(link, settings.redis_url))
+    if any(s.per_person for s in servers):  # each person's own token to those servers (docs/mcp-credentials.md)
+        from argoproxy.mcp.person_tokens import person_tokens
+        link.person_fields = person_tokens(settings).fields
     endpoint.streams = room_for(settings.worker_class, settings.threads)  # GET and listen streams a worker holds
     if door.metrics is not None:
         endpoint.hooks.append(ToolMetrics(door.metrics.family_registry()).observe)

@@ -1,0 +1,111 @@
+"""A remote server with `auth: per_user` or `auth: token_exchange` (docs/mcp-credentials.md): an upstream session
+of its own for each person, carrying that person's token and no one else's, the same to the supervisor as a shared
+server's RemoteServer.
+
+The worker says whose a call is and hands the person's current token with it (mcp/person_tokens.py reads, refreshes
+or exchanges it; the supervisor keeps none at rest). A person's session is opened at their first call and kept for
+the next; a token that changed (refreshed, connected again) opens a new one and the old one ends. At most
+`most` (MCP_USER_SESSIONS_PER_SERVER) at once: the least recently used ends for a new one. A call without a person
+or a token is refused, never made with another's: nothing here falls back.
+
+Runs in the supervisor (argoproxy/mcp/supervisor.py): plain threads, no gevent."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import threading
+from collections import OrderedDict
+from typing import Any
+
+from argoproxy.config.mcp_servers import McpServer
+from argoproxy.mcp import jsonrpc
+from argoproxy.mcp.remote_server import RemoteServer
+from argoproxy.redaction import Secrets
+
+log = logging.getLogger("cot_proxy")
+
+MAX_TOKEN = 16 * 1024  # a bearer token longer than this is refused
+
+
+class PersonServer(RemoteServer):
+    """One person's session with the server: the person's token in place of the proxy's credentials."""
+
+    def __init__(self, server: McpServer, person: str, token: str) -> None:
+        super().__init__(server, environ={})
+        self.person, self.token = person, token
+        self.secrets = Secrets([token])
+
+
+class PerUser:
+    kind = "remote"
+
+    def __init__(self, server: McpServer, most: int) -> None:
+        self.server, self.name, self.most = server, server.name, max(1, most)
+        self.lock = threading.Lock()
+        self.held: OrderedDict[str, PersonServer] = OrderedDict()  # person -> their session, least recently used first
+        self.on_notice: Any = lambda message: None  # what a person's server sends unasked goes nowhere shared
+
+    def start(self) -> None:
+        """Nothing opens until a person calls."""
+
+    def stop(self) -> None:
+        with self.lock:
+            gone, self.held = list(self.held.values()), OrderedDict()
+        for session in gone:
+            session.stop()
+
+    def call(self, message: dict[str, Any], timeout: float, wait_ready: bool = True, on_note: Any = None,
+             session: str = "", person: str = "", token: str = "", **more: Any) -> dict[str, Any]:
+        if not person or not token or len(token) > MAX_TOKEN or not token.isascii() or not token.isprintable():
+            return jsonrpc.error(message.get("id"), jsonrpc.INVALID_REQUEST,
+                                 f"The MCP server {self.name} is reached with each person's own credentials: this "
+                                 "call has none.")
+        return self._session(person, token).call(message, timeout, wait_ready, on_note, session, **more)
+
+    def _session(self, person: str, token: str) -> PersonServer:
+        """The person's session, opened now when they have none or their token changed (the old one ends)."""
+        ended: list[PersonServer] = []
+        with self.lock:
+            held = self.held.get(person)
+            if held is not None and hmac.compare_digest(held.token, token):
+                self.held.move_to_end(person)
+                return held
+            if held is not None:
+                ended.append(self.held.pop(person))
+            while len(self.held) >= self.most:
+                ended.append(self.held.popitem(last=False)[1])
+            opened = self.held[person] = PersonServer(self.server, person, token)
+        for old in ended:
+            threading.Thread(target=old.stop, daemon=True, name=f"mcp-{self.name}-end").start()
+        opened.start()
+        return opened
+
+    def end_person(self, person: str) -> bool:
+        """The person's connection was revoked: their session ends now."""
+        with self.lock:
+            held = self.held.pop(person, None)
+        if held is not None:
+            held.stop()
+        return held is not None
+
+    def _sessions(self) -> list[PersonServer]:
+        with self.lock:
+            return list(self.held.values())
+
+    def cancel(self, session: str, client_id: Any) -> bool:
+        return any([s.cancel(session, client_id) for s in self._sessions()])
+
+    def answered(self, session: str, message: dict[str, Any]) -> bool:
+        return any([s.answered(session, message) for s in self._sessions()])
+
+    def notify(self, message: dict[str, Any], **_: Any) -> None:
+        """A client's notification names no person here: it reaches none (a cancellation comes as `cancel`)."""
+
+    def status(self) -> dict[str, Any]:
+        """Counts only: no person, no token."""
+        held = self._sessions()
+        ready = sum(1 for s in held if s.state == "ready")
+        return {"name": self.name, "kind": "remote", "state": "ready", "per_user": True, "sessions": len(held),
+                "ready": ready, "restarts": sum(s.restarts for s in held), "pid": None, "error": "",
+                "server_info": {}, "capabilities": {}}
