@@ -76,9 +76,10 @@ class PerUser:
             while len(self.held) >= self.most:
                 ended.append(self.held.popitem(last=False)[1])
             opened = self.held[person] = PersonServer(self.server, person, token)
+            opened.state = "starting"  # a call of the same person's arriving meanwhile waits for it to open
+            opened.start()
         for old in ended:
             threading.Thread(target=old.stop, daemon=True, name=f"mcp-{self.name}-end").start()
-        opened.start()
         return opened
 
     def end_person(self, person: str) -> bool:
