@@ -51,17 +51,23 @@ class Vault:
         self.cipher = AESGCM(key[:KEY_BYTES])
 
     def seal(self, person: str, server: str, tokens: Tokens) -> bytes:
-        nonce = os.urandom(NONCE_BYTES)
-        plain = json.dumps(asdict(tokens), separators=(",", ":")).encode()
-        return VERSION + nonce + self.cipher.encrypt(nonce, plain, _bound(person, server))
+        return self.seal_value(person, server, asdict(tokens))
 
     def open(self, person: str, server: str, sealed: bytes) -> Tokens | None:
         """The tokens, or None: sealed under another key, for another person or server, or changed."""
+        return Tokens.of(self.open_value(person, server, sealed))
+
+    def seal_value(self, person: str, server: str, value: dict[str, Any]) -> bytes:
+        nonce = os.urandom(NONCE_BYTES)
+        plain = json.dumps(value, separators=(",", ":")).encode()
+        return VERSION + nonce + self.cipher.encrypt(nonce, plain, _bound(person, server))
+
+    def open_value(self, person: str, server: str, sealed: bytes) -> Any:
         if not sealed.startswith(VERSION) or len(sealed) < 1 + NONCE_BYTES + 16:
             return None
         nonce, body = sealed[1:1 + NONCE_BYTES], sealed[1 + NONCE_BYTES:]
         try:
-            return Tokens.of(json.loads(self.cipher.decrypt(nonce, body, _bound(person, server))))
+            return json.loads(self.cipher.decrypt(nonce, body, _bound(person, server)))
         except (InvalidTag, ValueError):
             return None
 
