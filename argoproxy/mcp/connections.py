@@ -14,7 +14,7 @@ from authlib.integrations.requests_client import OAuth2Session
 from authlib.integrations.base_client.errors import OAuthError
 
 from argoproxy.config.mcp_servers import McpServer
-from argoproxy.mcp.credential_store import CredentialStore
+from argoproxy.teamkeys.credential_store import CredentialStore
 from argoproxy.mcp.credential_vault import Tokens, Vault
 
 log = logging.getLogger("cot_proxy")

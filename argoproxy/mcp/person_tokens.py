@@ -70,7 +70,7 @@ class PersonTokens:
 
 def person_tokens(settings: Any) -> PersonTokens:
     """The worker's PersonTokens: connections kept in its key store, sealed under CREDENTIALS_KEY_FILE."""
-    from argoproxy.mcp.credential_store import credential_store
+    from argoproxy.teamkeys.credential_store import credential_store
     from argoproxy.mcp.credential_vault import vault_at
     store = credential_store(settings.keys_db, settings.redis_url)
     connections = Connections(store, lambda: vault_at(settings.credentials_key_file),

@@ -15,7 +15,7 @@ from argoproxy.config.mcp_servers import McpServer, McpServers
 from argoproxy.errors import ProxyError
 from argoproxy.mcp.connect_flow import ConnectPages
 from argoproxy.mcp.connections import Connections
-from argoproxy.mcp.credential_store import SQLiteCredentials
+from argoproxy.teamkeys.credential_store import SQLiteCredentials
 from argoproxy.mcp.credential_vault import Tokens, Vault
 
 MCP = "https://tools.example.com/mcp"

@@ -13,7 +13,7 @@ import responses
 
 from argoproxy.config.mcp_servers import McpServer, McpServers
 from argoproxy.mcp.connections import Connections
-from argoproxy.mcp.credential_store import RedisCredentials, SQLiteCredentials
+from argoproxy.teamkeys.credential_store import RedisCredentials, SQLiteCredentials
 from argoproxy.mcp.credential_vault import Tokens, Vault, vault_at
 from argoproxy.mcp.per_user import PerUser
 from argoproxy.mcp.person_tokens import PersonTokens, URL_ELICITATION_REQUIRED, caller

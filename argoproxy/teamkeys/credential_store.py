@@ -1,4 +1,4 @@
-"""Where people's sealed MCP server tokens are kept (credential_vault.py seals them): the key store, as the team
+"""Where people's sealed MCP server tokens are kept (mcp/credential_vault.py seals them): the key store, as the team
 keys are (KEYS_DB's SQLite file, a table of its own; or with REDIS_URL, Redis, shared by the replicas). A row is
 (person id, server name) -> sealed bytes: nothing here can read a token."""
 
@@ -89,3 +89,11 @@ class RedisCredentials:
 
 def credential_store(keys_db: str, redis_url: str = "") -> CredentialStore:
     return RedisCredentials(redis_url) if redis_url else SQLiteCredentials(keys_db)
+
+
+def credentials_of(key_store: Any) -> CredentialStore:
+    """The store of connections beside a key store (the console's: an admin revokes a person's connections)."""
+    store = getattr(key_store, "primary", key_store)  # Redis behind its outage policy: Redis itself
+    if hasattr(store, "redis"):
+        return RedisCredentials("", client=store.redis)
+    return SQLiteCredentials(str(store.path))
