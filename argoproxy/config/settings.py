@@ -377,7 +377,8 @@ class Settings:
     # --- MCP servers behind /mcp (argoproxy/mcp/, docs/mcp.md)
     mcp_servers: McpServers = _setting(McpServers(), parse_mcp_servers,
                               "MCP servers at /mcp: name -> {command, args, env, per_session} or {url, headers, "
-                              "bearer_token_env, transport}; MCP_SERVERS: JSON (docs/mcp.md).",
+                              "bearer_token_env, transport, auth}; MCP_SERVERS: JSON (docs/mcp.md, "
+                              "docs/mcp-credentials.md).",
                               env=("MCP_SERVERS",))
     mcp_session_processes: int = _setting(16, _number(int, 1, 10000), "Processes a per_session MCP server runs at "
                                           "once at most (docs/mcp.md).", env=("MCP_SESSION_PROCESSES",),
