@@ -69,7 +69,7 @@ class ConnectPages:
         if method == "DELETE" and not callback:
             if not hmac.compare_digest(headers.get("X-CSRF-Token", ""), csrf) or not csrf:
                 raise ProxyError(403, "Disconnecting needs the session's CSRF token (X-CSRF-Token).",
-                                 type="permission_error", code="csrf_failed")
+                                 type="permission_error", code="csrf_token_invalid")
             gone = self.connections.forget(person, name)
             return Answer(b'{"disconnected": %s}' % (b"true" if gone else b"false"), 200, NO_STORE,
                           content_type="application/json")
