@@ -242,24 +242,10 @@ def _auth(where: str, entry: Mapping[str, Any], headers: tuple[tuple[str, str], 
     auth = entry.get("auth") or ""
     if auth and auth not in AUTHS:
         raise ValueError(f"{where}.auth: expected {' or '.join(AUTHS)}")
-    client_id = entry.get("client_id") or ""
-    if not isinstance(client_id, str) or (client_id and not client_id.isprintable()) or len(client_id) > 255:
-        raise ValueError(f"{where}.client_id: expected the client id its authorization server registered")
-    secret_env = entry.get("client_secret_env") or ""
-    if not isinstance(secret_env, str) or (secret_env and not ENV_NAME.fullmatch(secret_env)):
-        raise ValueError(f"{where}.client_secret_env: expected the name of an environment variable")
-    scopes = entry.get("scopes") or []
-    if isinstance(scopes, str):
-        scopes = scopes.split()
-    if not isinstance(scopes, list) or not all(isinstance(s, str) and SCOPE.fullmatch(s) for s in scopes):
-        raise ValueError(f"{where}.scopes: expected a list of OAuth scopes")
+    client_id, secret_env = _client(where, entry)
+    scopes = _scopes(where, entry.get("scopes") or [])
     if auth:
-        if entry.get("bearer_token_env"):
-            raise ValueError(f"{where}.bearer_token_env: a server with `auth: {auth}` gets each person's token, "
-                             "not the proxy's")
-        if any(k.lower() == "authorization" for k, _ in headers):
-            raise ValueError(f"{where}.headers: a server with `auth: {auth}` gets each person's token, not an "
-                             "Authorization header")
+        _no_own_credentials(where, auth, entry, headers)
     for key, value in (("client_id", client_id), ("client_secret_env", secret_env)):
         if value and auth != "per_user":
             raise ValueError(f"{where}.{key}: only a server with `auth: per_user` takes a client")
@@ -267,7 +253,35 @@ def _auth(where: str, entry: Mapping[str, Any], headers: tuple[tuple[str, str], 
         raise ValueError(f"{where}.scopes: only a server with `auth: per_user` or `auth: token_exchange` asks scopes")
     if secret_env and not client_id:
         raise ValueError(f"{where}.client_secret_env: give the client's `client_id` too")
-    return {"auth": auth, "client_id": client_id, "client_secret_env": secret_env, "scopes": tuple(scopes)}
+    return {"auth": auth, "client_id": client_id, "client_secret_env": secret_env, "scopes": scopes}
+
+
+def _client(where: str, entry: Mapping[str, Any]) -> tuple[str, str]:
+    client_id = entry.get("client_id") or ""
+    if not isinstance(client_id, str) or (client_id and not client_id.isprintable()) or len(client_id) > 255:
+        raise ValueError(f"{where}.client_id: expected the client id its authorization server registered")
+    secret_env = entry.get("client_secret_env") or ""
+    if not isinstance(secret_env, str) or (secret_env and not ENV_NAME.fullmatch(secret_env)):
+        raise ValueError(f"{where}.client_secret_env: expected the name of an environment variable")
+    return client_id, secret_env
+
+
+def _scopes(where: str, scopes: Any) -> tuple[str, ...]:
+    """A list of scopes, or one string of them separated by spaces (as OAuth writes them)."""
+    if isinstance(scopes, str):
+        scopes = scopes.split()
+    if not isinstance(scopes, list) or not all(isinstance(s, str) and SCOPE.fullmatch(s) for s in scopes):
+        raise ValueError(f"{where}.scopes: expected a list of OAuth scopes")
+    return tuple(scopes)
+
+
+def _no_own_credentials(where: str, auth: str, entry: Mapping[str, Any], headers: tuple[tuple[str, str], ...]) -> None:
+    if entry.get("bearer_token_env"):
+        raise ValueError(f"{where}.bearer_token_env: a server with `auth: {auth}` gets each person's token, not the "
+                         "proxy's")
+    if any(k.lower() == "authorization" for k, _ in headers):
+        raise ValueError(f"{where}.headers: a server with `auth: {auth}` gets each person's token, not an "
+                         "Authorization header")
 
 
 def _headers(where: str, headers: Any) -> tuple[tuple[str, str], ...]:

@@ -60,7 +60,7 @@ def resource_metadata(url: str, http: requests.Session) -> dict[str, Any]:
 
 def _named_by_401(url: str, http: requests.Session) -> str:
     """The resource_metadata URL of the server's 401 to an initialize without credentials, or ""."""
-    message = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+    message: dict[str, Any] = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
         "protocolVersion": HANDSHAKE_VERSION, "capabilities": {}, "clientInfo": {"name": "cot_proxy", "version": "1"}}}
     try:
         with http.post(url, json=message, headers={"Accept": "application/json, text/event-stream"},
@@ -69,7 +69,7 @@ def _named_by_401(url: str, http: requests.Session) -> str:
     except requests.RequestException:
         return ""
     named = WWWAuthenticate.from_header(said) if said else None
-    found = named.parameters.get("resource_metadata", "") if named is not None else ""
+    found = str(named.parameters.get("resource_metadata") or "") if named is not None else ""
     return found if urlsplit(found).scheme in ("http", "https") else ""
 
 
