@@ -17,16 +17,21 @@ from typing import Any
 from argoproxy.config.mcp_servers import McpServer, McpServers
 from argoproxy.mcp import jsonrpc
 from argoproxy.mcp.connections import Connections, Unavailable
+from argoproxy.mcp.token_exchange import Refused, TokenExchange
 
 URL_ELICITATION_REQUIRED = -32042  # 2025-11-25: the client opens the URL, then calls again
 
 caller: ContextVar[str] = ContextVar("mcp_caller", default="")  # the person id of the request being answered
+# The provider's token the request presented (a token /mcp accepted for a person, not a proxy key): what
+# `auth: token_exchange` exchanges; "" otherwise.
+provider_token: ContextVar[str] = ContextVar("mcp_provider_token", default="")
 
 
 class PersonTokens:
-    def __init__(self, servers: McpServers, connections: Connections, public_url: str) -> None:
+    def __init__(self, servers: McpServers, connections: Connections, public_url: str,
+                 exchange: TokenExchange | None = None) -> None:
         self.servers = {s.name: s for s in servers if s.per_person}
-        self.connections, self.public_url = connections, public_url.rstrip("/")
+        self.connections, self.public_url, self.exchange = connections, public_url.rstrip("/"), exchange
 
     def __bool__(self) -> bool:
         return bool(self.servers)
@@ -46,9 +51,7 @@ class PersonTokens:
                                  f"The MCP server {name} is reached with each person's own credentials: call it with "
                                  "a key a person owns, or signed in.")
         if server.auth == "token_exchange":
-            return self._refused(message, jsonrpc.INVALID_REQUEST,
-                                 f"The MCP server {name} takes an exchanged token (auth: token_exchange), which "
-                                 "this proxy does not make yet.")
+            return self.exchanged(server, person, message)
         try:
             token = self.connections.token(person, server)
         except Unavailable as exc:
@@ -56,6 +59,20 @@ class PersonTokens:
         if token is None:
             return self.not_connected(server, message)
         return {"person": person, "token": token}
+
+    def exchanged(self, server: McpServer, person: str, message: dict[str, Any]) -> dict[str, Any]:
+        subject = provider_token.get()
+        if not subject or self.exchange is None:
+            return self._refused(message, jsonrpc.INVALID_REQUEST,
+                                 f"The MCP server {server.name} takes your sign-in token exchanged for its own: call "
+                                 "it signed in at /mcp with the provider's token, not with a proxy key.")
+        try:
+            return {"person": person, "token": self.exchange.token(person, server, subject)}
+        except Unavailable as exc:
+            return self._refused(message, jsonrpc.SERVER_UNAVAILABLE, f"The MCP server {server.name}: {exc}.")
+        except Refused as exc:
+            return self._refused(message, jsonrpc.INVALID_REQUEST, f"The MCP server {server.name}: the provider "
+                                 f"would not exchange your token for one of the server's ({exc}).")
 
     def not_connected(self, server: McpServer, message: dict[str, Any]) -> dict[str, Any]:
         url = self.connect_url(server.name)
@@ -76,4 +93,8 @@ def person_tokens(settings: Any) -> PersonTokens:
     connections = Connections(store, lambda: vault_at(settings.credentials_key_file),
                               client_secret=lambda server: os.environ.get(server.client_secret_env, "").strip()
                               if server.client_secret_env else "")
-    return PersonTokens(settings.mcp_servers, connections, settings.public_url)
+    exchange = None
+    if any(s.auth == "token_exchange" for s in settings.mcp_servers):
+        from argoproxy.config.signin_settings import client_secret
+        exchange = TokenExchange(settings.oidc_issuer, settings.oidc_client_id, lambda: client_secret(settings))
+    return PersonTokens(settings.mcp_servers, connections, settings.public_url, exchange)
