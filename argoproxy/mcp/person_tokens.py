@@ -17,7 +17,7 @@ from typing import Any
 from argoproxy.config.mcp_servers import McpServer, McpServers
 from argoproxy.mcp import jsonrpc
 from argoproxy.mcp.connections import Connections, Unavailable
-from argoproxy.mcp.token_exchange import Refused, TokenExchange
+from argoproxy.mcp.token_exchange import ExchangeRefused, TokenExchange
 
 URL_ELICITATION_REQUIRED = -32042  # 2025-11-25: the client opens the URL, then calls again
 
@@ -70,7 +70,7 @@ class PersonTokens:
             return {"person": person, "token": self.exchange.token(person, server, subject)}
         except Unavailable as exc:
             return self._refused(message, jsonrpc.SERVER_UNAVAILABLE, f"The MCP server {server.name}: {exc}.")
-        except Refused as exc:
+        except ExchangeRefused as exc:
             return self._refused(message, jsonrpc.INVALID_REQUEST, f"The MCP server {server.name}: the provider "
                                  f"would not exchange your token for one of the server's ({exc}).")
 

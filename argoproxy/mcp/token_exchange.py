@@ -27,7 +27,7 @@ MAX_KEPT = 4096
 SECONDS = 10.0
 
 
-class Refused(Exception):
+class ExchangeRefused(Exception):
     """The provider would not exchange the person's token (said without it)."""
 
 
@@ -73,11 +73,11 @@ class TokenExchange:
         except requests.RequestException as exc:
             raise Unavailable(f"the provider could not be reached ({type(exc).__name__})") from None
         except Exception as exc:  # noqa: BLE001 - Authlib's OAuthError: its code only (its text may echo the token)
-            raise Refused(str(getattr(exc, "error", "") or type(exc).__name__)[:60]) from None
+            raise ExchangeRefused(str(getattr(exc, "error", "") or type(exc).__name__)[:60]) from None
         finally:
             client.close()
         if not isinstance(answer, dict) or not isinstance(answer.get("access_token"), str) \
                 or answer["access_token"] == subject:  # the original back: never passed on
-            raise Refused("no exchanged token")
+            raise ExchangeRefused("no exchanged token")
         expires_in = answer.get("expires_in")
         return answer["access_token"], (self.clock() + float(expires_in)) if expires_in else 0.0
