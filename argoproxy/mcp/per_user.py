@@ -15,17 +15,20 @@ from __future__ import annotations
 import hmac
 import logging
 import threading
+import time
 from collections import OrderedDict
 from typing import Any
 
 from argoproxy.config.mcp_servers import McpServer
 from argoproxy.mcp import jsonrpc
+from argoproxy.mcp.remote_http import CONNECT_SECONDS
 from argoproxy.mcp.remote_server import RemoteServer
 from argoproxy.redaction import Secrets
 
 log = logging.getLogger("cot_proxy")
 
 MAX_TOKEN = 16 * 1024  # a bearer token longer than this is refused
+OPEN_POLL = 0.02  # how often a call waiting for its person's session to open looks whether it failed
 
 
 class PersonServer(RemoteServer):
@@ -35,6 +38,15 @@ class PersonServer(RemoteServer):
         super().__init__(server, environ={})
         self.person, self.token = person, token
         self.secrets = Secrets([token])
+
+    def call(self, message: dict[str, Any], timeout: float, wait_ready: bool = True, on_note: Any = None,
+             session: str = "", **more: Any) -> dict[str, Any]:
+        """RemoteServer.call, but a session that fails to open (the token refused, the server down) answers at
+        once with why, rather than when the wait for it ends."""
+        deadline = time.monotonic() + min(timeout, CONNECT_SECONDS)
+        while not self.ready.is_set() and self.state == "starting" and time.monotonic() < deadline:
+            self.ready.wait(OPEN_POLL)
+        return super().call(message, timeout, wait_ready, on_note, session, **more)
 
 
 class PerUser:
@@ -61,7 +73,17 @@ class PerUser:
             return jsonrpc.error(message.get("id"), jsonrpc.INVALID_REQUEST,
                                  f"The MCP server {self.name} is reached with each person's own credentials: this "
                                  "call has none.")
-        return self._session(person, token).call(message, timeout, wait_ready, on_note, session, **more)
+        held = self._session(person, token)
+        answer = held.call(message, timeout, wait_ready, on_note, session, **more)
+        if not held.ready.is_set():  # it did not open: the next call opens again (perhaps with a new token)
+            self._drop(person, held)
+        return answer
+
+    def _drop(self, person: str, held: PersonServer) -> None:
+        with self.lock:
+            if self.held.get(person) is held:
+                del self.held[person]
+        threading.Thread(target=held.stop, daemon=True, name=f"mcp-{self.name}-end").start()
 
     def _session(self, person: str, token: str) -> PersonServer:
         """The person's session, opened now when they have none or their token changed (the old one ends)."""

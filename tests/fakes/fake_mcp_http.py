@@ -23,7 +23,10 @@ Tools: echo {text}, add {a, b}, progress {steps}, slow {seconds}, garbage (an an
 said back and recorded in `calls`).
 
 `people` (token -> person): every request must carry one of those bearer tokens (else 401), a session is its
-opener's alone (another person's token on it: 403, counted in `crossed`); a token taken out of `people` is refused."""
+opener's alone (another person's token on it: 403, counted in `crossed`); a token taken out of `people` is refused. POST /token
+(form `grant_type=refresh_token`) is its authorization server's refresh: a refresh token in `refresh` (refresh
+token -> person) gets a new access token for that person (added to `people`) and a new refresh token (rotated:
+the old one is refused from then on, `invalid_grant`)."""
 
 from __future__ import annotations
 
@@ -71,6 +74,7 @@ class FakeRemote:
         self.people = people  # bearer token -> person
         self.calls: list[tuple[str, str]] = []  # whoami's: (the person, its text)
         self.crossed = 0  # requests on one person's session with another's token
+        self.refresh: dict[str, str] = {}  # refresh token -> person (POST /token)
         self.sse_answers = sse_answers
         self.sessions: dict[str, Session] = {}
         self.seen: list[tuple[str, str, dict[str, str]]] = []
@@ -193,6 +197,8 @@ class Handler(BaseHTTPRequestHandler):
 
     # ------------------------------------------------------------ Streamable HTTP
     def do_POST(self) -> None:
+        if self.path == "/token" and self.fake.people is not None:
+            return self.refreshed()
         if not self.gate():
             return
         path = urlsplit(self.path)
@@ -245,6 +251,17 @@ class Handler(BaseHTTPRequestHandler):
             self.answer(session, message)
         finally:
             session.in_flight.discard(message["id"])
+
+    def refreshed(self) -> None:
+        form = {k: v[0] for k, v in parse_qs(self.rfile.read(int(self.headers.get("Content-Length", "0"))).decode()).items()}
+        person = self.fake.refresh.pop(form.get("refresh_token", ""), None)
+        if form.get("grant_type") != "refresh_token" or person is None:
+            return self.send_json(400, {"error": "invalid_grant"})
+        access, refresh = secrets.token_hex(16), secrets.token_hex(16)
+        self.fake.people[access] = person
+        self.fake.refresh[refresh] = person
+        self.send_json(200, {"access_token": access, "refresh_token": refresh, "expires_in": 3600,
+                             "token_type": "Bearer"})
 
     def answer(self, session: Session, message: dict[str, Any]) -> None:
         params = message.get("params") or {}

@@ -33,7 +33,7 @@ def world(module_fake, tmp_path_factory):
     home = tmp_path_factory.mktemp("per_user")
     store = SQLiteKeyStore(home / "keys.db")
     now, people = time.time(), {}
-    for name in ("ann", "bob", "cy"):
+    for name in ("ann", "bob", "cy", "dee", "eve"):
         claims = {"sub": name, "email": f"{name}@x.org", "email_verified": True, "name": name}
         people[name] = store.signed_in(person_of_claims(claims, "http://127.0.0.1:9", "groups", now), False).id
         store.create(KeyRecord(f"{name}-key", digest(f"sk-{name}-key"), "sk-" + name, created=now,
@@ -42,6 +42,12 @@ def world(module_fake, tmp_path_factory):
     for name, token in (("ann", ANN_TOKEN), ("bob", BOB_TOKEN)):  # as a connection from the console leaves them
         held.put(people[name], "gh", vault.seal(people[name], "gh", Tokens(token)))
     with FakeRemote(people={ANN_TOKEN: people["ann"], BOB_TOKEN: people["bob"]}) as remote:
+        remote.refresh["dee-refresh-1"] = people["dee"]
+        # Dee's token expired: it is refreshed at the server's token endpoint before her call (rotated there)
+        held.put(people["dee"], "gh", vault.seal(people["dee"], "gh", Tokens(
+            "dee-expired-token", "dee-refresh-1", time.time() - 5, remote.url.replace("/mcp", "/token"))))
+        # Eve's is another server's (another audience): this server refuses it
+        held.put(people["eve"], "gh", vault.seal(people["eve"], "gh", Tokens("jira-audience-token-of-eve")))
         servers = {"gh": {"url": remote.url, "auth": "per_user"}}
         with running_proxy(TARGET_BASE_URL=module_fake.base_url, WORKERS="2", MCP_SERVERS=json.dumps(servers),
                            ENABLE_AUTH="true", API_KEY_SECRET=ADMIN, KEYS_DB=str(home / "keys.db"),
@@ -119,3 +125,14 @@ def test_a_revoked_connection_is_refused_at_its_next_call_and_no_token_shows(wor
     log = proxy.read_log()
     for token in (ANN_TOKEN, BOB_TOKEN):
         assert token not in status and token not in log and token not in json.dumps(answer)
+
+
+def test_an_expired_token_is_refreshed_and_rotated_and_another_audiences_is_refused(world):
+    proxy, remote, people, held = world
+    assert whoami(proxy, "sk-dee-key", "dee")[0]["result"]["content"][0]["text"] == people["dee"]
+    assert "dee-refresh-1" not in remote.refresh and list(remote.refresh.values()) == [people["dee"]]  # rotated
+    assert whoami(proxy, "sk-dee-key", "dee", calls=2)[1]["result"]["content"][0]["text"] == people["dee"]
+    answer, = whoami(proxy, "sk-eve-key", "eve")
+    assert answer["error"]["code"] == -32001 and "refused the credentials" in answer["error"]["message"]
+    assert "jira-audience-token-of-eve" not in json.dumps(answer) and people["eve"] not in [p for p, _ in remote.calls]
+    assert "jira-audience-token-of-eve" not in proxy.read_log() and "dee-refresh-1" not in proxy.read_log()
