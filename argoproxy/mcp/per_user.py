@@ -40,13 +40,13 @@ class PersonServer(RemoteServer):
         self.secrets = Secrets([token])
 
     def call(self, message: dict[str, Any], timeout: float, wait_ready: bool = True, on_note: Any = None,
-             session: str = "", **more: Any) -> dict[str, Any]:
+             session: str = "", asks: frozenset[str] = frozenset(), on_ask: Any = None) -> dict[str, Any]:
         """RemoteServer.call, but a session that fails to open (the token refused, the server down) answers at
         once with why, rather than when the wait for it ends."""
         deadline = time.monotonic() + min(timeout, CONNECT_SECONDS)
         while not self.ready.is_set() and self.state == "starting" and time.monotonic() < deadline:
             self.ready.wait(OPEN_POLL)
-        return super().call(message, timeout, wait_ready, on_note, session, **more)
+        return super().call(message, timeout, wait_ready, on_note, session, asks, on_ask)
 
 
 class PerUser:
