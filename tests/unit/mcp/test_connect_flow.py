@@ -120,3 +120,13 @@ def test_not_signed_in_goes_to_sign_in_and_disconnecting_needs_the_csrf_token(pa
     with pytest.raises(ProxyError) as caught:
         pages.answer("docs", False, "GET", "", {"Cookie": "cookie-ann"})
     assert caught.value.status == 404
+
+
+def test_a_token_endpoint_that_redirects_elsewhere_is_not_followed(pages, remote):
+    remote.replace(responses.POST, ISSUER + "/token", status=307, headers={"Location": "https://evil.example.com/t"})
+    remote.post("https://evil.example.com/t", json={"access_token": "stolen"})
+    _, asked = begin(pages)
+    with pytest.raises(ProxyError, match="did not give tokens for the code"):
+        back(pages, {"state": asked["state"], "code": "the-code", "iss": ISSUER})
+    assert not any(c.request.url.startswith("https://evil.example.com") for c in remote.calls)
+    assert pages.connections.connected("person-ann") == []
