@@ -37,7 +37,7 @@ from argoproxy.mcp.remote_http import origin_of
 log = logging.getLogger("cot_proxy")
 
 FLOW_SECONDS = 600.0
-FLOW = "flow:"  # + the state's digest: where a flow is kept, in the connections' store
+FLOW = "flow:"  # + the state's digest: where a flow is kept, in the connections' store (credential_store.FLOW)
 MOST_PARAM = 2048
 NO_STORE = {"Cache-Control": "no-store"}
 Who = Callable[[Mapping[str, str]], "tuple[str, str] | None"]  # request headers -> (person id, CSRF token)
@@ -97,7 +97,8 @@ class ConnectPages:
         flow = {"person": person, "server": server.name, "verifier": verifier, "client_id": client_id,
                 "at": self.clock(), **found.__dict__, "scopes": list(found.scopes)}
         self.connections.store.put(FLOW + digest(state), server.name,
-                                   self.connections.vault.seal_value(FLOW + digest(state), server.name, flow))
+                                   self.connections.vault.seal_value(FLOW + digest(state), server.name, flow),
+                                   ttl=FLOW_SECONDS)
         return redirect(url)
 
     def register(self, server: McpServer, found: AuthServer) -> str:

@@ -14,8 +14,11 @@ from argoproxy import sqlite_files
 REDIS_PREFIX = "cot_proxy:mcp_credentials:"  # + person id: a hash of server name -> sealed (base64)
 
 
+FLOW = "flow:"  # rows of connections being made (mcp/connect_flow.py): kept `ttl` seconds at most
+
+
 class CredentialStore(Protocol):
-    def put(self, person: str, server: str, sealed: bytes) -> None: ...
+    def put(self, person: str, server: str, sealed: bytes, ttl: float = 0.0) -> None: ...
     def get(self, person: str, server: str) -> bytes | None: ...
     def delete(self, person: str, server: str | None = None) -> int: ...
     def servers(self, person: str) -> list[str]: ...
@@ -35,8 +38,12 @@ class SQLiteCredentials:
             self._db = db
         return self._db
 
-    def put(self, person: str, server: str, sealed: bytes) -> None:
+    def put(self, person: str, server: str, sealed: bytes, ttl: float = 0.0) -> None:
+        """A row kept; with `ttl` (a flow's), the flows older than that go first (abandoned ones never pile up)."""
         with self.lock:
+            if ttl:
+                self._conn().execute("DELETE FROM mcp_credentials WHERE person LIKE ? AND updated < ?",
+                                     (FLOW + "%", time.time() - ttl))
             self._conn().execute("INSERT OR REPLACE INTO mcp_credentials VALUES (?, ?, ?, ?)",
                                  (person, server, sealed, time.time()))
 
@@ -69,8 +76,10 @@ class RedisCredentials:
             client = connect(url)
         self.redis = client
 
-    def put(self, person: str, server: str, sealed: bytes) -> None:
+    def put(self, person: str, server: str, sealed: bytes, ttl: float = 0.0) -> None:
         self.redis.hset(REDIS_PREFIX + person, server, base64.b64encode(sealed).decode())
+        if ttl:
+            self.redis.expire(REDIS_PREFIX + person, max(1, int(ttl)))
 
     def get(self, person: str, server: str) -> bytes | None:
         value = self.redis.hget(REDIS_PREFIX + person, server)

@@ -64,6 +64,17 @@ def test_the_sqlite_store_keeps_rows_per_person_and_server(tmp_path):
     _stored(SQLiteCredentials(str(tmp_path / "keys.db")))
 
 
+def test_abandoned_connection_flows_do_not_pile_up(tmp_path, redis_url):
+    store = SQLiteCredentials(str(tmp_path / "keys.db"))
+    store.put("flow:old", "gh", b"\x01f", ttl=600)
+    store._conn().execute("UPDATE mcp_credentials SET updated = updated - 601")
+    store.put("flow:new", "gh", b"\x01f", ttl=600)
+    assert store.get("flow:old", "gh") is None and store.get("flow:new", "gh") == b"\x01f"
+    shared = RedisCredentials(redis_url)
+    shared.put("flow:x", "gh", b"\x01f", ttl=600)
+    assert 0 < shared.redis.ttl("cot_proxy:mcp_credentials:flow:x") <= 600
+
+
 def test_the_redis_store_keeps_rows_per_person_and_server(redis_url):
     _stored(RedisCredentials(redis_url))
 
