@@ -136,3 +136,20 @@ def test_an_expired_token_is_refreshed_and_rotated_and_another_audiences_is_refu
     assert answer["error"]["code"] == -32001 and "refused the credentials" in answer["error"]["message"]
     assert "jira-audience-token-of-eve" not in json.dumps(answer) and people["eve"] not in [p for p, _ in remote.calls]
     assert "jira-audience-token-of-eve" not in proxy.read_log() and "dee-refresh-1" not in proxy.read_log()
+
+
+def test_the_connect_page_is_served_without_a_key_and_asks_for_a_sign_in(world):
+    proxy = world[0]
+    conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=30)
+    answers = {}
+    for method, path in (("GET", "/ui/connect/gh"), ("GET", "/ui/connect/nope"), ("GET", "/ui/connect/gh/callback"),
+                         ("DELETE", "/ui/connect/gh"), ("GET", "/UI/Connect/gh")):
+        conn.request(method, path)
+        resp = conn.getresponse()
+        answers[(method, path)] = resp.status, resp.getheader("Location"), resp.read()
+    conn.close()
+    assert answers[("GET", "/ui/connect/gh")][:2] == (303, "/ui/auth/login")
+    assert answers[("GET", "/ui/connect/nope")][0] == 404
+    assert answers[("GET", "/ui/connect/gh/callback")][0] == 401
+    assert answers[("DELETE", "/ui/connect/gh")][0] == 401
+    assert answers[("GET", "/UI/Connect/gh")][:2] == (303, "/ui/auth/login")  # any case, as the console's routes
