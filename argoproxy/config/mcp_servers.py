@@ -5,6 +5,11 @@
       git:  {command: uvx, args: [mcp-server-git, --repository, /srv/repo]}
       time: {command: mcp-server-time, env: {TZ: UTC}}
       docs: {url: https://mcp.example.com/mcp, bearer_token_env: DOCS_MCP_TOKEN}
+      github: {url: https://mcp.example.com/github, auth: per_user, client_id: cot-proxy, scopes: [repo]}
+
+A remote server's `auth` says whose credentials reach it: unset, the proxy's own (`headers`, `bearer_token_env`);
+`per_user`, each person's, connected once from the console (docs/mcp-credentials.md); `token_exchange`, the
+person's sign-in token exchanged (RFC 8693) at OIDC_ISSUER for one with the server's audience.
 
 A name is what prefixes its tools (`git__status`) and its path (`/mcp/git`): lower-case letters, digits, `-` and
 single `_`, at most 32 characters, never `__` (the separator) nor a `_` at the end, and two names may not differ only in case or in
@@ -26,7 +31,10 @@ from argoproxy.config.json_setting import json_setting
 NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]|_(?=[a-z0-9-])){0,31}")
 SEPARATOR = "__"  # server__tool
 STDIO_KEYS = frozenset({"command", "args", "env", "per_session"})
-REMOTE_KEYS = frozenset({"url", "headers", "bearer_token_env", "transport"})
+REMOTE_KEYS = frozenset({"url", "headers", "bearer_token_env", "transport", "auth", "client_id", "client_secret_env",
+                         "scopes"})
+AUTHS = ("per_user", "token_exchange")  # whose credentials reach a remote server; unset: the proxy's own
+SCOPE = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]{1,200}")  # RFC 6749's scope-token
 TRANSPORTS = ("streamable-http", "sse")  # a remote server's; unset: Streamable HTTP, else the older HTTP+SSE
 CALL_KEYS = frozenset({"timeout", "max_result_bytes", "price_per_call"})  # either kind: each tool call's bounds and price
 MAX_RESULT_BYTES = 4 * 1024 * 1024  # the default bound on a tool call's answer
@@ -51,6 +59,10 @@ class McpServer:
     headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # remote: sent with every request, never shown to clients
     bearer_token_env: str = ""  # remote: the environment variable holding its bearer token
     transport: str = ""  # remote: streamable-http, sse (2024-11-05's HTTP+SSE), or "": the first that answers
+    auth: str = ""  # remote: per_user, token_exchange, or "": the proxy's own credentials (headers, bearer_token_env)
+    client_id: str = ""  # per_user: the client pre-registered at the server's authorization server ("": registered)
+    client_secret_env: str = ""  # per_user: the environment variable holding that client's secret
+    scopes: tuple[str, ...] = ()  # per_user, token_exchange: the scopes asked for
     timeout: float = 0.0  # seconds a tool call may take; 0: the proxy's TIMEOUT
     max_result_bytes: int = MAX_RESULT_BYTES  # the longest answer to a tool call passed on
     price_per_call: int = 0  # nano-dollars charged to the key's dollar budget per call its server answers
@@ -77,7 +89,17 @@ class McpServer:
             written["bearer_token_env"] = self.bearer_token_env
         if self.transport:
             written["transport"] = self.transport
+        for key in ("auth", "client_id", "client_secret_env"):
+            if getattr(self, key):
+                written[key] = getattr(self, key)
+        if self.scopes:
+            written["scopes"] = list(self.scopes)
         return {**written, **self.bounds_written()}
+
+    @property
+    def per_person(self) -> bool:
+        """Each person's own credentials reach it (per_user or token_exchange), never the proxy's."""
+        return self.auth in AUTHS
 
     def bounds_written(self) -> dict[str, Any]:
         """timeout, max_result_bytes and price_per_call as written, when not the defaults."""
@@ -125,7 +147,7 @@ def _server(name: Any, entry: Any) -> McpServer:
     unknown = sorted(keys - STDIO_KEYS - REMOTE_KEYS - CALL_KEYS, key=str)
     if unknown:
         raise ValueError(f"{where}.{unknown[0]}: unknown key (a server takes command, args, env, per_session, or url, "
-                         "headers, bearer_token_env, transport; and timeout, max_result_bytes, price_per_call)")
+                         "headers, bearer_token_env, transport, auth, client_id, client_secret_env, scopes; and timeout, max_result_bytes, price_per_call)")
     if ("command" in keys) == ("url" in keys):
         raise ValueError(f"{where}: give either `command` (a server the proxy runs) or `url` (one it reaches)")
     if "command" in keys:
@@ -210,7 +232,56 @@ def _remote(name: str, where: str, entry: Mapping[str, Any]) -> McpServer:
     transport = entry.get("transport") or ""
     if transport and transport not in TRANSPORTS:
         raise ValueError(f"{where}.transport: expected {' or '.join(TRANSPORTS)}")
-    return McpServer(name, url=url, headers=pairs, bearer_token_env=token_env, transport=transport)
+    return McpServer(name, url=url, headers=pairs, bearer_token_env=token_env, transport=transport,
+                     **_auth(where, entry, pairs))
+
+
+def _auth(where: str, entry: Mapping[str, Any], headers: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    """auth, client_id, client_secret_env and scopes, and the combinations refused: a person's server takes none of
+    the proxy's own credentials (they would reach it beside the person's), and a client only with per_user."""
+    auth = entry.get("auth") or ""
+    if auth and auth not in AUTHS:
+        raise ValueError(f"{where}.auth: expected {' or '.join(AUTHS)}")
+    client_id, secret_env = _client(where, entry)
+    scopes = _scopes(where, entry.get("scopes") or [])
+    if auth:
+        _no_own_credentials(where, auth, entry, headers)
+    for key, value in (("client_id", client_id), ("client_secret_env", secret_env)):
+        if value and auth != "per_user":
+            raise ValueError(f"{where}.{key}: only a server with `auth: per_user` takes a client")
+    if scopes and not auth:
+        raise ValueError(f"{where}.scopes: only a server with `auth: per_user` or `auth: token_exchange` asks scopes")
+    if secret_env and not client_id:
+        raise ValueError(f"{where}.client_secret_env: give the client's `client_id` too")
+    return {"auth": auth, "client_id": client_id, "client_secret_env": secret_env, "scopes": scopes}
+
+
+def _client(where: str, entry: Mapping[str, Any]) -> tuple[str, str]:
+    client_id = entry.get("client_id") or ""
+    if not isinstance(client_id, str) or (client_id and not client_id.isprintable()) or len(client_id) > 255:
+        raise ValueError(f"{where}.client_id: expected the client id its authorization server registered")
+    secret_env = entry.get("client_secret_env") or ""
+    if not isinstance(secret_env, str) or (secret_env and not ENV_NAME.fullmatch(secret_env)):
+        raise ValueError(f"{where}.client_secret_env: expected the name of an environment variable")
+    return client_id, secret_env
+
+
+def _scopes(where: str, scopes: Any) -> tuple[str, ...]:
+    """A list of scopes, or one string of them separated by spaces (as OAuth writes them)."""
+    if isinstance(scopes, str):
+        scopes = scopes.split()
+    if not isinstance(scopes, list) or not all(isinstance(s, str) and SCOPE.fullmatch(s) for s in scopes):
+        raise ValueError(f"{where}.scopes: expected a list of OAuth scopes")
+    return tuple(scopes)
+
+
+def _no_own_credentials(where: str, auth: str, entry: Mapping[str, Any], headers: tuple[tuple[str, str], ...]) -> None:
+    if entry.get("bearer_token_env"):
+        raise ValueError(f"{where}.bearer_token_env: a server with `auth: {auth}` gets each person's token, not the "
+                         "proxy's")
+    if any(k.lower() == "authorization" for k, _ in headers):
+        raise ValueError(f"{where}.headers: a server with `auth: {auth}` gets each person's token, not an "
+                         "Authorization header")
 
 
 def _headers(where: str, headers: Any) -> tuple[tuple[str, str], ...]:
@@ -238,9 +309,22 @@ def _distinct(servers: tuple[McpServer, ...]) -> None:
 
 
 def missing_tokens(servers: tuple[McpServer, ...], environ: Mapping[str, str]) -> str | None:
-    """A remote server whose token variable is unset: it would be reached without its credential."""
+    """A remote server whose token variable is unset: it would be reached without its credential (a client secret's
+    likewise: its authorization server would refuse the person's connection)."""
     for server in servers:
+        if server.client_secret_env and not environ.get(server.client_secret_env, "").strip():
+            return (f"mcp_servers.{server.name}.client_secret_env: {server.client_secret_env} is not set in the "
+                    "proxy's environment")
         if server.bearer_token_env and not environ.get(server.bearer_token_env, "").strip():
             return (f"mcp_servers.{server.name}.bearer_token_env: {server.bearer_token_env} is not set in the "
                     "proxy's environment")
+    return None
+
+
+def per_person_problem(servers: tuple[McpServer, ...], signin: bool) -> str | None:
+    """A server with `auth: per_user` or `token_exchange` reaches a person, whom only sign-in (OIDC_ISSUER) knows."""
+    for server in servers:
+        if server.per_person and not signin:
+            return (f"mcp_servers.{server.name}.auth: {server.auth} needs sign-in (OIDC_ISSUER, PUBLIC_URL): the "
+                    "person whose credentials it uses signs in at the console")
     return None

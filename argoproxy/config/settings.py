@@ -30,7 +30,7 @@ from argoproxy.config.model_families import Overrides, parse_overrides
 from argoproxy.config.llm_params import LlmParams, parse_llm_params
 from argoproxy.config.model_free_paths import DEFAULT_MODEL_FREE, route_globs
 from argoproxy.config.price_settings import PriceSettings, parse_prices
-from argoproxy.config.mcp_servers import McpServers, missing_tokens, parse_mcp_servers
+from argoproxy.config.mcp_servers import McpServers, missing_tokens, parse_mcp_servers, per_person_problem
 from argoproxy.config.redis_url import check_redis_url
 from argoproxy.redaction import mask_url
 from argoproxy.config.routing_settings import (KeyLimit, ModelEntry, as_concurrency, check_routing, parse_fallbacks,
@@ -384,7 +384,8 @@ class Settings:
     # --- MCP servers behind /mcp (argoproxy/mcp/, docs/mcp.md)
     mcp_servers: McpServers = _setting(McpServers(), parse_mcp_servers,
                               "MCP servers at /mcp: name -> {command, args, env, per_session} or {url, headers, "
-                              "bearer_token_env, transport}; MCP_SERVERS: JSON (docs/mcp.md).",
+                              "bearer_token_env, transport, auth}; MCP_SERVERS: JSON (docs/mcp.md, "
+                              "docs/mcp-credentials.md).",
                               env=("MCP_SERVERS",))
     mcp_session_processes: int = _setting(16, _number(int, 1, 10000), "Processes a per_session MCP server runs at "
                                           "once at most (docs/mcp.md).", env=("MCP_SESSION_PROCESSES",),
@@ -392,6 +393,15 @@ class Settings:
     mcp_session_processes_per_key: int = _setting(4, _number(int, 1, 10000), "Of those, one key's at most.",
                                                   env=("MCP_SESSION_PROCESSES_PER_KEY",),
                                                   flags=("--mcp-session-processes-per-key",))
+    mcp_user_sessions_per_server: int = _setting(64, _number(int, 1, 100000), "Upstream sessions a per_user MCP "
+                                                 "server is held with at once, one per person (least recently used "
+                                                 "out; docs/mcp-credentials.md).",
+                                                 env=("MCP_USER_SESSIONS_PER_SERVER",))
+    credentials_key_file: str = _setting("", as_str, "The key people's MCP server tokens are encrypted with (AES-GCM); "
+                                         "default credentials.key beside keys.db, made 0600 when absent "
+                                         "(docs/mcp-credentials.md).", env=("CREDENTIALS_KEY_FILE",),
+                                         derived=lambda s: str(Path(s.keys_db or default_keys_db(s.config_path))
+                                                              .expanduser().with_name("credentials.key")))
     mcp_streams: int = _setting(512, _number(int, 1, 100000), "Notification streams (a session's GET, "
                                 "subscriptions/listen) the instance holds at once at most (docs/mcp.md).",
                                 env=("MCP_STREAMS",), flags=("--mcp-streams",))
@@ -795,7 +805,7 @@ def _checked(settings: Settings, environ: Mapping[str, str]) -> Settings:
     problem = listener.socket_problem(settings.socket) or listener.key_file_problem(settings) \
         or listener.own_key_problem(settings) or keys_db_problem(settings) or responses_db_problem(settings) \
         or tracing_problem(settings.tracing, environ) or missing_tokens(settings.mcp_servers, environ) \
-        or signin_problem(settings)
+        or signin_problem(settings) or per_person_problem(settings.mcp_servers, bool(settings.oidc_issuer))
     if problem:
         raise BadValue(problem)
     # Each provider's own rules: for the top-level backend when it serves (no `models`), and for every

@@ -36,6 +36,12 @@ same keys as its models (docs/mcp.md).
   journal_line.py: a journal line per call. limits.py: each call's deadline, result-size bound and price per server,
   and a team key's tool limits and dollar budget (teamkeys/tool_calls.py: its price held) before the call reaches its
   server. catalog.py holds every method that reaches a server to what the key's tool globs reach.
+- Each person's own credentials (`auth: per_user`, `auth: token_exchange`; docs/mcp-credentials.md): per_user.py, a
+  server's upstream session per person in the supervisor, with the token the worker hands it; person_tokens.py,
+  whose a call is and what it carries (or the -32042 that sends them to the console); connections.py, their tokens
+  read and refreshed; credential_vault.py, sealed with AES-GCM under CREDENTIALS_KEY_FILE (the rows:
+  teamkeys/credential_store.py); connect_flow.py and oauth_discovery.py, /ui/connect/NAME's authorization code flow
+  and the discovery before it; token_exchange.py, RFC 8693 at OIDC_ISSUER.
 
 May import: the shared modules, config, edge, teamkeys.
 """

@@ -37,6 +37,7 @@ from argoproxy.mcp.link import MARGIN, Link, SessionRefused, SupervisorGone
 from argoproxy.mcp.names import MAX_NAME, prefixed
 from argoproxy.mcp.notices import request_level
 from argoproxy.mcp.protocol import HANDSHAKE_VERSION, HANDSHAKE_VERSIONS, SERVER_INFO
+from argoproxy.mcp.person_tokens import caller, provider_token
 from argoproxy.mcp.recording import Hook, ToolCall, ToolNames, outcome_of
 from argoproxy.mcp.sessions import InstanceSessions, SessionStore, SessionStoreDown
 from argoproxy.teamkeys.records import KeyRecord, globs_meet
@@ -52,6 +53,7 @@ LOOPBACK_PEERS = frozenset({"127.0.0.1", "::1"})  # the usual peers, known witho
 NAMED_CALLS = frozenset({"tools/call", "prompts/get"})
 ASKING_CALLS = frozenset({"prompts/get", "resources/read"})  # beside tools/call: its server may ask the client
 SERVERS_METHOD = "cot_proxy/servers"  # the proxy's own, at /mcp: each server's state (`cot-proxy mcp list`)
+OAUTH_KEY_PREFIX = "oauth:"  # the KeyRecord a token accepted at /mcp becomes (edge/auth.py; issue 72's contract)
 STATE_FIELDS = ("name", "kind", "state", "restarts", "error")
 PER_SESSION_FIELDS = ("per_session", "processes")  # a per_session server's: how many sessions' processes run
 
@@ -116,6 +118,10 @@ class McpEndpoint:
             return http_error(403, "With auth off, /mcp answers only clients on the proxy's machine.")
         if server is not None and server not in self.servers:
             return http_error(404, f"No MCP server named {server[:40]!r} here.")
+        # Whose the request is, for the calls to a per-person server it makes (person_tokens.py): read while the
+        # answer is made (a streamed call's link reads it before the stream).
+        person = caller.set(req.team_key.owner if req.team_key is not None else "")
+        subject = provider_token.set(oauth_token(req))
         try:
             if req.method == "DELETE":
                 return self.end_session(req, owner)
@@ -132,6 +138,9 @@ class McpEndpoint:
         except SessionStoreDown:
             return rpc_answer(jsonrpc.error(None, jsonrpc.SERVER_UNAVAILABLE,
                                             "The store of MCP sessions (Redis) cannot be reached now."), 503)
+        finally:
+            caller.reset(person)
+            provider_token.reset(subject)
 
     def post(self, req: Request, server: str | None, owner: str, globs: Globs, context: Any = None) -> Answer:
         content_type = req.headers.get("Content-Type", "").split(";")[0].strip().lower()
@@ -516,6 +525,14 @@ def owner_of(req: Request, admin: bool) -> str:
     if req.presented_keys:
         return "digest:" + hashlib.sha256(req.presented_keys[0].encode()).hexdigest()[:32]
     return "local"
+
+
+def oauth_token(req: Request) -> str:
+    """The provider's token a person presented at /mcp (a key r1's OAuth made of it: `oauth:` names it), which
+    `auth: token_exchange` exchanges; "" for a proxy key, which is never sent to the provider."""
+    if req.team_key is None or not req.team_key.name.startswith(OAUTH_KEY_PREFIX) or not req.presented_keys:
+        return ""
+    return req.presented_keys[0]
 
 
 def tool_globs(req: Request) -> Globs:

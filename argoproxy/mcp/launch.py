@@ -55,6 +55,7 @@ def supervisor_options(settings: Any) -> dict[str, object]:
     return {"held": secret_files(settings), "session_processes": settings.mcp_session_processes,
             "session_processes_per_key": settings.mcp_session_processes_per_key, "redis_url": settings.redis_url,
             "streams": settings.mcp_streams, "streams_per_key": settings.mcp_streams_per_key,
+            "user_sessions": settings.mcp_user_sessions_per_server,
             "keys": {"keys_db": settings.keys_db, "redis_outage": settings.redis_outage} if settings.enable_auth
             else None}  # team keys: their processes stop when they are refused (per_session.py's KeyCheck)
 
@@ -103,7 +104,7 @@ def supervisor_environ(servers: tuple[McpServer, ...] = ()) -> dict[str, str]:
 def secret_files(settings: Any) -> list[str]:
     """The files and directories holding the proxy's secrets, kept out of its stdio servers' reach (room.py): the
     .env read at start, config.yaml (the one in force, and where one is looked for), API_KEY_FILE, KEYS_DB and the
-    stored responses (with SQLite's side files), seal.key beside them, the journals (LOG_DIR); and what its workers
+    stored responses (with SQLite's side files), seal.key beside them, CREDENTIALS_KEY_FILE, the journals (LOG_DIR); and what its workers
     share through files: their cells (COT_PROXY_SHARED_DIR) and metrics (PROMETHEUS_MULTIPROC_DIR, the operator's
     too). Other instances' are held by the supervisor (shared_places)."""
     stores = [path for db in (settings.keys_db, settings.responses_db) if db
@@ -112,7 +113,7 @@ def secret_files(settings: Any) -> list[str]:
         if settings.responses_db else []
     shared = [os.environ.get(SHARED_DIR_ENV, ""), os.environ.get(METRICS_DIR_ENV, "")]
     paths = [".env", *CONFIG_SEARCH_PATH, CONFIG_DIRECTORY, settings.config_path, settings.api_key_file,
-             settings.log_dir, *stores, *sealed, *shared]
+             settings.log_dir, settings.credentials_key_file, *stores, *sealed, *shared]
     return sorted({os.path.abspath(os.path.expanduser(path)) for path in paths if path})
 
 

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import socket
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO, Callable, Iterator
 
 from argoproxy.jsonfast import dumps, loads
 from argoproxy.mcp import jsonrpc
@@ -76,6 +76,8 @@ class Link:
         # Connections kept open between calls: a connection (and the supervisor's thread for it) made for each
         # call cost more than the call's own work. One holding a call's answer late (its deadline passed) is closed.
         self.idle: list[tuple[socket.socket, BinaryIO]] = []
+        # A per-person server's call carries its person and their token, or is refused here (person_tokens.py).
+        self.person_fields: Callable[[str, dict[str, Any]], dict[str, Any]] = lambda server, message: {}
 
     def ask(self, request: dict[str, Any], timeout: float) -> dict[str, Any]:
         data = dumps(request) + b"\n"
@@ -192,6 +194,10 @@ class Link:
         SupervisorGone when the supervisor cannot be asked. `key`: whose the call is, unchecked (a per_session
         server's process is chosen by it and the session: per_session.py)."""
         request = {"op": "call", "server": server, "message": message, "timeout": timeout, "session": session}
+        person = self.person_fields(server, message)
+        if "refused" in person:
+            return dict(person["refused"])
+        request.update(person)
         if owner is not None:
             request["owner"] = owner
         elif key:
@@ -215,6 +221,10 @@ class Link:
         {"rounds": {...}}: 2026-07-28's input_required)."""
         request: dict[str, Any] = {"op": "call", "server": server, "message": message, "timeout": timeout,
                                    "session": session, **(relay or {"relay": True})}
+        person = self.person_fields(server, message)
+        if "refused" in person:
+            return dict(person["refused"]), None
+        request.update(person)
         if owner is not None:
             request["owner"] = owner
         elif key:
@@ -246,13 +256,22 @@ class Link:
                relay: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
         """The server's progress notifications for a request, then its answer (or the error saying why none).
         `relay`: the call op's fields that relay the server's requests of the client (`relaying`'s "relay" and "asks",
-        or 2026-07-28's "rounds"): those requests come among the notifications."""
+        or 2026-07-28's "rounds"): those requests come among the notifications. Whose the call is, is read now (a
+        per-person server's), not when the stream is first read."""
+        person = self.person_fields(server, message)
+        if "refused" in person:
+            return iter([dict(person["refused"])])
+        return self._stream(server, message, timeout, session, key, relay, person)
+
+    def _stream(self, server: str, message: dict[str, Any], timeout: float, session: str, key: str,
+                relay: dict[str, Any] | None, person: dict[str, Any]) -> Iterator[dict[str, Any]]:
         try:
             with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
                 sock.settimeout(timeout + MARGIN)
                 sock.connect(self.path)
                 sock.sendall(dumps({"op": "call", "server": server, "message": message, "timeout": timeout,
-                                    "notes": True, "session": session, "key": key, **(relay or {})}) + b"\n")
+                                    "notes": True, "session": session, "key": key, **(relay or {}), **person})
+                             + b"\n")
                 with sock.makefile("rb") as lines:
                     for line in iter(lambda: lines.readline(MAX_ANSWER), b""):
                         value = loads(line)

@@ -62,6 +62,7 @@ from argoproxy.mcp import jsonrpc, room, stdio_server
 from argoproxy.mcp.client_requests import Rounds, proxy_id
 from argoproxy.mcp.launch import shared_places
 from argoproxy.mcp.per_session import Bounds, KeyCheck, PerSession
+from argoproxy.mcp.per_user import PerUser
 from argoproxy.mcp.notices import KINDS, LEVELS, MAX_LISTENERS, Listener, Notices, request_level
 from argoproxy.mcp.notices import MAX_PER_OWNER as MAX_STREAMS_PER_KEY
 from argoproxy.mcp.remote_server import RemoteServer
@@ -137,9 +138,11 @@ class Supervisor:
         bounds = Bounds(int(given.get("session_processes", Bounds.most)),
                         int(given.get("session_processes_per_key", Bounds.per_key)))
         self.sessions = Sessions(self.ended)  # a session that ends (DELETE, idle, too many) ends its streams too
+        per_user = int(given.get("user_sessions", 64))  # MCP_USER_SESSIONS_PER_SERVER (per_user.py)
         self.servers = {s.name: PerSession(s, os.path.join(rundir, "home", s.name), bounds,
                                            owner_of=self.sessions.owner) if s.per_session
-                        else StdioServer(s, os.path.join(rundir, "home", s.name)) if s.stdio else RemoteServer(s)
+                        else StdioServer(s, os.path.join(rundir, "home", s.name)) if s.stdio
+                        else PerUser(s, per_user) if s.per_person else RemoteServer(s)
                         for s in servers}
         self.replicas = Replicas(str(given.get("redis_url") or ""), self)  # with Redis: what the others are told
         per_session = [s for s in self.servers.values() if isinstance(s, PerSession)]
@@ -338,6 +341,9 @@ class Supervisor:
         call: Callable[..., dict[str, Any]] = server.call
         if isinstance(server, PerSession):  # whose the call is picks its process (the worker's word, or ours)
             call = functools.partial(server.call, owner=str(request.get("owner") or request.get("key") or ""))
+        if isinstance(server, PerUser):  # the person's own session, with the token the worker read for them
+            call = functools.partial(server.call, person=str(request.get("person") or ""),
+                                     token=str(request.get("token") or ""))
         if isinstance(request.get("rounds"), dict):  # 2026-07-28: input asked for as an input_required result
             return {"message": self.rounds.first(call, server.answered, message, seconds, session,
                                                  request["rounds"], notes)}
@@ -464,7 +470,7 @@ def read_servers(line: bytes) -> list[McpServer]:
     """The entries the master wrote (launch.py: each McpServer's fields), lists back to tuples."""
     servers = []
     for entry in json.loads(line):
-        fields: dict[str, Any] = {k: tuple(map(tuple, v)) if k in ("env", "headers") else tuple(v) if k == "args"
+        fields: dict[str, Any] = {k: tuple(map(tuple, v)) if k in ("env", "headers") else tuple(v) if k in ("args", "scopes")
                                   else v for k, v in entry.items()}
         servers.append(McpServer(**fields))
     return servers

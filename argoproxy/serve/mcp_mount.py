@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import atexit
 import os
-from typing import TYPE_CHECKING
+from typing import Any, TYPE_CHECKING
 
 from argoproxy.config.settings import Settings
 from argoproxy.edge.classify import Route
@@ -42,6 +42,9 @@ def mount_mcp(door: Door) -> McpEndpoint | None:
                            unix_socket=bool(settings.socket), call_timeout=settings.timeout,
                            limits=Limits(servers, settings.timeout, door.gateway.team_keys),
                            sessions=sessions_for(link, settings.redis_url))
+    if any(s.per_person for s in servers):  # each person's own token to those servers (docs/mcp-credentials.md)
+        from argoproxy.mcp.person_tokens import person_tokens
+        link.person_fields = person_tokens(settings).fields
     endpoint.streams = room_for(settings.worker_class, settings.threads)  # GET and listen streams a worker holds
     if door.metrics is not None:
         endpoint.hooks.append(ToolMetrics(door.metrics.family_registry()).observe)
@@ -69,7 +72,46 @@ def mount_mcp(door: Door) -> McpEndpoint | None:
 
     door.table.claims.insert(0, claim)
     door.families["mcp"] = handle
+    if any(s.auth == "per_user" for s in servers):
+        mount_connect(door)
     return endpoint
+
+
+def mount_connect(door: Door) -> None:
+    """/ui/connect/NAME[/callback]: a person connects to a per_user server (mcp/connect_flow.py). Console routes:
+    no key asked (edge/auth.py), the person is their console session."""
+    from argoproxy.edge.paths import encode_path
+    from argoproxy.mcp.connect_flow import ConnectPages
+    from argoproxy.mcp.person_tokens import person_tokens
+    settings = door.settings
+    tokens = person_tokens(settings)
+
+    def who(headers: Any) -> tuple[str, str] | None:
+        live = door.auth.sessions.of(headers) if door.auth.sessions is not None else None
+        return (live.person.id, live.csrf) if live is not None else None
+
+    pages = ConnectPages(settings.mcp_servers, tokens.connections, settings.public_url, who,
+                         client_secret=tokens.connections.client_secret)
+
+    def claim(parts: tuple[str, ...]) -> Route | None:
+        if len(parts) not in (3, 4) or (parts[0].lower(), parts[1].lower()) != ("ui", "connect") \
+                or (len(parts) == 4 and parts[3] != "callback"):
+            return None
+        return Route("mcp_connect", "console", encode_path(parts), frozenset({"GET", "DELETE"}))
+
+    console = door.families["console"]
+
+    def handle(call: Call, route: Route) -> Answer:
+        if route.kind != "mcp_connect":
+            return console(call, route)
+        req = call.client.request
+        assert req is not None
+        parts = route.path.split("/")
+        answer = pages.answer(parts[2], len(parts) == 4, req.method, req.target.partition("?")[2], req.headers)
+        return door.record(call, answer)
+
+    door.table.claims.insert(0, claim)
+    door.families["console"] = handle
 
 
 def own_supervisor(settings: Settings) -> str:

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
+from argoproxy import key_files
 from argoproxy.errors import ProxyError
 
 if TYPE_CHECKING:
@@ -35,26 +36,8 @@ def _unavailable(read: Callable[[], bytes], where: str) -> bytes:
 
 
 def file_key(path: Path) -> bytes:
-    """The key in `path`, made first if there is none (workers racing: one file wins, all read it)."""
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        made = path.with_name(f".{path.name}.{os.getpid()}")
-        made.unlink(missing_ok=True)  # a crashed worker's, or a link another user left there: never followed
-        fd = os.open(made, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-        try:
-            os.write(fd, os.urandom(KEY_BYTES))
-        finally:
-            os.close(fd)
-        try:
-            os.link(made, path)  # never replaces a key another worker made meanwhile
-        except FileExistsError:
-            pass
-        finally:
-            made.unlink()
-    key = path.read_bytes()
-    if len(key) < KEY_BYTES:
-        raise ValueError(f"{path} is not a key")
-    return key
+    """The key in `path`, made first if there is none (argoproxy/key_files.py)."""
+    return key_files.file_key(path, KEY_BYTES)
 
 
 def redis_key(url: str) -> bytes:

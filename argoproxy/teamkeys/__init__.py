@@ -4,6 +4,8 @@ expiry and usage, managed while the proxy runs (`cot-proxy keys ...`) and stored
 - records.py: what a key is (KeyRecord) and how its limits are written (GLOBS, N, TOKENS/PERIOD, DATE).
 - windows.py: the sliding-window arithmetic shared with key_limits (rpm, tpm) and budget periods.
 - store.py: the SQLite store (the embedded default, a file next to the config), its tables and queries.
+- credential_store.py: people's sealed tokens for per_user MCP servers (mcp/connections.py), in the same SQLite
+  file or Redis: rows by person and server, nothing here able to read one.
 - service.py: what the proxy does with them per request (look a key up, reserve, settle, count usage), its usage
   rows written behind the requests (usage_rows.py), and by agent session beside them (session_usage.py);
   tool_calls.py: a key's MCP tool calls held to its tool limits, and their price held in its dollar budget while

@@ -19,7 +19,14 @@ answer comes on the stream.
 Tools: echo {text}, add {a, b}, progress {steps}, slow {seconds}, garbage (an answer that is no JSON), huge
 {bytes} (an answer that long), forget (the server forgets every session: the next request gets 404), polled
 (see above), ask (the server asks its client for sampling first, and says how the answer came back), headers
-(the request's headers, said back)."""
+(the request's headers, said back), whoami {text} (with `people`: the person whose bearer token the call carried,
+said back and recorded in `calls`).
+
+`people` (token -> person): every request must carry one of those bearer tokens (else 401), a session is its
+opener's alone (another person's token on it: 403, counted in `crossed`); a token taken out of `people` is refused. POST /token
+(form `grant_type=refresh_token`) is its authorization server's refresh: a refresh token in `refresh` (refresh
+token -> person) gets a new access token for that person (added to `people`) and a new refresh token (rotated:
+the old one is refused from then on, `invalid_grant`)."""
 
 from __future__ import annotations
 
@@ -44,6 +51,7 @@ TOOLS = [
     {"name": "polled", "inputSchema": {"type": "object"}},
     {"name": "ask", "inputSchema": {"type": "object"}},
     {"name": "headers", "inputSchema": {"type": "object"}},
+    {"name": "whoami", "inputSchema": {"type": "object", "properties": {"text": {"type": "string"}}}},
 ]
 
 
@@ -55,17 +63,23 @@ class Session:
         self.stored: dict[str, dict[str, Any]] = {}  # event id -> the answer a resumed stream gives
         self.answers: dict[Any, queue.Queue[dict[str, Any]]] = {}  # the server's requests, waiting for the client
         self.in_flight: set[Any] = set()  # request ids being answered: one reused meanwhile is refused
+        self.bearer = ""  # the Authorization of the request that opened it (with `people`)
 
 
 class FakeRemote:
     def __init__(self, mode: str = "streamable", token: str = "", endpoint: str = "", redirect: str = "",
-                 sse_answers: bool = False, host: str = "127.0.0.1", port: int = 0) -> None:
+                 sse_answers: bool = False, host: str = "127.0.0.1", port: int = 0,
+                 people: dict[str, str] | None = None) -> None:
         self.mode, self.token, self.endpoint, self.redirect = mode, token, endpoint, redirect
+        self.people = people  # bearer token -> person
+        self.calls: list[tuple[str, str]] = []  # whoami's: (the person, its text)
+        self.crossed = 0  # requests on one person's session with another's token
+        self.refresh: dict[str, str] = {}  # refresh token -> person (POST /token)
         self.sse_answers = sse_answers
         self.sessions: dict[str, Session] = {}
         self.seen: list[tuple[str, str, dict[str, str]]] = []
         self.refused: list[str] = []  # why each refused request was refused
-        self.httpd = ThreadingHTTPServer((host, port), Handler)
+        self.httpd = Listening((host, port), Handler)
         self.httpd.daemon_threads = True
         self.httpd.handle_error = lambda *_: None  # type: ignore[method-assign]  # a client gone: nothing to say
         self.httpd.fake = self  # type: ignore[attr-defined]
@@ -97,6 +111,10 @@ class FakeRemote:
 
     def authorizations(self) -> set[str]:
         return {h.get("Authorization", "") for _, _, h in self.seen}
+
+
+class Listening(ThreadingHTTPServer):
+    request_queue_size = 128  # many calls at once (two people's in parallel) are each let in, as a real server's are
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -161,6 +179,13 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return False
+        if self.fake.people is not None and self.headers.get("Authorization", "")[7:] not in self.fake.people:
+            self.fake.refused.append("not a person's token")
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Bearer error="invalid_token"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return False
         if self.fake.token and self.headers.get("Authorization") != f"Bearer {self.fake.token}":
             self.fake.refused.append("no token")
             self.send_response(401)
@@ -172,6 +197,8 @@ class Handler(BaseHTTPRequestHandler):
 
     # ------------------------------------------------------------ Streamable HTTP
     def do_POST(self) -> None:
+        if self.path == "/token" and self.fake.people is not None:
+            return self.refreshed()
         if not self.gate():
             return
         path = urlsplit(self.path)
@@ -192,6 +219,7 @@ class Handler(BaseHTTPRequestHandler):
                 return self.refuse(400, "initialize with a session id", message.get("id"))
             sid = secrets.token_hex(16)
             self.fake.sessions[sid] = Session()
+            self.fake.sessions[sid].bearer = self.headers.get("Authorization", "")
             return self.send_json(200, {"jsonrpc": "2.0", "id": message["id"], "result": {
                 "protocolVersion": VERSION, "capabilities": {"tools": {}},
                 "serverInfo": {"name": "fake-remote", "version": "1"}}}, {"Mcp-Session-Id": sid})
@@ -201,6 +229,9 @@ class Handler(BaseHTTPRequestHandler):
         session = self.fake.sessions.get(sid)
         if session is None:
             return self.refuse(404, "unknown session", message.get("id"))
+        if self.fake.people is not None and session.bearer != self.headers.get("Authorization", ""):
+            self.fake.crossed += 1
+            return self.refuse(403, "another person's session", message.get("id"))
         if self.headers.get("MCP-Protocol-Version") != session.version:
             return self.refuse(400, f"MCP-Protocol-Version {self.headers.get('MCP-Protocol-Version')!r}", message.get("id"))
         if "method" not in message:  # the client's answer to a request of ours
@@ -221,6 +252,17 @@ class Handler(BaseHTTPRequestHandler):
         finally:
             session.in_flight.discard(message["id"])
 
+    def refreshed(self) -> None:
+        form = {k: v[0] for k, v in parse_qs(self.rfile.read(int(self.headers.get("Content-Length", "0"))).decode()).items()}
+        person = self.fake.refresh.pop(form.get("refresh_token", ""), None)
+        if form.get("grant_type") != "refresh_token" or person is None:
+            return self.send_json(400, {"error": "invalid_grant"})
+        access, refresh = secrets.token_hex(16), secrets.token_hex(16)
+        self.fake.people[access] = person
+        self.fake.refresh[refresh] = person
+        self.send_json(200, {"access_token": access, "refresh_token": refresh, "expires_in": 3600,
+                             "token_type": "Bearer"})
+
     def answer(self, session: Session, message: dict[str, Any]) -> None:
         params = message.get("params") or {}
         method, id = message["method"], message["id"]
@@ -234,6 +276,10 @@ class Handler(BaseHTTPRequestHandler):
         token = (params.get("_meta") or {}).get("progressToken")
         if name == "echo":
             return self.reply(id, text(str(args.get("text", ""))))
+        if name == "whoami" and self.fake.people is not None:
+            person = self.fake.people.get(self.headers.get("Authorization", "")[7:], "?")
+            self.fake.calls.append((person, str(args.get("text", ""))))
+            return self.reply(id, text(person))
         if name == "add":
             return self.reply(id, text(str(args.get("a", 0) + args.get("b", 0))))
         if name == "slow":

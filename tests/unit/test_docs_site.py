@@ -215,6 +215,7 @@ NOT_COUNTED = {
     "console.md",  # the console's pages and /admin/v1/ (issue 71), added after the limit was set
     "mcp-auth.md",  # /mcp as an OAuth protected resource (issue 72), added after the limit was set
     "backends/argo-per-person.md",  # ARGO usernames per person and per key (issue 72), added after the limit was set
+    "mcp-credentials.md",  # each person's credentials to remote MCP servers (issue 72), added after the limit was set
 }
 
 

@@ -101,12 +101,13 @@ def test_the_master_holds_the_files_its_secrets_are_in(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     settings = SimpleNamespace(config_path=str(tmp_path / "etc" / "config.yaml"), api_key_file="~/keys",
                                keys_db=str(tmp_path / "data" / "keys.db"), responses_db=str(tmp_path / "data" / "r.db"),
-                               log_dir=str(tmp_path / "logs"))
+                               log_dir=str(tmp_path / "logs"), credentials_key_file=str(tmp_path / "data" / "c.key"))
     held = launch.secret_files(settings)
     data = tmp_path / "data"
     for path in (tmp_path / ".env", tmp_path / "config.yaml", tmp_path / "etc" / "config.yaml",
                  tmp_path / "home" / "keys", tmp_path / "home" / ".config" / "argoproxy", data / "keys.db",
-                 data / "keys.db-wal", data / "r.db-shm", data / "seal.key", tmp_path / "logs"):
+                 data / "keys.db-wal", data / "r.db-shm", data / "seal.key", tmp_path / "logs",
+                 data / "c.key"):  # the key people's MCP tokens are sealed with (docs/mcp-credentials.md)
         assert str(path) in held, path
 
 
@@ -157,7 +158,8 @@ def test_the_supervisor_holds_what_every_instance_shares_through_files(tmp_path,
         monkeypatch.setenv(name, "")  # recorded as it was, so that what prepare_* set below is undone after the test
         monkeypatch.delenv(name)  # (a delenv of an unset name records nothing: the next tests ran with its cells)
     cells, metrics = shared_cells.prepare_shared_dir(), gunicorn_hooks.prepare_metrics_dir()
-    settings = SimpleNamespace(config_path="", api_key_file="", keys_db="", responses_db="", log_dir="")
+    settings = SimpleNamespace(config_path="", api_key_file="", keys_db="", responses_db="", log_dir="",
+                               credentials_key_file="")
     assert {cells, metrics} <= set(launch.secret_files(settings))
     rundir, other = (tempfile.mkdtemp(prefix=launch.RUN_PREFIX) for _ in range(2))
     socket_path = os.path.join(rundir, "supervisor.sock")

@@ -1,0 +1,134 @@
+"""A remote server with `auth: per_user` or `auth: token_exchange` (docs/mcp-credentials.md): an upstream session
+of its own for each person, carrying that person's token and no one else's, the same to the supervisor as a shared
+server's RemoteServer.
+
+The worker says whose a call is and hands the person's current token with it (mcp/person_tokens.py reads, refreshes
+or exchanges it; the supervisor keeps none at rest). A person's session is opened at their first call and kept for
+the next; a token that changed (refreshed, connected again) opens a new one and the old one ends. At most
+`most` (MCP_USER_SESSIONS_PER_SERVER) at once: the least recently used ends for a new one. A call without a person
+or a token is refused, never made with another's: nothing here falls back.
+
+Runs in the supervisor (argoproxy/mcp/supervisor.py): plain threads, no gevent."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import threading
+import time
+from collections import OrderedDict
+from typing import Any
+
+from argoproxy.config.mcp_servers import McpServer
+from argoproxy.mcp import jsonrpc
+from argoproxy.mcp.remote_http import CONNECT_SECONDS
+from argoproxy.mcp.remote_server import RemoteServer
+from argoproxy.redaction import Secrets
+
+log = logging.getLogger("cot_proxy")
+
+MAX_TOKEN = 16 * 1024  # a bearer token longer than this is refused
+OPEN_POLL = 0.02  # how often a call waiting for its person's session to open looks whether it failed
+
+
+class PersonServer(RemoteServer):
+    """One person's session with the server: the person's token in place of the proxy's credentials."""
+
+    def __init__(self, server: McpServer, person: str, token: str) -> None:
+        super().__init__(server, environ={})
+        self.person, self.token = person, token
+        self.secrets = Secrets([token])
+
+    def call(self, message: dict[str, Any], timeout: float, wait_ready: bool = True, on_note: Any = None,
+             session: str = "", asks: frozenset[str] = frozenset(), on_ask: Any = None) -> dict[str, Any]:
+        """RemoteServer.call, but a session that fails to open (the token refused, the server down) answers at
+        once with why, rather than when the wait for it ends."""
+        deadline = time.monotonic() + min(timeout, CONNECT_SECONDS)
+        while not self.ready.is_set() and self.state == "starting" and time.monotonic() < deadline:
+            self.ready.wait(OPEN_POLL)
+        return super().call(message, timeout, wait_ready, on_note, session, asks, on_ask)
+
+
+class PerUser:
+    kind = "remote"
+
+    def __init__(self, server: McpServer, most: int) -> None:
+        self.server, self.name, self.most = server, server.name, max(1, most)
+        self.lock = threading.Lock()
+        self.held: OrderedDict[str, PersonServer] = OrderedDict()  # person -> their session, least recently used first
+        self.on_notice: Any = lambda message: None  # what a person's server sends unasked goes nowhere shared
+
+    def start(self) -> None:
+        """Nothing opens until a person calls."""
+
+    def stop(self) -> None:
+        with self.lock:
+            gone, self.held = list(self.held.values()), OrderedDict()
+        for session in gone:
+            session.stop()
+
+    def call(self, message: dict[str, Any], timeout: float, wait_ready: bool = True, on_note: Any = None,
+             session: str = "", person: str = "", token: str = "", **more: Any) -> dict[str, Any]:
+        if not person or not token or len(token) > MAX_TOKEN or not token.isascii() or not token.isprintable():
+            return jsonrpc.error(message.get("id"), jsonrpc.INVALID_REQUEST,
+                                 f"The MCP server {self.name} is reached with each person's own credentials: this "
+                                 "call has none.")
+        held = self._session(person, token)
+        answer = held.call(message, timeout, wait_ready, on_note, session, **more)
+        if not held.ready.is_set():  # it did not open: the next call opens again (perhaps with a new token)
+            self._drop(person, held)
+        return answer
+
+    def _drop(self, person: str, held: PersonServer) -> None:
+        with self.lock:
+            if self.held.get(person) is held:
+                del self.held[person]
+        threading.Thread(target=held.stop, daemon=True, name=f"mcp-{self.name}-end").start()
+
+    def _session(self, person: str, token: str) -> PersonServer:
+        """The person's session, opened now when they have none or their token changed (the old one ends)."""
+        ended: list[PersonServer] = []
+        with self.lock:
+            held = self.held.get(person)
+            if held is not None and hmac.compare_digest(held.token, token):
+                self.held.move_to_end(person)
+                return held
+            if held is not None:
+                ended.append(self.held.pop(person))
+            while len(self.held) >= self.most:
+                ended.append(self.held.popitem(last=False)[1])
+            opened = self.held[person] = PersonServer(self.server, person, token)
+            opened.state = "starting"  # a call of the same person's arriving meanwhile waits for it to open
+            opened.start()
+        for old in ended:
+            threading.Thread(target=old.stop, daemon=True, name=f"mcp-{self.name}-end").start()
+        return opened
+
+    def end_person(self, person: str) -> bool:
+        """The person's connection was revoked: their session ends now."""
+        with self.lock:
+            held = self.held.pop(person, None)
+        if held is not None:
+            held.stop()
+        return held is not None
+
+    def _sessions(self) -> list[PersonServer]:
+        with self.lock:
+            return list(self.held.values())
+
+    def cancel(self, session: str, client_id: Any) -> bool:
+        return any([s.cancel(session, client_id) for s in self._sessions()])
+
+    def answered(self, session: str, message: dict[str, Any]) -> bool:
+        return any([s.answered(session, message) for s in self._sessions()])
+
+    def notify(self, message: dict[str, Any], **_: Any) -> None:
+        """A client's notification names no person here: it reaches none (a cancellation comes as `cancel`)."""
+
+    def status(self) -> dict[str, Any]:
+        """Counts only: no person, no token."""
+        held = self._sessions()
+        ready = sum(1 for s in held if s.state == "ready")
+        return {"name": self.name, "kind": "remote", "state": "ready", "per_user": True, "sessions": len(held),
+                "ready": ready, "restarts": sum(s.restarts for s in held), "pid": None, "error": "",
+                "server_info": {}, "capabilities": {}}

@@ -1,0 +1,108 @@
+"""Where people's sealed MCP server tokens are kept (mcp/credential_vault.py seals them): the key store, as the team
+keys are (KEYS_DB's SQLite file, a table of its own; or with REDIS_URL, Redis, shared by the replicas). A row is
+(person id, server name) -> sealed bytes: nothing here can read a token."""
+
+from __future__ import annotations
+
+import base64
+import threading
+import time
+from typing import Any, Protocol
+
+from argoproxy import sqlite_files
+
+REDIS_PREFIX = "cot_proxy:mcp_credentials:"  # + person id: a hash of server name -> sealed (base64)
+
+
+FLOW = "flow:"  # rows of connections being made (mcp/connect_flow.py): kept `ttl` seconds at most
+
+
+class CredentialStore(Protocol):
+    def put(self, person: str, server: str, sealed: bytes, ttl: float = 0.0) -> None: ...
+    def get(self, person: str, server: str) -> bytes | None: ...
+    def delete(self, person: str, server: str | None = None) -> int: ...
+    def servers(self, person: str) -> list[str]: ...
+
+
+class SQLiteCredentials:
+    def __init__(self, path: str) -> None:
+        self.path, self.lock = path, threading.Lock()
+        self._db: Any = None
+
+    def _conn(self) -> Any:
+        if self._db is None:
+            db = sqlite_files.connect(self.path)
+            sqlite_files.wal(db)
+            db.execute("CREATE TABLE IF NOT EXISTS mcp_credentials (person TEXT NOT NULL, server TEXT NOT NULL, "
+                       "sealed BLOB NOT NULL, updated REAL NOT NULL, PRIMARY KEY (person, server))")
+            self._db = db
+        return self._db
+
+    def put(self, person: str, server: str, sealed: bytes, ttl: float = 0.0) -> None:
+        """A row kept; with `ttl` (a flow's), the flows older than that go first (abandoned ones never pile up)."""
+        with self.lock:
+            if ttl:
+                self._conn().execute("DELETE FROM mcp_credentials WHERE person LIKE ? AND updated < ?",
+                                     (FLOW + "%", time.time() - ttl))
+            self._conn().execute("INSERT OR REPLACE INTO mcp_credentials VALUES (?, ?, ?, ?)",
+                                 (person, server, sealed, time.time()))
+
+    def get(self, person: str, server: str) -> bytes | None:
+        with self.lock:
+            row = self._conn().execute("SELECT sealed FROM mcp_credentials WHERE person = ? AND server = ?",
+                                       (person, server)).fetchone()
+        return bytes(row[0]) if row else None
+
+    def delete(self, person: str, server: str | None = None) -> int:
+        with self.lock:
+            if server is None:
+                cur = self._conn().execute("DELETE FROM mcp_credentials WHERE person = ?", (person,))
+            else:
+                cur = self._conn().execute("DELETE FROM mcp_credentials WHERE person = ? AND server = ?",
+                                           (person, server))
+        return int(cur.rowcount)
+
+    def servers(self, person: str) -> list[str]:
+        with self.lock:
+            rows = self._conn().execute("SELECT server FROM mcp_credentials WHERE person = ? ORDER BY server",
+                                        (person,)).fetchall()
+        return [str(row[0]) for row in rows]
+
+
+class RedisCredentials:
+    def __init__(self, url: str, client: Any = None) -> None:
+        if client is None:
+            from argoproxy.teamkeys.redis_store import connect
+            client = connect(url)
+        self.redis = client
+
+    def put(self, person: str, server: str, sealed: bytes, ttl: float = 0.0) -> None:
+        self.redis.hset(REDIS_PREFIX + person, server, base64.b64encode(sealed).decode())
+        if ttl:
+            self.redis.expire(REDIS_PREFIX + person, max(1, int(ttl)))
+
+    def get(self, person: str, server: str) -> bytes | None:
+        value = self.redis.hget(REDIS_PREFIX + person, server)
+        return base64.b64decode(value) if value else None
+
+    def delete(self, person: str, server: str | None = None) -> int:
+        if server is None:
+            held = self.servers(person)
+            self.redis.delete(REDIS_PREFIX + person)
+            return len(held)
+        return int(self.redis.hdel(REDIS_PREFIX + person, server))
+
+    def servers(self, person: str) -> list[str]:
+        return sorted(str(name) for name in self.redis.hkeys(REDIS_PREFIX + person))
+
+
+def credential_store(keys_db: str, redis_url: str = "") -> CredentialStore:
+    return RedisCredentials(redis_url) if redis_url else SQLiteCredentials(keys_db)
+
+
+def credentials_of(key_store: Any) -> CredentialStore:
+    """The store of connections beside a key store (the console's: an admin revokes a person's connections)."""
+    store = getattr(key_store, "primary", key_store)  # Redis behind its outage policy: Redis itself
+    if hasattr(store, "redis"):
+        return RedisCredentials("", client=store.redis)
+    return SQLiteCredentials(str(store.path))

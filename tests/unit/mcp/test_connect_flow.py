@@ -1,0 +1,132 @@
+"""A person connects to a per_user MCP server from the console (mcp/connect_flow.py, oauth_discovery.py): discovery
+(RFC 9728 from the server's 401, then RFC 8414 with its issuer checked), dynamic registration (RFC 7591), the code
+flow with PKCE and `resource` (RFC 8707), RFC 9207's `iss`, the flow single use and the person's own. The server and
+its authorization server are `responses` mocks: every HTTP exchange is checked as sent."""
+
+import base64
+import hashlib
+import json
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import responses
+
+from argoproxy.config.mcp_servers import McpServer, McpServers
+from argoproxy.errors import ProxyError
+from argoproxy.mcp.connect_flow import ConnectPages
+from argoproxy.mcp.connections import Connections
+from argoproxy.teamkeys.credential_store import SQLiteCredentials
+from argoproxy.mcp.credential_vault import Tokens, Vault
+
+MCP = "https://tools.example.com/mcp"
+PRM = "https://tools.example.com/.well-known/oauth-protected-resource/mcp"
+ISSUER = "https://as.example.com"
+ANN, BOB = ("person-ann", "csrf-ann"), ("person-bob", "csrf-bob")
+PUBLIC = "https://llm.example.com"
+
+
+def as_metadata(**more):
+    return {"issuer": ISSUER, "authorization_endpoint": ISSUER + "/authorize", "token_endpoint": ISSUER + "/token",
+            "registration_endpoint": ISSUER + "/register", "authorization_response_iss_parameter_supported": True,
+            **more}
+
+
+@pytest.fixture
+def remote():
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mocked:
+        mocked.post(MCP, status=401, headers={"WWW-Authenticate": f'Bearer resource_metadata="{PRM}", scope="repo"'})
+        mocked.get(PRM, json={"resource": MCP, "authorization_servers": [ISSUER], "scopes_supported": ["repo"]})
+        mocked.get(ISSUER + "/.well-known/oauth-authorization-server", json=as_metadata())
+        mocked.post(ISSUER + "/register", status=201, json={"client_id": "registered-client"})
+        mocked.post(ISSUER + "/token", json={"access_token": "ann-access", "refresh_token": "ann-refresh",
+                                             "expires_in": 3600, "token_type": "Bearer"})
+        yield mocked
+
+
+@pytest.fixture
+def pages(tmp_path):
+    people = {"cookie-ann": ANN, "cookie-bob": BOB}
+    connections = Connections(SQLiteCredentials(str(tmp_path / "keys.db")), lambda: Vault(b"k" * 32))
+    return ConnectPages(McpServers([McpServer("gh", url=MCP, auth="per_user")]), connections, PUBLIC,
+                        lambda headers: people.get(headers.get("Cookie", "")))
+
+
+def begin(pages, cookie="cookie-ann"):
+    answer = pages.answer("gh", False, "GET", "", {"Cookie": cookie})
+    assert answer.status_code == 303
+    location = answer.headers["Location"]
+    return location, {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
+
+
+def back(pages, query, cookie="cookie-ann"):
+    text = "&".join(f"{k}={v}" for k, v in query.items())
+    return pages.answer("gh", True, "GET", text, {"Cookie": cookie})
+
+
+def test_a_person_connects_and_their_tokens_are_kept_sealed(pages, remote):
+    location, asked = begin(pages)
+    assert location.startswith(ISSUER + "/authorize?")
+    assert asked["client_id"] == "registered-client" and asked["resource"] == MCP and asked["scope"] == "repo"
+    assert asked["redirect_uri"] == PUBLIC + "/ui/connect/gh/callback" and asked["code_challenge_method"] == "S256"
+    registered = json.loads(remote.calls[3].request.body)
+    assert registered["redirect_uris"] == [PUBLIC + "/ui/connect/gh/callback"]
+    done = back(pages, {"state": asked["state"], "code": "the-code", "iss": ISSUER})
+    assert done.status_code == 303 and done.headers["Location"] == "/ui"
+    sent = {k: v[0] for k, v in parse_qs(remote.calls[-1].request.body).items()}
+    verifier = sent["code_verifier"]
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    assert challenge == asked["code_challenge"] and sent["resource"] == MCP and sent["code"] == "the-code"
+    kept = pages.connections.tokens("person-ann", "gh")
+    assert (kept.access_token, kept.refresh_token, kept.client_id) == ("ann-access", "ann-refresh", "registered-client")
+    assert kept.token_endpoint == ISSUER + "/token" and kept.expires_at > 0
+    assert b"ann-access" not in pages.connections.store.get("person-ann", "gh")
+    # the flow was single use: a replayed callback is refused
+    with pytest.raises(ProxyError, match="unknown, used already"):
+        back(pages, {"state": asked["state"], "code": "the-code", "iss": ISSUER})
+
+
+def test_another_persons_callback_a_missing_iss_and_another_issuer_are_refused(pages, remote):
+    _, asked = begin(pages)
+    with pytest.raises(ProxyError, match="another person's"):
+        back(pages, {"state": asked["state"], "code": "c", "iss": ISSUER}, cookie="cookie-bob")
+    for iss in ({}, {"iss": "https://evil.example.com"}):  # the server says it sends iss: it must, and match
+        _, asked = begin(pages)
+        with pytest.raises(ProxyError, match=r"another authorization server than the one asked \(iss\)"):
+            back(pages, {"state": asked["state"], "code": "c", **iss})
+    assert pages.connections.connected("person-ann") == [] and pages.connections.connected("person-bob") == []
+    assert not any(c.request.url.endswith("/token") for c in remote.calls)
+
+
+def test_metadata_for_another_issuer_or_resource_is_refused(pages, remote):
+    remote.replace(responses.GET, ISSUER + "/.well-known/oauth-authorization-server",
+                   json=as_metadata(issuer="https://evil.example.com"))
+    with pytest.raises(ProxyError, match="names another issuer") as caught:
+        begin(pages)
+    assert caught.value.status == 502
+    remote.replace(responses.GET, PRM, json={"resource": "https://other.example.com/mcp",
+                                             "authorization_servers": [ISSUER]})
+    with pytest.raises(ProxyError, match="for another resource"):
+        begin(pages)
+
+
+def test_not_signed_in_goes_to_sign_in_and_disconnecting_needs_the_csrf_token(pages, remote):
+    assert pages.answer("gh", False, "GET", "", {}).headers["Location"] == "/ui/auth/login"
+    pages.connections.save("person-ann", "gh", Tokens("ann-access"))
+    with pytest.raises(ProxyError, match="CSRF") as caught:
+        pages.answer("gh", False, "DELETE", "", {"Cookie": "cookie-ann", "X-CSRF-Token": "wrong"})
+    assert caught.value.status == 403 and pages.connections.connected("person-ann") == ["gh"]
+    answer = pages.answer("gh", False, "DELETE", "", {"Cookie": "cookie-ann", "X-CSRF-Token": "csrf-ann"})
+    assert json.loads(answer.response) == {"disconnected": True} and pages.connections.connected("person-ann") == []
+    with pytest.raises(ProxyError) as caught:
+        pages.answer("docs", False, "GET", "", {"Cookie": "cookie-ann"})
+    assert caught.value.status == 404
+
+
+def test_a_token_endpoint_that_redirects_elsewhere_is_not_followed(pages, remote):
+    remote.replace(responses.POST, ISSUER + "/token", status=307, headers={"Location": "https://evil.example.com/t"})
+    remote.post("https://evil.example.com/t", json={"access_token": "stolen"})
+    _, asked = begin(pages)
+    with pytest.raises(ProxyError, match="did not give tokens for the code"):
+        back(pages, {"state": asked["state"], "code": "the-code", "iss": ISSUER})
+    assert not any(c.request.url.startswith("https://evil.example.com") for c in remote.calls)
+    assert pages.connections.connected("person-ann") == []
