@@ -390,6 +390,17 @@ class Settings:
                                 env=("MCP_STREAMS",), flags=("--mcp-streams",))
     mcp_streams_per_key: int = _setting(16, _number(int, 1, 100000), "Of those, one key's at most.",
                                         env=("MCP_STREAMS_PER_KEY",), flags=("--mcp-streams-per-key",))
+    mcp_tool_search: str = _setting("auto", _choice("auto", "on", "off"), "tools/list at /mcp offers a search tool "
+                                     "instead of the tools: auto (when they would not fit), on, off (docs/mcp.md).",
+                                     env=("MCP_TOOL_SEARCH",))
+    mcp_tool_search_share: float = _setting(0.1, _number(float, 0, 1), "auto: search once the tools would take more "
+                                            "than this share of MCP_TOOL_SEARCH_WINDOW.",
+                                            env=("MCP_TOOL_SEARCH_SHARE",))
+    mcp_tool_search_tools: int = _setting(40, _number(int, 0, 100000), "auto: search once a key may call more "
+                                          "tools than this.", env=("MCP_TOOL_SEARCH_TOOLS",))
+    mcp_tool_search_window: int = _setting(32768, _number(int, 1, 10**8), "The context window in tokens the "
+                                           "tools must fit: the smallest model's the proxy serves to MCP clients.",
+                                           env=("MCP_TOOL_SEARCH_WINDOW",))
     # --- observe
     debug: bool = _setting(False, as_bool, "One log line per request and upstream details (secrets redacted).",
                            env=("DEBUG", "VERBOSE"), flags=("--debug", "--verbose", "-v"), negative_flags=("--quiet", "-q"),

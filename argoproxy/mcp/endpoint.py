@@ -39,6 +39,7 @@ from argoproxy.mcp.notices import request_level
 from argoproxy.mcp.protocol import HANDSHAKE_VERSION, HANDSHAKE_VERSIONS, SERVER_INFO
 from argoproxy.mcp.recording import Hook, ToolCall, ToolNames, outcome_of
 from argoproxy.mcp.sessions import InstanceSessions, SessionStore, SessionStoreDown
+from argoproxy.mcp.tool_search import SEARCH_TOOL, ToolSearch
 from argoproxy.teamkeys.records import KeyRecord, globs_meet
 
 log = logging.getLogger("cot_proxy")
@@ -97,6 +98,7 @@ class McpEndpoint:
         self.hooks: list[Hook] = []  # what each tool call's end is handed to (recording.py; serve/mcp_mount.py)
         self.names = ToolNames(lambda server: self.catalog("").tool_names(server))
         self.streams = listening.StreamSlots(None)  # the GET and listen streams this worker may hold (room_for)
+        self.search = ToolSearch()  # MCP_TOOL_SEARCH: off until serve/mcp_mount.py sets it (tool_search.py)
 
     def catalog(self, session: str, check: SessionCheck | None = None, owner: str = "") -> Catalog:
         """The servers as this session's calls reach them (a cancellation names the session's request id); with
@@ -175,7 +177,7 @@ class McpEndpoint:
             return Answer(dumps(answer), 200, content_type="application/json")
         if message.method in ASKING_CALLS:  # the server may ask the client something meanwhile, as in a tool call
             return self.asking(req, message, server, owner, globs, session, check)
-        answer = self.request(self.catalog(session, check), message.raw, server, globs)
+        answer = self.request(self.catalog(session, check), message.raw, server, globs, owner, session)
         check.now()  # answered here (ping, the servers' states): its session is asked now, before the answer goes
         return Answer(dumps(answer), 200, content_type="application/json")
 
@@ -199,6 +201,8 @@ class McpEndpoint:
         (`recorded`). `check`: its 2025-11-25 session, not asked yet (None: none to ask). `rounds`: a 2026-07-28
         client's, whose input is asked for as an input_required answer (None: it declared nothing to be asked)."""
         catalog = self.catalog(session, check, owner)
+        if server is None and self.search.mode != "off" and message.params.get("name") == SEARCH_TOOL:
+            return self.searched(catalog, message, owner, globs, session, check)
         routed = catalog.target(server, message.raw, globs)
         streamed = isinstance(routed, tuple) and sse and asks_progress(message.raw)
         routed, held = self.admitted(routed, streamed, check, taken, message.id)
@@ -206,6 +210,18 @@ class McpEndpoint:
         if isinstance(routed, tuple) and streamed:
             return self.streamed(call, routed, held, relay_of(check, rounds))
         return self.answered(catalog, call, held, check, relay_of(check, rounds))
+
+    def searched(self, catalog: Catalog, message: jsonrpc.Message, owner: str, globs: Globs, session: str,
+                 check: SessionCheck | None) -> Answer:
+        """The proxy's own search tool (tool_search.py) over the tools the key's globs allow."""
+        if message.id is None:
+            raise jsonrpc.RpcError(jsonrpc.INVALID_REQUEST, "tools/call is a request: it needs an id.", status=400)
+        listed = catalog.listing({"id": message.id, "method": "tools/list"}, globs)
+        if check is not None:
+            check.now()
+        tools = listed.get("result", {}).get("tools", [])
+        kept = "" if session.startswith(stateless.SESSION_PREFIX) else session  # a 2026-07-28 request's: none
+        return rpc_answer(self.search.answer(message.id, message.params.get("arguments"), tools, owner, kept), 200)
 
     def admitted(self, routed: tuple[str, dict[str, Any]] | dict[str, Any], streamed: bool,
                  check: SessionCheck | None, taken: Taken, call_id: Any
@@ -395,7 +411,8 @@ class McpEndpoint:
         return Answer(b"", 204)
 
     # ------------------------------------------------------------ JSON-RPC
-    def request(self, catalog: Catalog, message: dict[str, Any], server: str | None, globs: Globs) -> dict[str, Any]:
+    def request(self, catalog: Catalog, message: dict[str, Any], server: str | None, globs: Globs, owner: str = "",
+                session: str = "") -> dict[str, Any]:
         method = message["method"]
         if method == "ping":
             return jsonrpc.result(message["id"], {})
@@ -405,6 +422,8 @@ class McpEndpoint:
             return jsonrpc.result(message["id"], {"servers": [
                 {**{k: s.get(k) for k in STATE_FIELDS}, **{k: s[k] for k in PER_SESSION_FIELDS if k in s}}
                 for s in self.link.status() if shown(catalog, s, globs)]})
+        if method == "tools/list":  # the tool search's listing where it applies (tool_search.py)
+            return self.search.listing(catalog.listing(message, globs), owner, session)
         if method in LISTINGS:
             return catalog.listing(message, globs)
         if method in NAMED_CALLS:
