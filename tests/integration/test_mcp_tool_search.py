@@ -1,0 +1,111 @@
+"""The tool search through the running app (MCP_TOOL_SEARCH, docs/mcp.md): with 120+ tools behind /mcp and an
+8,192-token window, the tool definitions tools/list gives a key are at least 5x smaller with auto than with off
+(counted with the meter's tokenizer); a scripted agent (the official MCP SDK's client) finds the tool its task
+needs through `mcp_tool_search` and calls it; a key's globs decide what search finds and what it may call."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+import httpx2
+import pytest
+
+from argoproxy.meter.tokens import count_text
+from tests.integration.test_team_keys import create
+from tests.proxy_process import running_proxy
+
+mcp = pytest.importorskip("mcp", reason="the official MCP SDK (requirements-dev.txt)")
+from mcp.shared.exceptions import MCPError  # noqa: E402
+
+ADMIN = "admin-key-for-tool-search-tests"
+FAKES = Path(__file__).resolve().parents[1] / "fakes"
+SERVERS = json.dumps({"cat": {"command": sys.executable, "args": [str(FAKES / "catalog_mcp_server.py")]},
+                      "fake": {"command": sys.executable, "args": [str(FAKES / "fake_mcp_server.py")]}})
+
+
+def proxy_with(db: Path, search: str):
+    return running_proxy(TARGET_BASE_URL="http://127.0.0.1:9/v1", ENABLE_AUTH="true", API_KEY_SECRET=ADMIN, KEYS_DB=str(db), MCP_SERVERS=SERVERS,
+                         MCP_TOOL_SEARCH=search, MCP_TOOL_SEARCH_WINDOW="8192")
+
+
+@pytest.fixture(scope="module")
+def searching(tmp_path_factory):
+    db = tmp_path_factory.mktemp("tool_search") / "keys.db"
+    narrow = create(db, "narrow", "--tools", "cat__file_*,cat__email_*,fake__echo")
+    with proxy_with(db, "auto") as proxy:
+        yield proxy, narrow, db
+
+
+def sdk(url, key, work):
+    from mcp.client.streamable_http import streamable_http_client
+
+    async def run():
+        async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {key}"}, timeout=30) as http:
+            async with streamable_http_client(url, http_client=http) as streams:
+                async with mcp.ClientSession(*streams) as session:
+                    await session.initialize()
+                    return await work(session)
+    return asyncio.run(run())
+
+
+async def definitions(session):
+    return [t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in (await session.list_tools()).tools]
+
+
+def tokens(tools) -> int:
+    return count_text(json.dumps(tools, separators=(",", ":")))
+
+
+def test_the_listing_is_at_least_5x_smaller_with_auto_than_off(searching):
+    proxy, _, db = searching
+    auto = sdk(proxy.url + "/mcp", ADMIN, definitions)
+    with proxy_with(db, "off") as off_proxy:
+        off = sdk(off_proxy.url + "/mcp", ADMIN, definitions)
+    assert len(off) >= 100 and [t["name"] for t in auto] == ["mcp_tool_search"]
+    assert tokens(off) >= 5 * tokens(auto), (tokens(off), tokens(auto))
+
+
+def test_a_scripted_agent_finds_and_calls_the_tool_its_task_needs(searching):
+    proxy, _, _ = searching
+    task = "export the invoice of customer ACME as a download"
+
+    async def agent(session):
+        listed = [t.name for t in (await session.list_tools()).tools]
+        found = (await session.call_tool("mcp_tool_search", {"query": task, "limit": 3})).structured_content
+        chosen = found["tools"][0]
+        arguments = {p: "ACME" for p in chosen["inputSchema"]["properties"] if p == "customer"}
+        ran = (await session.call_tool(chosen["name"], arguments)).content[0].text
+        after = [t.name for t in (await session.list_tools()).tools]
+        return listed, chosen["name"], ran, after
+
+    listed, chosen, ran, after = sdk(proxy.url + "/mcp", ADMIN, agent)
+    assert listed == ["mcp_tool_search"]
+    assert chosen == "cat__invoice_export" and ran == 'ran invoice_export {"customer": "ACME"}'
+    assert after[0] == "mcp_tool_search" and "cat__invoice_export" in after  # this session's finds are listed
+
+
+def test_a_keys_globs_decide_what_search_finds_and_what_it_calls(searching):
+    proxy, narrow, _ = searching
+
+    async def work(session):
+        listed = [t.name for t in (await session.list_tools()).tools]
+        pods = (await session.call_tool("mcp_tool_search", {"query": "kubernetes pod delete", "limit": 20}))
+        files = (await session.call_tool("mcp_tool_search", {"query": "delete a file", "limit": 20}))
+        ran = (await session.call_tool("cat__file_delete", {"path": "x"})).content[0].text
+        try:
+            await session.call_tool("cat__pod_delete", {})
+            refused = None
+        except MCPError as err:
+            refused = err.error.message
+        return listed, pods.structured_content["tools"], files.structured_content["tools"], ran, refused
+
+    listed, pods, files, ran, refused = sdk(proxy.url + "/mcp", narrow, work)
+    assert listed == ["mcp_tool_search"]
+    assert sorted(t["name"] for t in pods) == ["cat__email_delete", "cat__file_delete"]  # only "delete" is shared
+    assert files[0]["name"] == "cat__file_delete"
+    assert all(t["name"].startswith(("cat__file_", "cat__email_", "fake__echo")) for t in files)
+    assert ran == 'ran file_delete {"path": "x"}'
+    assert refused is not None and "not allowed" in refused
