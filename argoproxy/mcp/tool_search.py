@@ -83,7 +83,7 @@ class ToolSearch:
         """A tools/list answer as the key gets it: the search tool and this session's finds, when search applies."""
         result = answer.get("result")
         tools = result.get("tools") if isinstance(result, dict) else None
-        if not isinstance(tools, list) or not self.applies(tools):
+        if not isinstance(result, dict) or not isinstance(tools, list) or not self.applies(tools):
             return answer
         kept = set(self.found.get((owner, session), ()))
         return {**answer, "result": {**result, "tools": [DEFINITION, *(t for t in tools if t.get("name") in kept)]}}

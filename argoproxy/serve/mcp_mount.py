@@ -37,7 +37,7 @@ def mount_mcp(door: Door) -> McpEndpoint | None:
     from argoproxy.mcp.recording import ToolMetrics, traced, used
     from argoproxy.mcp.sessions import sessions_for
     from argoproxy.mcp.tool_search import ToolSearch
-    from argoproxy.meter.tokens import count_text
+    from argoproxy.meter import count_text
     path = os.environ.get(SOCKET_ENV) or own_supervisor(settings)
     link = Link(path)
     endpoint = McpEndpoint(tuple(s.name for s in servers), link, auth_on=settings.enable_auth,
