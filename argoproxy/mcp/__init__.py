@@ -36,6 +36,8 @@ same keys as its models (docs/mcp.md).
   journal_line.py: a journal line per call. limits.py: each call's deadline, result-size bound and price per server,
   and a team key's tool limits and dollar budget (teamkeys/tool_calls.py: its price held) before the call reaches its
   server. catalog.py holds every method that reaches a server to what the key's tool globs reach.
+- tool_search.py: `MCP_TOOL_SEARCH`, a search tool of the proxy's listed at /mcp instead of a catalog that would not
+  fit a small model's window, its finds ranked by BM25 (rank_bm25) over the tools the key's globs allow.
 
 May import: the shared modules, config, edge, teamkeys.
 """

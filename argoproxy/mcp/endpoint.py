@@ -220,8 +220,14 @@ class McpEndpoint:
         if check is not None:
             check.now()
         tools = listed.get("result", {}).get("tools", [])
+        answer = self.search.answer(message.id, message.params.get("arguments"), tools)
         kept = "" if session.startswith(stateless.SESSION_PREFIX) else session  # a 2026-07-28 request's: none
-        return rpc_answer(self.search.answer(message.id, message.params.get("arguments"), tools, owner, kept), 200)
+        if self.search.remember(owner, kept, answer):  # its GET stream hears its listing changed
+            try:
+                self.link.tell({"op": "found", "session": session, "owner": owner})
+            except SupervisorGone:
+                pass  # the answer stands; a client that lists again sees the finds
+        return rpc_answer(answer, 200)
 
     def admitted(self, routed: tuple[str, dict[str, Any]] | dict[str, Any], streamed: bool,
                  check: SessionCheck | None, taken: Taken, call_id: Any

@@ -193,6 +193,9 @@ class Supervisor:
             self.ended(str(request.get("session", "")))
             self.replicas.tell({"ended": str(request.get("session", ""))})
             return {}
+        if op == "found":  # a session's tool search found tools: its /mcp listing changed (tool_search.py)
+            self.notices.tools_changed(str(request.get("session", "")), str(request.get("owner", "")))
+            return {}
         if op in ("subscribe", "unsubscribe", "level"):
             return self.noticed(op, request)
         if op == "cancel":  # not running here: perhaps on another replica (with Redis), which is told

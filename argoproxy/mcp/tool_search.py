@@ -1,7 +1,8 @@
 """Tool catalogs that fit (`MCP_TOOL_SEARCH`, docs/mcp.md): when the tools a key may call at `/mcp` would take more
 than `MCP_TOOL_SEARCH_SHARE` of `MCP_TOOL_SEARCH_WINDOW` tokens, or number more than `MCP_TOOL_SEARCH_TOOLS` (auto),
 or always (on), tools/list offers one tool of the proxy's, `mcp_tool_search`, and the tools found by it in this
-session; every tool the key's globs allow stays callable by its prefixed name, found or not.
+session (a search that finds new ones tells the session's GET stream `notifications/tools/list_changed`, through
+the supervisor: notices.py); every tool the key's globs allow stays callable by its prefixed name, found or not.
 
 The search ranks the key's own listing (already narrowed by its globs: a tool outside them is never found) with
 BM25 (rank_bm25, Okapi) over each tool's name, description and parameter names. The window is a setting: at
@@ -88,9 +89,8 @@ class ToolSearch:
         kept = set(self.found.get((owner, session), ()))
         return {**answer, "result": {**result, "tools": [DEFINITION, *(t for t in tools if t.get("name") in kept)]}}
 
-    def answer(self, id: jsonrpc.RequestId, arguments: Any, tools: list[dict[str, Any]], owner: str,
-               session: str) -> dict[str, Any]:
-        """The search tool's result: the matches as JSON text and as structured content."""
+    def answer(self, id: jsonrpc.RequestId, arguments: Any, tools: list[dict[str, Any]]) -> dict[str, Any]:
+        """The search tool's result: the matches as JSON text and as structured content (`remember` keeps them)."""
         arguments = arguments if isinstance(arguments, dict) else {}
         query, limit = arguments.get("query"), arguments.get("limit", DEFAULT_LIMIT)
         if not isinstance(query, str) or not query.strip():
@@ -99,19 +99,23 @@ class ToolSearch:
             return tool_error(id, f"limit must be an integer from 1 to {MAX_LIMIT}.")
         matches = [{"name": t.get("name"), "description": t.get("description", ""),
                     "inputSchema": t.get("inputSchema", {"type": "object"})} for t in ranked(tools, query, limit)]
-        self.remember(owner, session, [str(m["name"]) for m in matches])
         found = {"tools": matches}
         return jsonrpc.result(id, {"content": [{"type": "text", "text": json.dumps(found)}],
                                    "structuredContent": found, "isError": False})
 
-    def remember(self, owner: str, session: str, names: list[str]) -> None:
+    def remember(self, owner: str, session: str, answer: dict[str, Any]) -> bool:
+        """The search's finds kept for the session's listings; whether any is new there (its listing changed)."""
+        result = answer.get("result") or {}
+        names = [str(t.get("name")) for t in (result.get("structuredContent") or {}).get("tools", ())]
         if not session or not names:  # a 2026-07-28 client has no session: its listing shows the search alone
-            return
+            return False
         key = (owner, session)
-        kept = [n for n in self.found.pop(key, []) if n not in names] + names
+        before = self.found.pop(key, [])
+        kept = [n for n in before if n not in names] + names
         self.found[key] = kept[-MAX_FOUND:]
         while len(self.found) > MAX_SESSIONS:
             self.found.popitem(last=False)
+        return not set(names) <= set(before)
 
 
 def tool_error(id: jsonrpc.RequestId, message: str) -> dict[str, Any]:

@@ -109,3 +109,22 @@ def test_a_keys_globs_decide_what_search_finds_and_what_it_calls(searching):
     assert all(t["name"].startswith(("cat__file_", "cat__email_", "fake__echo")) for t in files)
     assert ran == 'ran file_delete {"path": "x"}'
     assert refused is not None and "not allowed" in refused
+
+
+def test_a_session_that_finds_tools_hears_its_listing_changed(searching):
+    from tests.integration.test_mcp_listen import sdk as listening_sdk
+    from tests.integration.test_mcp_listen import until
+    proxy, _, _ = searching
+    changes = []
+    kinds = iter(["email", "wiki page", "spreadsheet", "pod", "invoice", "chat message", "docker image", "file"] * 3)
+
+    async def handler(message):
+        if isinstance(message, mcp.types.ToolListChangedNotification):
+            changes.append(message)
+
+    async def work(client):  # each search finds tools new to the session, until its GET stream hears one
+        heard = await until(lambda: changes, lambda: client.call_tool("mcp_tool_search", {"query": next(kinds)}))
+        return heard, [t.name for t in (await client.list_tools()).tools]
+
+    heard, listed = listening_sdk(proxy.url + "/mcp", ADMIN, work, mode="legacy", message_handler=handler)
+    assert heard and listed[0] == "mcp_tool_search" and len(listed) > 5

@@ -52,7 +52,9 @@ def listing(tools):
 def test_the_listing_is_the_search_tool_and_the_sessions_finds_alone():
     search = searching()
     assert search.listing(listing(TOOLS), "key:a", "s1")["result"]["tools"] == [DEFINITION]
-    answer = search.answer(2, {"query": "calendar meeting", "limit": 2}, TOOLS, "key:a", "s1")
+    answer = search.answer(2, {"query": "calendar meeting", "limit": 2}, TOOLS)
+    assert search.remember("key:a", "s1", answer) and not search.remember("key:a", "s1", answer)  # new, then not
+    assert not search.remember("key:a", "", answer)  # no session (2026-07-28): nothing kept
     found = [t["name"] for t in answer["result"]["structuredContent"]["tools"]]
     assert json.loads(answer["result"]["content"][0]["text"])["tools"][0]["inputSchema"]["properties"]
     assert len(found) == 2 and all(n.startswith("cat__calendar_event_") for n in found)
@@ -72,14 +74,13 @@ def test_the_listing_is_the_search_tool_and_the_sessions_finds_alone():
                                        {"query": "file", "limit": MAX_LIMIT + 1}, {"query": "file", "limit": True},
                                        {"query": "file", "limit": "5"}])
 def test_bad_arguments_are_a_tool_error(arguments):
-    result = searching().answer(1, arguments, TOOLS, "k", "s")["result"]
+    result = searching().answer(1, arguments, TOOLS)["result"]
     assert result["isError"] is True and "must be" in result["content"][0]["text"]
 
 
 def test_a_long_query_is_read_bounded_and_the_finds_kept_bounded():
     search = searching()
-    assert search.answer(1, {"query": "file " * 100_000, "limit": MAX_LIMIT}, TOOLS, "k", "s")["result"]["isError"] \
-        is False
-    for n in range(3):
-        search.answer(1, {"query": "email pod wiki invoice file", "limit": MAX_LIMIT}, TOOLS, "k", f"s{n}")
-    assert all(len(kept) <= 64 for kept in search.found.values())
+    assert search.answer(1, {"query": "file " * 100_000, "limit": MAX_LIMIT}, TOOLS)["result"]["isError"] is False
+    for query in ("email pod wiki", "invoice file issue", "calendar chat pod", "sql table spreadsheet"):
+        search.remember("k", "s", search.answer(1, {"query": query, "limit": MAX_LIMIT}, TOOLS))
+    assert len(search.found[("k", "s")]) == 64
