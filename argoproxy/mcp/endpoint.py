@@ -39,7 +39,7 @@ from argoproxy.mcp.notices import request_level
 from argoproxy.mcp.protocol import HANDSHAKE_VERSION, HANDSHAKE_VERSIONS, SERVER_INFO
 from argoproxy.mcp.recording import Hook, ToolCall, ToolNames, outcome_of
 from argoproxy.mcp.sessions import InstanceSessions, SessionStore, SessionStoreDown
-from argoproxy.mcp.tool_search import SEARCH_TOOL, ToolSearch
+from argoproxy.mcp.tool_search import CALL_TOOL, SEARCH_TOOL, ToolSearch, unwrapped
 from argoproxy.teamkeys.records import KeyRecord, globs_meet
 
 log = logging.getLogger("cot_proxy")
@@ -201,8 +201,16 @@ class McpEndpoint:
         (`recorded`). `check`: its 2025-11-25 session, not asked yet (None: none to ask). `rounds`: a 2026-07-28
         client's, whose input is asked for as an input_required answer (None: it declared nothing to be asked)."""
         catalog = self.catalog(session, check, owner)
-        if server is None and self.search.mode != "off" and message.params.get("name") == SEARCH_TOOL:
-            return self.searched(catalog, message, owner, globs, session, check)
+        if server is None and self.search.mode != "off" and message.params.get("name") in (SEARCH_TOOL, CALL_TOOL):
+            if message.params.get("name") == SEARCH_TOOL:
+                return self.searched(catalog, message, owner, globs, session, check)
+            inner = unwrapped(message.raw)  # mcp_tool_call: the tool it names, called as any tool is
+            if inner is None:
+                if check is not None:
+                    check.now()
+                return rpc_answer(jsonrpc.error(message.id, jsonrpc.INVALID_PARAMS,
+                                                "mcp_tool_call's arguments.name must name a tool."), 200)
+            message = jsonrpc.Message(inner)
         routed = catalog.target(server, message.raw, globs)
         streamed = isinstance(routed, tuple) and sse and asks_progress(message.raw)
         routed, held = self.admitted(routed, streamed, check, taken, message.id)

@@ -1,7 +1,8 @@
 """Tool catalogs that fit (`MCP_TOOL_SEARCH`, docs/mcp.md): when the tools a key may call at `/mcp` would take more
 than `MCP_TOOL_SEARCH_SHARE` of `MCP_TOOL_SEARCH_WINDOW` tokens, or number more than `MCP_TOOL_SEARCH_TOOLS` (auto),
 or always (on), tools/list offers one tool of the proxy's, `mcp_tool_search`, and the tools found by it in this
-session (a search that finds new ones tells the session's GET stream `notifications/tools/list_changed`, through
+session, and `mcp_tool_call`, which calls a tool found by its name for a client that lists its tools only once
+(a search that finds new ones tells the session's GET stream `notifications/tools/list_changed`, through
 the supervisor: notices.py); every tool the key's globs allow stays callable by its prefixed name, found or not.
 
 The search ranks the key's own listing (already narrowed by its globs: a tool outside them is never found) with
@@ -19,6 +20,7 @@ from typing import Any, Callable
 from argoproxy.mcp import jsonrpc
 
 SEARCH_TOOL = "mcp_tool_search"  # no `__`: never a server's prefixed tool
+CALL_TOOL = "mcp_tool_call"  # a found tool called through it, for clients that list their tools only once
 DEFAULT_LIMIT = 5
 MAX_LIMIT = 20
 MAX_QUERY = 1000  # characters of a query read
@@ -36,6 +38,26 @@ DEFINITION: dict[str, Any] = {
                   "description": "How many tools to return at most."}},
         "required": ["query"]},
 }
+
+CALLER: dict[str, Any] = {
+    "name": CALL_TOOL,
+    "description": "Call a tool that mcp_tool_search found, by its name, with its arguments.",
+    "inputSchema": {"type": "object", "properties": {
+        "name": {"type": "string", "description": "The tool's name, as mcp_tool_search gave it."},
+        "arguments": {"type": "object", "description": "The tool's arguments, as its input schema says."}},
+        "required": ["name"]},
+}
+
+
+def unwrapped(raw: dict[str, Any]) -> dict[str, Any] | None:
+    """A call of CALL_TOOL as the call of the tool it names (the key's globs and limits then hold it as any
+    call); None when it names no tool."""
+    arguments = (raw.get("params") or {}).get("arguments")
+    name = arguments.get("name") if isinstance(arguments, dict) else None
+    if not isinstance(name, str) or name in (SEARCH_TOOL, CALL_TOOL):
+        return None
+    inner = arguments.get("arguments")
+    return {**raw, "params": {**raw["params"], "name": name, "arguments": inner if isinstance(inner, dict) else {}}}
 
 
 def words(text: str) -> list[str]:
@@ -87,7 +109,8 @@ class ToolSearch:
         if not isinstance(result, dict) or not isinstance(tools, list) or not self.applies(tools):
             return answer
         kept = set(self.found.get((owner, session), ()))
-        return {**answer, "result": {**result, "tools": [DEFINITION, *(t for t in tools if t.get("name") in kept)]}}
+        shown = [DEFINITION, CALLER, *(t for t in tools if t.get("name") in kept)]
+        return {**answer, "result": {**result, "tools": shown}}
 
     def answer(self, id: jsonrpc.RequestId, arguments: Any, tools: list[dict[str, Any]]) -> dict[str, Any]:
         """The search tool's result: the matches as JSON text and as structured content (`remember` keeps them)."""

@@ -64,7 +64,7 @@ def test_the_listing_is_at_least_5x_smaller_with_auto_than_off(searching):
     auto = sdk(proxy.url + "/mcp", ADMIN, definitions)
     with proxy_with(db, "off") as off_proxy:
         off = sdk(off_proxy.url + "/mcp", ADMIN, definitions)
-    assert len(off) >= 100 and [t["name"] for t in auto] == ["mcp_tool_search"]
+    assert len(off) >= 100 and [t["name"] for t in auto] == ["mcp_tool_search", "mcp_tool_call"]
     assert tokens(off) >= 5 * tokens(auto), (tokens(off), tokens(auto))
 
 
@@ -82,9 +82,9 @@ def test_a_scripted_agent_finds_and_calls_the_tool_its_task_needs(searching):
         return listed, chosen["name"], ran, after
 
     listed, chosen, ran, after = sdk(proxy.url + "/mcp", ADMIN, agent)
-    assert listed == ["mcp_tool_search"]
+    assert listed == ["mcp_tool_search", "mcp_tool_call"]
     assert chosen == "cat__invoice_export" and ran == 'ran invoice_export {"customer": "ACME"}'
-    assert after[0] == "mcp_tool_search" and "cat__invoice_export" in after  # this session's finds are listed
+    assert after[:2] == listed and "cat__invoice_export" in after  # this session's finds are listed
 
 
 def test_a_keys_globs_decide_what_search_finds_and_what_it_calls(searching):
@@ -95,20 +95,23 @@ def test_a_keys_globs_decide_what_search_finds_and_what_it_calls(searching):
         pods = (await session.call_tool("mcp_tool_search", {"query": "kubernetes pod delete", "limit": 20}))
         files = (await session.call_tool("mcp_tool_search", {"query": "delete a file", "limit": 20}))
         ran = (await session.call_tool("cat__file_delete", {"path": "x"})).content[0].text
-        try:
-            await session.call_tool("cat__pod_delete", {})
-            refused = None
-        except MCPError as err:
-            refused = err.error.message
-        return listed, pods.structured_content["tools"], files.structured_content["tools"], ran, refused
+        through = (await session.call_tool("mcp_tool_call", {"name": "cat__file_delete",
+                                                             "arguments": {"path": "x"}})).content[0].text
+        refused = []
+        for name, arguments in (("cat__pod_delete", {}), ("mcp_tool_call", {"name": "cat__pod_delete"})):
+            try:
+                await session.call_tool(name, arguments)
+            except MCPError as err:
+                refused.append(err.error.message)
+        return listed, pods.structured_content["tools"], files.structured_content["tools"], (ran, through), refused
 
     listed, pods, files, ran, refused = sdk(proxy.url + "/mcp", narrow, work)
-    assert listed == ["mcp_tool_search"]
+    assert listed == ["mcp_tool_search", "mcp_tool_call"]
     assert sorted(t["name"] for t in pods) == ["cat__email_delete", "cat__file_delete"]  # only "delete" is shared
     assert files[0]["name"] == "cat__file_delete"
     assert all(t["name"].startswith(("cat__file_", "cat__email_", "fake__echo")) for t in files)
-    assert ran == 'ran file_delete {"path": "x"}'
-    assert refused is not None and "not allowed" in refused
+    assert ran == ('ran file_delete {"path": "x"}',) * 2  # by its name, or through mcp_tool_call
+    assert len(refused) == 2 and all("not allowed" in why for why in refused)
 
 
 def test_a_session_that_finds_tools_hears_its_listing_changed(searching):
@@ -127,4 +130,4 @@ def test_a_session_that_finds_tools_hears_its_listing_changed(searching):
         return heard, [t.name for t in (await client.list_tools()).tools]
 
     heard, listed = listening_sdk(proxy.url + "/mcp", ADMIN, work, mode="legacy", message_handler=handler)
-    assert heard and listed[0] == "mcp_tool_search" and len(listed) > 5
+    assert heard and listed[:2] == ["mcp_tool_search", "mcp_tool_call"] and len(listed) > 5

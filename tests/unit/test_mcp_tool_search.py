@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from argoproxy.mcp.tool_search import DEFINITION, MAX_LIMIT, SEARCH_TOOL, ToolSearch, ranked
+from argoproxy.mcp.tool_search import CALLER, DEFINITION, MAX_LIMIT, SEARCH_TOOL, ToolSearch, ranked
 from argoproxy.meter.tokens import count_text
 from tests.fakes.catalog_mcp_server import CATALOG
 
@@ -51,7 +51,7 @@ def listing(tools):
 
 def test_the_listing_is_the_search_tool_and_the_sessions_finds_alone():
     search = searching()
-    assert search.listing(listing(TOOLS), "key:a", "s1")["result"]["tools"] == [DEFINITION]
+    assert search.listing(listing(TOOLS), "key:a", "s1")["result"]["tools"] == [DEFINITION, CALLER]
     answer = search.answer(2, {"query": "calendar meeting", "limit": 2}, TOOLS)
     assert search.remember("key:a", "s1", answer) and not search.remember("key:a", "s1", answer)  # new, then not
     assert not search.remember("key:a", "", answer)  # no session (2026-07-28): nothing kept
@@ -59,15 +59,15 @@ def test_the_listing_is_the_search_tool_and_the_sessions_finds_alone():
     assert json.loads(answer["result"]["content"][0]["text"])["tools"][0]["inputSchema"]["properties"]
     assert len(found) == 2 and all(n.startswith("cat__calendar_event_") for n in found)
     shown = [t["name"] for t in search.listing(listing(TOOLS), "key:a", "s1")["result"]["tools"]]
-    assert shown == [SEARCH_TOOL, *sorted(found, key=[t["name"] for t in TOOLS].index)]
+    assert shown == [SEARCH_TOOL, CALLER["name"], *sorted(found, key=[t["name"] for t in TOOLS].index)]
     # another session, or the same id under another key: the search tool alone
-    assert search.listing(listing(TOOLS), "key:a", "s2")["result"]["tools"] == [DEFINITION]
-    assert search.listing(listing(TOOLS), "key:b", "s1")["result"]["tools"] == [DEFINITION]
+    assert search.listing(listing(TOOLS), "key:a", "s2")["result"]["tools"] == [DEFINITION, CALLER]
+    assert search.listing(listing(TOOLS), "key:b", "s1")["result"]["tools"] == [DEFINITION, CALLER]
     # a catalog that fits is listed as it is (auto)
     assert search.listing(listing(TOOLS[:3]), "key:a", "s1")["result"]["tools"] == TOOLS[:3]
     # a tool found but no longer the key's (its globs, its server gone) is not shown
     search.mode = "on"
-    assert search.listing(listing(TOOLS[:3]), "key:a", "s1")["result"]["tools"] == [DEFINITION]
+    assert search.listing(listing(TOOLS[:3]), "key:a", "s1")["result"]["tools"] == [DEFINITION, CALLER]
 
 
 @pytest.mark.parametrize("arguments", [None, {}, {"query": ""}, {"query": 3}, {"query": "file", "limit": 0},
@@ -84,3 +84,12 @@ def test_a_long_query_is_read_bounded_and_the_finds_kept_bounded():
     for query in ("email pod wiki", "invoice file issue", "calendar chat pod", "sql table spreadsheet"):
         search.remember("k", "s", search.answer(1, {"query": query, "limit": MAX_LIMIT}, TOOLS))
     assert len(search.found[("k", "s")]) == 64
+
+
+def test_mcp_tool_call_is_the_call_of_the_tool_it_names():
+    from argoproxy.mcp.tool_search import CALL_TOOL, unwrapped
+    raw = {"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+           "params": {"name": CALL_TOOL, "arguments": {"name": "cat__file_get", "arguments": {"path": "a"}}}}
+    assert unwrapped(raw) == {**raw, "params": {"name": "cat__file_get", "arguments": {"path": "a"}}}
+    for arguments in ({}, {"name": 3}, {"name": SEARCH_TOOL}, {"name": CALL_TOOL}, None):
+        assert unwrapped({**raw, "params": {"name": CALL_TOOL, "arguments": arguments}}) is None
