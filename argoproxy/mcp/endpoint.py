@@ -202,15 +202,10 @@ class McpEndpoint:
         client's, whose input is asked for as an input_required answer (None: it declared nothing to be asked)."""
         catalog = self.catalog(session, check, owner)
         if server is None and self.search.mode != "off" and message.params.get("name") in (SEARCH_TOOL, CALL_TOOL):
-            if message.params.get("name") == SEARCH_TOOL:
-                return self.searched(catalog, message, owner, globs, session, check)
-            inner = unwrapped(message.raw)  # mcp_tool_call: the tool it names, called as any tool is
-            if inner is None:
-                if check is not None:
-                    check.now()
-                return rpc_answer(jsonrpc.error(message.id, jsonrpc.INVALID_PARAMS,
-                                                "mcp_tool_call's arguments.name must name a tool."), 200)
-            message = jsonrpc.Message(inner)
+            found = searched(self, catalog, message, owner, globs, session, check)
+            if isinstance(found, Answer):
+                return found
+            message = found  # mcp_tool_call: the tool it names, called as any tool is
         routed = catalog.target(server, message.raw, globs)
         streamed = isinstance(routed, tuple) and sse and asks_progress(message.raw)
         routed, held = self.admitted(routed, streamed, check, taken, message.id)
@@ -218,24 +213,6 @@ class McpEndpoint:
         if isinstance(routed, tuple) and streamed:
             return self.streamed(call, routed, held, relay_of(check, rounds))
         return self.answered(catalog, call, held, check, relay_of(check, rounds))
-
-    def searched(self, catalog: Catalog, message: jsonrpc.Message, owner: str, globs: Globs, session: str,
-                 check: SessionCheck | None) -> Answer:
-        """The proxy's own search tool (tool_search.py) over the tools the key's globs allow."""
-        if message.id is None:
-            raise jsonrpc.RpcError(jsonrpc.INVALID_REQUEST, "tools/call is a request: it needs an id.", status=400)
-        listed = catalog.listing({"id": message.id, "method": "tools/list"}, globs)
-        if check is not None:
-            check.now()
-        tools = listed.get("result", {}).get("tools", [])
-        answer = self.search.answer(message.id, message.params.get("arguments"), tools)
-        kept = "" if session.startswith(stateless.SESSION_PREFIX) else session  # a 2026-07-28 request's: none
-        if self.search.remember(owner, kept, answer):  # its GET stream hears its listing changed
-            try:
-                self.link.tell({"op": "found", "session": session, "owner": owner})
-            except SupervisorGone:
-                pass  # the answer stands; a client that lists again sees the finds
-        return rpc_answer(answer, 200)
 
     def admitted(self, routed: tuple[str, dict[str, Any]] | dict[str, Any], streamed: bool,
                  check: SessionCheck | None, taken: Taken, call_id: Any
@@ -445,6 +422,30 @@ class McpEndpoint:
         if method == "resources/read":
             return catalog.read_resource(message, globs)
         return jsonrpc.error(message["id"], jsonrpc.METHOD_NOT_FOUND, f"Method not found: {method[:80]}")
+
+
+def searched(endpoint: McpEndpoint, catalog: Catalog, message: jsonrpc.Message, owner: str, globs: Globs,
+             session: str, check: SessionCheck | None) -> Answer | jsonrpc.Message:
+    """The proxy's own tools (tool_search.py): mcp_tool_search's answer over the tools the key's globs allow, or the
+    call mcp_tool_call names (an error when it names none)."""
+    if message.params.get("name") == CALL_TOOL:
+        inner = unwrapped(message.raw)
+        if inner is not None:
+            return jsonrpc.Message(inner)
+    if check is not None:
+        check.now()
+    if message.params.get("name") == CALL_TOOL:
+        return rpc_answer(jsonrpc.error(message.id, jsonrpc.INVALID_PARAMS, f"{CALL_TOOL}'s arguments.name must "
+                                        "name a tool."), 200)
+    listed = catalog.listing({"id": message.id, "method": "tools/list"}, globs)
+    answer = endpoint.search.answer(message.id or 0, message.params.get("arguments"), listed["result"]["tools"])
+    kept = "" if session.startswith(stateless.SESSION_PREFIX) else session  # a 2026-07-28 request's: none
+    if endpoint.search.remember(owner, kept, answer):  # its GET stream hears its listing changed
+        try:
+            endpoint.link.tell({"op": "found", "session": session, "owner": owner})
+        except SupervisorGone:
+            pass  # the answer stands; a client that lists again sees the finds
+    return rpc_answer(answer, 200)
 
 
 def shown(catalog: Catalog, status: dict[str, Any], globs: Globs) -> bool:

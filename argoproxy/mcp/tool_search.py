@@ -52,12 +52,14 @@ CALLER: dict[str, Any] = {
 def unwrapped(raw: dict[str, Any]) -> dict[str, Any] | None:
     """A call of CALL_TOOL as the call of the tool it names (the key's globs and limits then hold it as any
     call); None when it names no tool."""
-    arguments = (raw.get("params") or {}).get("arguments")
-    name = arguments.get("name") if isinstance(arguments, dict) else None
+    params: dict[str, Any] = raw.get("params") or {}
+    given = params.get("arguments")
+    arguments: dict[str, Any] = given if isinstance(given, dict) else {}
+    name = arguments.get("name")
     if not isinstance(name, str) or name in (SEARCH_TOOL, CALL_TOOL):
         return None
     inner = arguments.get("arguments")
-    return {**raw, "params": {**raw["params"], "name": name, "arguments": inner if isinstance(inner, dict) else {}}}
+    return {**raw, "params": {**params, "name": name, "arguments": inner if isinstance(inner, dict) else {}}}
 
 
 def words(text: str) -> list[str]:
