@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ from argoproxy.config.model_families import Overrides, parse_overrides
 from argoproxy.config.llm_params import LlmParams, parse_llm_params
 from argoproxy.config.model_free_paths import DEFAULT_MODEL_FREE, route_globs
 from argoproxy.config.price_settings import PriceSettings, parse_prices
+from argoproxy.config.env_mistakes import misspelled
 from argoproxy.config.mcp_servers import McpServers, missing_tokens, parse_mcp_servers, per_person_problem
 from argoproxy.config.redis_url import check_redis_url
 from argoproxy.redaction import mask_url
@@ -407,6 +407,14 @@ class Settings:
                                 env=("MCP_STREAMS",), flags=("--mcp-streams",))
     mcp_streams_per_key: int = _setting(16, _number(int, 1, 100000), "Of those, one key's at most.",
                                         env=("MCP_STREAMS_PER_KEY",), flags=("--mcp-streams-per-key",))
+    mcp_tool_search: str = _setting("auto", _choice("auto", "on", "off"), "auto, on, off: /mcp lists a search tool "
+                                     "instead (docs/mcp.md).", env=("MCP_TOOL_SEARCH",))
+    mcp_tool_search_share: float = _setting(0.1, _number(float, 0, 1), "auto: past this share of the window.",
+                                            env=("MCP_TOOL_SEARCH_SHARE",))
+    mcp_tool_search_tools: int = _setting(40, _number(int, 0), "auto: past this many tools.",
+                                          env=("MCP_TOOL_SEARCH_TOOLS",))
+    mcp_tool_search_window: int = _setting(32768, _number(int, 1), "Tokens the tools must fit in (the smallest "
+                                           "window MCP clients use).", env=("MCP_TOOL_SEARCH_WINDOW",))
     # --- observe
     debug: bool = _setting(False, as_bool, "One log line per request and upstream details (secrets redacted).",
                            env=("DEBUG", "VERBOSE"), flags=("--debug", "--verbose", "-v"), negative_flags=("--quiet", "-q"),
@@ -640,38 +648,10 @@ def _load_warnings(settings: Settings, given: list[Given], environ: Mapping[str,
     return (_unused_with_models(settings, given) + _unused_by_other_settings(settings, given)
             + _fallbacks_past_calls(settings) + listener.exposure_warnings(settings, environ)
             + tracing_warnings(settings.tracing, settings.tracing_content, {g.name for g in given}, environ)
-            + misspelled(environ))
+            + misspelled(environ, ENV_NAMES))
 
 
 ENV_NAMES = frozenset(e for f in SETTING_FIELDS.values() for e in (f.metadata.get("env") or ()))
-_FAMILIAR = ENV_NAMES | {"OPENAI_API_BASE"}  # other tools' spellings a user may well export for them
-
-
-def _other_word(name: str, known: str) -> bool:
-    """One is the other with a word more in front (CORS_ALLOWED_ORIGINS, REQUEST_TIMEOUT): another tool's."""
-    return name.endswith("_" + known) or known.endswith("_" + name)
-
-
-def misspelled(environ: Mapping[str, str]) -> tuple[str, ...]:
-    """Environment variables that look like a setting mistyped (THINKMODE, ENABLE_AUTHENTICATION): not used,
-    and a user who set ENABLE_AUTHENTICATION=true believes the proxy is guarded."""
-    out = []
-    for name in environ:
-        if name in _FAMILIAR or not name.isupper() or name.rstrip("0123456789") in ENV_NAMES:  # Marathon's PORT0
-            continue
-        meant = _meant(name)
-        if meant:
-            out.append(f"{name} is set, but it is not a setting (did you mean {meant}?), so it is not used")
-    return tuple(out)
-
-
-@functools.lru_cache(maxsize=1024)  # the settings are read several times in a process, and a worker inherits this
-def _meant(name: str) -> str | None:
-    """The setting a variable's name looks like a mistyping of, if any."""
-    close = [known for known in difflib.get_close_matches(name, ENV_NAMES, n=3, cutoff=0.85)
-             if len(known) >= 8 and not _other_word(name, known)] or \
-        [known for known in ENV_NAMES if len(known) >= 8 and name.startswith(known) and name[len(known):].isalpha()]
-    return close[0] if close else None
 
 
 # Settings read only when another setting allows it: field -> (whether it is read, why not). Providers add
@@ -725,7 +705,8 @@ _USED_ONLY_WHEN: dict[str, tuple[Callable[[Settings], bool], str]] = {
               "no mcp_servers entry sets per_session (every session shares its server's process)")
        for name in ("mcp_session_processes", "mcp_session_processes_per_key")},
     **{name: (lambda s: bool(s.mcp_servers), "no mcp_servers are configured (/mcp is forwarded)")
-       for name in ("mcp_streams", "mcp_streams_per_key")},
+       for name in ("mcp_streams", "mcp_streams_per_key", "mcp_tool_search", "mcp_tool_search_share",
+                    "mcp_tool_search_tools", "mcp_tool_search_window")},
     "metrics_public": (lambda s: s.enable_auth, "enable_auth is off (/metrics is open to every client anyway)"),
     "fronts_passthrough": (lambda s: s.backend == "openai" or bool(s.models), "only the openai backend passes "
                                                                             "fronts through"),

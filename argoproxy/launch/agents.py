@@ -105,6 +105,9 @@ def claude(target: AgentTarget, args: list[str], scratch: Path) -> Setup:
     # --mcp-config adds its servers to the user's own (unless they pass --strict-mcp-config); the file is the
     # run's, in its private scratch directory, and goes with it. Given with `=`: the option takes many values,
     # and a prompt after `--mcp-config FILE` would be read as another file.
+    # Claude Code's own tool search holds tools back with `defer_loading`, which only Anthropic's API honours: a
+    # chat upstream is sent every tool anyway. The proxy's search (MCP_TOOL_SEARCH) shortens /mcp's listing itself.
+    env["ENABLE_TOOL_SEARCH"] = "false"
     config = scratch / "claude-mcp.json"
     text = json.dumps({"mcpServers": {MCP_SERVER: {
         "type": "http", "url": target.mcp_url, "headers": {"Authorization": f"Bearer {target.key}"}}}}, indent=2)

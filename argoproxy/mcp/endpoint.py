@@ -40,6 +40,7 @@ from argoproxy.mcp.protocol import HANDSHAKE_VERSION, HANDSHAKE_VERSIONS, SERVER
 from argoproxy.mcp.person_tokens import caller, provider_token
 from argoproxy.mcp.recording import Hook, ToolCall, ToolNames, outcome_of
 from argoproxy.mcp.sessions import InstanceSessions, SessionStore, SessionStoreDown
+from argoproxy.mcp.tool_search import CALL_TOOL, SEARCH_TOOL, ToolSearch, unwrapped
 from argoproxy.teamkeys.records import KeyRecord, globs_meet
 
 log = logging.getLogger("cot_proxy")
@@ -99,6 +100,7 @@ class McpEndpoint:
         self.hooks: list[Hook] = []  # what each tool call's end is handed to (recording.py; serve/mcp_mount.py)
         self.names = ToolNames(lambda server: self.catalog("").tool_names(server))
         self.streams = listening.StreamSlots(None)  # the GET and listen streams this worker may hold (room_for)
+        self.search = ToolSearch()  # MCP_TOOL_SEARCH: off until serve/mcp_mount.py sets it (tool_search.py)
 
     def catalog(self, session: str, check: SessionCheck | None = None, owner: str = "") -> Catalog:
         """The servers as this session's calls reach them (a cancellation names the session's request id); with
@@ -184,7 +186,7 @@ class McpEndpoint:
             return Answer(dumps(answer), 200, content_type="application/json")
         if message.method in ASKING_CALLS:  # the server may ask the client something meanwhile, as in a tool call
             return self.asking(req, message, server, owner, globs, session, check)
-        answer = self.request(self.catalog(session, check), message.raw, server, globs)
+        answer = self.request(self.catalog(session, check), message.raw, server, globs, owner, session)
         check.now()  # answered here (ping, the servers' states): its session is asked now, before the answer goes
         return Answer(dumps(answer), 200, content_type="application/json")
 
@@ -208,6 +210,11 @@ class McpEndpoint:
         (`recorded`). `check`: its 2025-11-25 session, not asked yet (None: none to ask). `rounds`: a 2026-07-28
         client's, whose input is asked for as an input_required answer (None: it declared nothing to be asked)."""
         catalog = self.catalog(session, check, owner)
+        if server is None and self.search.mode != "off" and message.params.get("name") in (SEARCH_TOOL, CALL_TOOL):
+            found = searched(self, catalog, message, owner, globs, session, check)
+            if isinstance(found, Answer):
+                return found
+            message = found  # mcp_tool_call: the tool it names, called as any tool is
         routed = catalog.target(server, message.raw, globs)
         streamed = isinstance(routed, tuple) and sse and asks_progress(message.raw)
         routed, held = self.admitted(routed, streamed, check, taken, message.id)
@@ -404,7 +411,8 @@ class McpEndpoint:
         return Answer(b"", 204)
 
     # ------------------------------------------------------------ JSON-RPC
-    def request(self, catalog: Catalog, message: dict[str, Any], server: str | None, globs: Globs) -> dict[str, Any]:
+    def request(self, catalog: Catalog, message: dict[str, Any], server: str | None, globs: Globs, owner: str = "",
+                session: str = "") -> dict[str, Any]:
         method = message["method"]
         if method == "ping":
             return jsonrpc.result(message["id"], {})
@@ -414,6 +422,8 @@ class McpEndpoint:
             return jsonrpc.result(message["id"], {"servers": [
                 {**{k: s.get(k) for k in STATE_FIELDS}, **{k: s[k] for k in PER_SESSION_FIELDS if k in s}}
                 for s in self.link.status() if shown(catalog, s, globs)]})
+        if method == "tools/list":  # the tool search's listing where it applies (tool_search.py)
+            return self.search.listing(catalog.listing(message, globs), owner, session)
         if method in LISTINGS:
             return catalog.listing(message, globs)
         if method in NAMED_CALLS:
@@ -421,6 +431,30 @@ class McpEndpoint:
         if method == "resources/read":
             return catalog.read_resource(message, globs)
         return jsonrpc.error(message["id"], jsonrpc.METHOD_NOT_FOUND, f"Method not found: {method[:80]}")
+
+
+def searched(endpoint: McpEndpoint, catalog: Catalog, message: jsonrpc.Message, owner: str, globs: Globs,
+             session: str, check: SessionCheck | None) -> Answer | jsonrpc.Message:
+    """The proxy's own tools (tool_search.py): mcp_tool_search's answer over the tools the key's globs allow, or the
+    call mcp_tool_call names (an error when it names none)."""
+    if message.params.get("name") == CALL_TOOL:
+        inner = unwrapped(message.raw)
+        if inner is not None:
+            return jsonrpc.Message(inner)
+    if check is not None:
+        check.now()
+    if message.params.get("name") == CALL_TOOL:
+        return rpc_answer(jsonrpc.error(message.id, jsonrpc.INVALID_PARAMS, f"{CALL_TOOL}'s arguments.name must "
+                                        "name a tool."), 200)
+    listed = catalog.listing({"id": message.id, "method": "tools/list"}, globs)
+    answer = endpoint.search.answer(message.id or 0, message.params.get("arguments"), listed["result"]["tools"])
+    kept = "" if session.startswith(stateless.SESSION_PREFIX) else session  # a 2026-07-28 request's: none
+    if endpoint.search.remember(owner, kept, answer):  # its GET stream hears its listing changed
+        try:
+            endpoint.link.tell({"op": "found", "session": session, "owner": owner})
+        except SupervisorGone:
+            pass  # the answer stands; a client that lists again sees the finds
+    return rpc_answer(answer, 200)
 
 
 def shown(catalog: Catalog, status: dict[str, Any], globs: Globs) -> bool:

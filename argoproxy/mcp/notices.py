@@ -139,6 +139,18 @@ class Notices:
             self.reach.pop(session, None)
             return self._release(self.subscribed.pop(session, set()))
 
+    def tools_changed(self, session: str, owner: str) -> None:
+        """The proxy's own list change: the session's tool search found tools its listing at /mcp now shows
+        (tool_search.py); told to its listeners at /mcp alone."""
+        note = {"jsonrpc": "2.0", "method": "notifications/tools/list_changed"}
+        with self.lock:
+            for listener in [l for l in self.listeners if (l.session, l.owner, l.server) == (session, owner, None)
+                             and note["method"] in l.kinds]:
+                if listener.queue.qsize() >= MAX_QUEUED:
+                    self._drop(listener, "its client fell behind")
+                else:
+                    listener.queue.put_nowait(note)
+
     def close(self, why: str) -> None:
         """Every listener ends (the proxy stops); no new one starts."""
         with self.lock:

@@ -66,6 +66,7 @@ VERSION_HEADER, METHOD_HEADER, NAME_HEADER = "Mcp-Protocol-Version", "Mcp-Method
 NAMED = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}  # what Mcp-Name repeats
 ROUNDS = frozenset(NAMED)  # the calls whose server may ask the client for input (input_required)
 # The revision's requests the proxy serves (the proxy's own cot_proxy/servers too, at /mcp).
+SESSION_PREFIX = "stateless:"  # a request's own name for its calls: no session, nothing remembered by it
 SERVED = frozenset({"server/discover", "subscriptions/listen", "tools/list", "tools/call", "prompts/list", "prompts/get", "resources/list",
                     "resources/templates/list", "resources/read", "completion/complete", "cot_proxy/servers"})
 CACHEABLE = frozenset({"tools/list", "prompts/list", "resources/list", "resources/templates/list",
@@ -90,7 +91,7 @@ class Endpoint(Protocol):
     def catalog(self, session: str, check: Any = None, owner: str = "") -> Catalog: ...
 
     def request(self, catalog: Catalog, message: dict[str, Any], server: str | None,
-                globs: Globs) -> dict[str, Any]: ...
+                globs: Globs, owner: str = "", session: str = "") -> dict[str, Any]: ...
 
     def tool_call(self, message: jsonrpc.Message, server: str | None, owner: str, globs: Globs, session: str,
                   sse: bool, taken: Any, check: Any = None, rounds: dict[str, Any] | None = None) -> Answer: ...
@@ -120,7 +121,7 @@ def answer(endpoint: Endpoint, req: Request, message: jsonrpc.Message, server: s
         return json_answer(jsonrpc.result(raw["id"], discovered(endpoint, server)), method)
     if method == "subscriptions/listen":
         return listening.subscription(endpoint, req, raw, server, owner, globs)
-    session = "stateless:" + secrets.token_hex(8)  # a name for this request's calls alone (cancelling them)
+    session = SESSION_PREFIX + secrets.token_hex(8)  # a name for this request's calls alone (cancelling them)
     if method in ROUNDS and ("inputResponses" in raw["params"] or "requestState" in raw["params"]):
         return json_answer(resumed(endpoint, raw, server, owner, globs, session), method)
     asks = declared(message.params["_meta"][CAPABILITIES_KEY]) if method in ROUNDS else []
@@ -129,7 +130,8 @@ def answer(endpoint: Endpoint, req: Request, message: jsonrpc.Message, server: s
         return json_answer(endpoint.asking_call(raw, server, owner, globs, session, rounds=rounds)[0], method)
     if method == "tools/call":
         return tool_answer(endpoint, req, raw, server, owner, globs, session, taken, rounds)
-    return json_answer(endpoint.request(endpoint.catalog(session, owner=owner), raw, server, globs), method)
+    answer = endpoint.request(endpoint.catalog(session, owner=owner), raw, server, globs, owner)
+    return json_answer(answer, method)
 
 
 def held(req: Request, message: jsonrpc.Message, server: str | None) -> None:

@@ -196,7 +196,7 @@ class Supervisor:
             self.ended(str(request.get("session", "")))
             self.replicas.tell({"ended": str(request.get("session", ""))})
             return {}
-        if op in ("subscribe", "unsubscribe", "level"):
+        if op in ("subscribe", "unsubscribe", "level", "found"):
             return self.noticed(op, request)
         if op == "cancel":  # not running here: perhaps on another replica (with Redis), which is told
             session, request_id = str(request.get("session", "")), request.get("id")
@@ -243,8 +243,12 @@ class Supervisor:
 
     def noticed(self, op: str, request: dict[str, Any]) -> dict[str, Any]:
         """A session's resources/subscribe, unsubscribe (held here; its server asked for the first holder, told
-        after the last) and logging/setLevel (held here; each server set to the lowest level asked of it)."""
+        after the last), logging/setLevel (held here; each server set to the lowest level asked of it), and its
+        tool search's finds (its /mcp listeners told its tool list changed)."""
         session, scope = str(request.get("session", "")), request.get("server")
+        if op == "found":  # a session's tool search found tools: its /mcp listing changed (tool_search.py)
+            self.notices.tools_changed(session, str(request.get("owner", "")))
+            return {}
         if op == "level":
             return self.leveled(session, scope, request)
         held, message = self.servers.get(str(scope)), request.get("message")

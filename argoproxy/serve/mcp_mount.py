@@ -36,6 +36,8 @@ def mount_mcp(door: Door) -> McpEndpoint | None:
     from argoproxy.mcp.listening import room_for
     from argoproxy.mcp.recording import ToolMetrics, traced, used
     from argoproxy.mcp.sessions import sessions_for
+    from argoproxy.mcp.tool_search import ToolSearch
+    from argoproxy.meter import count_text
     path = os.environ.get(SOCKET_ENV) or own_supervisor(settings)
     link = Link(path)
     endpoint = McpEndpoint(tuple(s.name for s in servers), link, auth_on=settings.enable_auth,
@@ -46,6 +48,8 @@ def mount_mcp(door: Door) -> McpEndpoint | None:
         from argoproxy.mcp.person_tokens import person_tokens
         link.person_fields = person_tokens(settings).fields
     endpoint.streams = room_for(settings.worker_class, settings.threads)  # GET and listen streams a worker holds
+    endpoint.search = ToolSearch(settings.mcp_tool_search, settings.mcp_tool_search_share,
+                                 settings.mcp_tool_search_tools, settings.mcp_tool_search_window, count_text)
     if door.metrics is not None:
         endpoint.hooks.append(ToolMetrics(door.metrics.family_registry()).observe)
     if door.tracing is not None:

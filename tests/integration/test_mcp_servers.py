@@ -39,7 +39,8 @@ def real(module_fake, tmp_path_factory):
     servers = {"time": {"command": str(installed("mcp-server-time")), "args": ["--local-timezone", "UTC"]},
                "git": {"command": str(installed("mcp-server-git")), "args": ["--repository", str(repo)]},
                "every": {"command": str(installed("mcp-server-everything")), "args": ["stdio"]}}
-    with running_proxy(TARGET_BASE_URL=module_fake.base_url, WORKERS="2", MCP_SERVERS=json.dumps(servers)) as p:
+    with running_proxy(TARGET_BASE_URL=module_fake.base_url, WORKERS="2", MCP_SERVERS=json.dumps(servers),
+                       MCP_TOOL_SEARCH="off") as p:  # their catalog as listed, not the tool search
         yield p, repo
 
 
@@ -90,6 +91,7 @@ def remote_every(module_fake):
         remotes = {"web": {"url": f"http://127.0.0.1:{ports['streamableHttp']}/mcp", "bearer_token_env": "WEB_TOKEN"},
                    "legacy": {"url": f"http://127.0.0.1:{ports['sse']}/sse"}}
         with running_proxy(TARGET_BASE_URL=module_fake.base_url, WORKERS="2", MCP_SERVERS=json.dumps(remotes),
+                           MCP_TOOL_SEARCH="off",
                            WEB_TOKEN="web-token-of-the-test-0123") as p:
             yield p
     finally:

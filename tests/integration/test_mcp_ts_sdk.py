@@ -40,7 +40,8 @@ def ts_sdk(list_url: str, call_url: str, tool: str, arguments: dict) -> dict:
 
 def test_the_typescript_sdk_lists_and_calls_real_servers_tools_with_two_workers(servers):
     config, served = servers
-    with FakeOpenAI() as fake, running_proxy(TARGET_BASE_URL=fake.base_url, WORKERS="2", MCP_SERVERS=config) as proxy:
+    with FakeOpenAI() as fake, running_proxy(TARGET_BASE_URL=fake.base_url, WORKERS="2", MCP_SERVERS=config,
+                                                  MCP_TOOL_SEARCH="off") as proxy:
         seen = ts_sdk(proxy.url + "/mcp", proxy.url + "/mcp", "files__read_text_file",
                       {"path": str(served / "notes.txt")})
     assert {"every__echo", "every__get-sum", "files__read_text_file", "files__list_directory"} <= set(seen["tools"])
@@ -51,7 +52,7 @@ def test_the_typescript_sdk_lists_and_calls_real_servers_tools_with_two_workers(
 def test_a_session_opened_on_one_replica_is_used_on_the_other(servers):
     config, _ = servers
     redis = RedisServer().start()
-    settings = {"REDIS_URL": redis.url, "MCP_SERVERS": config}
+    settings = {"REDIS_URL": redis.url, "MCP_SERVERS": config, "MCP_TOOL_SEARCH": "off"}  # the catalog as listed
     try:
         with FakeOpenAI() as fake, running_proxy(TARGET_BASE_URL=fake.base_url, **settings) as one, \
                 running_proxy(TARGET_BASE_URL=fake.base_url, **settings) as two:

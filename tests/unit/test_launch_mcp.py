@@ -95,3 +95,9 @@ def test_mcp_list_lines():
     assert line(Server("t", "ready", 1, "", ["t__now"])) == "t: running, restarted 1 time, 1 tool"
     assert line(Server("b", "restarting", 3, "exit status 1", [])) == \
         "b: restarting (exit status 1), restarted 3 times, 0 tools"
+
+
+def test_claude_code_leaves_tool_search_to_the_proxy_when_it_serves_mcp(tmp_path):
+    # Claude Code's deferred tools reach a chat upstream whole; the proxy's MCP_TOOL_SEARCH shortens /mcp's listing.
+    assert setup_for("claude", tmp_path).env["ENABLE_TOOL_SEARCH"] == "false"
+    assert "ENABLE_TOOL_SEARCH" not in setup_for("claude", tmp_path, mcp=False).env
