@@ -356,31 +356,24 @@ class Settings:
     oidc_client_id: str = _setting("", as_str, "The proxy's client id at the provider.", env=("OIDC_CLIENT_ID",))
     oidc_client_secret: str = _setting("", as_str, "Its client secret.",
                                        env=("OIDC_CLIENT_SECRET",), secret=True)
-    oidc_client_secret_file: str = _setting("", as_str, "A file holding it instead.",
-                                            env=("OIDC_CLIENT_SECRET_FILE",))
-    oidc_scopes: str = _setting("openid email profile", as_str, "Scopes asked at sign-in.",
-                                env=("OIDC_SCOPES",))
-    oidc_groups_claim: str = _setting("groups", as_str, "The ID token's claim of groups.",
-                                      env=("OIDC_GROUPS_CLAIM",))
+    oidc_client_secret_file: str = _setting("", as_str, "A file holding it instead.", env=("OIDC_CLIENT_SECRET_FILE",))
+    oidc_scopes: str = _setting("openid email profile", as_str, "Scopes asked at sign-in.", env=("OIDC_SCOPES",))
+    oidc_groups_claim: str = _setting("groups", as_str, "The ID token's claim of groups.", env=("OIDC_GROUPS_CLAIM",))
     oidc_admin_groups: tuple[str, ...] = _setting((), as_csv, "Groups whose members are admins.",
                                                   env=("OIDC_ADMIN_GROUPS",))
-    oidc_argo_user_claim: str = _setting("", as_claim_name, "The ID token's claim of a person's ARGO username "
-                                         "(docs/backends/argo-per-person.md); empty: none read.",
-                                         env=("OIDC_ARGO_USER_CLAIM",))
+    oidc_argo_user_claim: str = _setting("", as_claim_name, "The ID token's claim of a person's ARGO username; "
+                                         "empty: none read.", env=("OIDC_ARGO_USER_CLAIM",))
     admin_emails: tuple[str, ...] = _setting((), as_csv, "Emails of admins (verified ones only).", env=("ADMIN_EMAILS",))
-    public_url: str = _setting("", as_public_url, "The address people reach the proxy at.",
-                               env=("PUBLIC_URL",))
+    public_url: str = _setting("", as_public_url, "The address people reach the proxy at.", env=("PUBLIC_URL",))
     oidc_default_team: str = _setting("", as_str, "The team of a person whose groups name none.", env=("OIDC_DEFAULT_TEAM",))
     # /mcp as an OAuth protected resource for MCP clients that sign in (signin/access_tokens.py, docs/mcp-auth.md)
     mcp_oauth_scopes: str = _setting("mcp", as_str, "Scopes an access token at /mcp must carry.",
                                      env=("MCP_OAUTH_SCOPES",))
     oidc_inactive_days: float = _setting(90.0, _number(float, 0, 36500), "Days without sign-in after which a person "
-                                         "is refused as disabled (0: never).",
-                                         env=("OIDC_INACTIVE_DAYS",))
+                                         "is refused as disabled (0: never).", env=("OIDC_INACTIVE_DAYS",))
     console_session_idle: float = _setting(8 * 3600.0, as_duration, "A console session unused this long ends.", env=("CONSOLE_SESSION_IDLE",))
     console_session_max: float = _setting(7 * 86400.0, as_session_max, "A console session ends this "
-                                          "long after sign-in (at most 30d).",
-                                          env=("CONSOLE_SESSION_MAX",))
+                                          "long after sign-in (at most 30d).", env=("CONSOLE_SESSION_MAX",))
     # --- MCP servers behind /mcp (argoproxy/mcp/, docs/mcp.md)
     mcp_servers: McpServers = _setting(McpServers(), parse_mcp_servers,
                               "MCP servers at /mcp: name -> {command, args, env, per_session} or {url, headers, "
@@ -393,9 +386,8 @@ class Settings:
     mcp_session_processes_per_key: int = _setting(4, _number(int, 1, 10000), "Of those, one key's at most.",
                                                   env=("MCP_SESSION_PROCESSES_PER_KEY",),
                                                   flags=("--mcp-session-processes-per-key",))
-    mcp_user_sessions_per_server: int = _setting(64, _number(int, 1, 100000), "Upstream sessions a per_user MCP "
-                                                 "server is held with at once, one per person (least recently used "
-                                                 "out; docs/mcp-credentials.md).",
+    mcp_user_sessions_per_server: int = _setting(64, _number(int, 1, 100000), "A per_user MCP server's upstream "
+                                                 "sessions at once, one per person (least recently used out).",
                                                  env=("MCP_USER_SESSIONS_PER_SERVER",))
     credentials_key_file: str = _setting("", as_str, "The key people's MCP server tokens are encrypted with (AES-GCM); "
                                          "default credentials.key beside keys.db, made 0600 when absent "
