@@ -445,7 +445,7 @@ def searched(endpoint: McpEndpoint, catalog: Catalog, message: jsonrpc.Message, 
         check.now()
     if message.params.get("name") == CALL_TOOL:
         return rpc_answer(jsonrpc.error(message.id, jsonrpc.INVALID_PARAMS, f"{CALL_TOOL}'s arguments.name must "
-                                        "name a tool."), 200)
+                                        "name a tool, and its arguments.arguments be an object."), 200)
     listed = catalog.listing({"id": message.id, "method": "tools/list"}, globs)
     answer = endpoint.search.answer(message.id or 0, message.params.get("arguments"), listed["result"]["tools"])
     kept = "" if session.startswith(stateless.SESSION_PREFIX) else session  # a 2026-07-28 request's: none

@@ -51,7 +51,8 @@ CALLER: dict[str, Any] = {
 
 def unwrapped(raw: dict[str, Any]) -> dict[str, Any] | None:
     """A call of CALL_TOOL as the call of the tool it names (the key's globs and limits then hold it as any
-    call); None when it names no tool."""
+    call); None when it names no tool, or gives its arguments as anything but an object (never called with {}
+    in their place)."""
     params: dict[str, Any] = raw.get("params") or {}
     given = params.get("arguments")
     arguments: dict[str, Any] = given if isinstance(given, dict) else {}
@@ -59,7 +60,9 @@ def unwrapped(raw: dict[str, Any]) -> dict[str, Any] | None:
     if not isinstance(name, str) or name in (SEARCH_TOOL, CALL_TOOL):
         return None
     inner = arguments.get("arguments")
-    return {**raw, "params": {**params, "name": name, "arguments": inner if isinstance(inner, dict) else {}}}
+    if inner is not None and not isinstance(inner, dict):
+        return None
+    return {**raw, "params": {**params, "name": name, "arguments": inner or {}}}
 
 
 def words(text: str) -> list[str]:

@@ -91,5 +91,8 @@ def test_mcp_tool_call_is_the_call_of_the_tool_it_names():
     raw = {"jsonrpc": "2.0", "id": 7, "method": "tools/call",
            "params": {"name": CALL_TOOL, "arguments": {"name": "cat__file_get", "arguments": {"path": "a"}}}}
     assert unwrapped(raw) == {**raw, "params": {"name": "cat__file_get", "arguments": {"path": "a"}}}
-    for arguments in ({}, {"name": 3}, {"name": SEARCH_TOOL}, {"name": CALL_TOOL}, None):
+    assert unwrapped({**raw, "params": {"name": CALL_TOOL, "arguments": {"name": "cat__file_get"}}})["params"] == {
+        "name": "cat__file_get", "arguments": {}}  # none given: an empty object
+    for arguments in ({}, {"name": 3}, {"name": SEARCH_TOOL}, {"name": CALL_TOOL}, None,
+                      *({"name": "cat__file_get", "arguments": bad} for bad in ("path=a", ["a"], 5, True))):
         assert unwrapped({**raw, "params": {"name": CALL_TOOL, "arguments": arguments}}) is None
