@@ -180,7 +180,8 @@ gc.collect()  # the stores' connections closed
 # would wait for it, up to 5 s, every greenlet of the worker with it. It waits in the pool, the loop running.
 holder = subprocess.Popen([sys.executable, "-c", (
     "import sqlite3, sys\n"
-    f"db = sqlite3.connect({path!r}, isolation_level=None)\n"
+    f"db = sqlite3.connect({path!r}, isolation_level=None, timeout=60)\n"  # the closed stores' last reader may
+    # still be closing in gevent's pool on a busy machine: the lock is taken once it has
     "db.execute('PRAGMA locking_mode=EXCLUSIVE')\n"
     "db.execute('BEGIN EXCLUSIVE')\n"
     "db.execute('UPDATE keys SET rpm = 7')\n"
