@@ -98,6 +98,7 @@ class TeamKeys(UsageRows):
         self._store_failing = False
         self._pending: list[UsageRow] = []
         self._pending_lock = threading.Lock()
+        self._flush_lock = threading.Lock()  # one flush at a time: a leaving worker waits for the batch in hand
         self._write_failing = False
         self.on_dropped: Callable[[int], None] | None = None  # metrics: usage rows a hard bound forced out
         self._flusher: threading.Thread | None = None

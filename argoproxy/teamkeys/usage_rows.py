@@ -34,6 +34,7 @@ class UsageRows(SessionUsage):
     on_dropped: Callable[[int], None] | None
     _pending: list[UsageRow]
     _pending_lock: threading.Lock
+    _flush_lock: threading.Lock
     _tools: dict[tuple[str, str, str, float], list[int]]
     _tools_kept: dict[tuple[str, str, str, float], list[int]]
     _flusher: threading.Thread | None
@@ -107,6 +108,12 @@ class UsageRows(SessionUsage):
             return {}
 
     def flush(self) -> None:
+        """What this worker counted, written, one flush at a time: the rows the flusher holds in hand are in no
+        queue, so a leaving worker's flush must wait for them to be written before it ends the process."""
+        with self._flush_lock:
+            self._flush_once()
+
+    def _flush_once(self) -> None:
         """The pending answers, summed by key and model: one store write per pair (one the store refuses, locked
         or away, is kept and tried again at the next flush); what expired leases left unused, given back; and
         this worker's heartbeat (what it holds in Redis stays held)."""

@@ -5,6 +5,7 @@ twice; while the store cannot name the keys' teams, the rows wait rather than go
 from __future__ import annotations
 
 import sqlite3
+import threading
 
 from argoproxy.teamkeys.records import TEAM_WINDOWS, KeyRecord, TeamRecord
 from argoproxy.teamkeys.service import TeamKeys
@@ -77,3 +78,38 @@ def test_rows_wait_while_the_store_cannot_name_their_teams(tmp_path):
     assert calls(store) == {}
     keys.flush()
     assert calls(store) == {"bot": 1, TEAM_WINDOWS + "ops": 1}
+
+
+class Slow(Flaky):
+    """The real store, whose next tool row waits for the test (a flush with its batch in hand)."""
+
+    def __init__(self, path) -> None:
+        super().__init__(path)
+        self.writing, self.go = threading.Event(), threading.Event()
+
+    def record_tool_usage(self, name, *args, **kwargs):
+        if not self.go.is_set():
+            self.writing.set()
+            self.go.wait(30)
+        return super().record_tool_usage(name, *args, **kwargs)
+
+
+def test_a_leaving_flush_waits_for_the_batch_the_flusher_holds(tmp_path):
+    """The flusher takes its rows out of the queue before it writes them: a worker leaving meanwhile (its own flush,
+    then the process ends) must not find the queue empty and go while those rows are still unwritten."""
+    store = Slow(tmp_path / "keys.db")
+    store.create(KeyRecord("alone", "d2", 0.0))
+    keys = TeamKeys(store, clock=lambda: DAY + 60)
+    keys._start_flusher = lambda: None
+    keys.tool_used("alone", "git", "git__status", False, 0.01, 10, 20)
+    flusher = threading.Thread(target=keys.flush)
+    flusher.start()
+    assert store.writing.wait(30)
+    leaving = threading.Thread(target=keys.flush)
+    leaving.start()
+    leaving.join(0.3)
+    assert leaving.is_alive()  # it waits for the batch in hand ...
+    store.go.set()
+    leaving.join(30)
+    flusher.join(30)
+    assert calls(store) == {"alone": 1}  # ... which is written before it returns
