@@ -1,14 +1,19 @@
 """A person connects their account to a per_user MCP server from the console (docs/mcp-credentials.md):
 
   GET    /ui/connect/NAME           signed in: the server's authorization found (oauth_discovery.py), a client
-                                    (the entry's client_id, else registered by RFC 7591 where offered), a state and
-                                    PKCE verifier kept sealed in the key store (single use, FLOW_SECONDS) and bound
-                                    to this person; then to its authorization endpoint, with `resource` (RFC 8707)
+                                    (in MCP's order: the entry's client_id; else, where its authorization server
+                                    takes them, the URL of the proxy's Client ID Metadata Document; else one
+                                    registered by RFC 7591 where offered), a state and PKCE verifier kept sealed in
+                                    the key store (single use, FLOW_SECONDS) and bound to this person; then to its
+                                    authorization endpoint, with `resource` (RFC 8707)
   GET    /ui/connect/NAME/callback  the flow taken once, by the same person; RFC 9207's `iss` checked where the
                                     server says it sends one (and whenever sent); the code exchanged (Authlib's
                                     OAuth2Session, the PKCE verifier, `resource`, no redirect followed); the tokens
                                     kept sealed (connections.py); then to /ui
   DELETE /ui/connect/NAME           with the session's CSRF token (X-CSRF-Token): the connection forgotten
+  GET    /ui/connect/client-metadata.json  no sign-in: the proxy's Client ID Metadata Document (the OAuth draft
+                                    MCP 2025-11-25 names; its URL is the client_id, under an https PUBLIC_URL only:
+                                    no server name holds a dot, so it is no server's page)
 
 Who the person is: their console session (`who`, serve/mcp_mount.py's reading of sign-in's sessions). No token, code
 or verifier is ever in an answer or a log line."""
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
 import secrets
 import time
@@ -40,6 +46,8 @@ FLOW_SECONDS = 600.0
 FLOW = "flow:"  # + the state's digest: where a flow is kept, in the connections' store (credential_store.FLOW)
 MOST_PARAM = 2048
 NO_STORE = {"Cache-Control": "no-store"}
+CLIENT_METADATA = "client-metadata.json"  # /ui/connect/<this>: the proxy's client metadata document
+METADATA_SECONDS = 300  # how long an authorization server may keep it (a server added shows within this)
 Who = Callable[[Mapping[str, str]], "tuple[str, str] | None"]  # request headers -> (person id, CSRF token)
 
 
@@ -55,6 +63,8 @@ class ConnectPages:
         self.http.trust_env = False  # no ~/.netrc login in place of the client's
 
     def answer(self, name: str, callback: bool, method: str, query: str, headers: Mapping[str, str]) -> Answer:
+        if name == CLIENT_METADATA and not callback and self.metadata_url:
+            return self.client_metadata(method)
         server = self.servers.get(name)
         if server is None:
             raise ProxyError(404, f"No MCP server named {name[:40]!r} takes a person's connection.",
@@ -80,11 +90,30 @@ class ConnectPages:
     def redirect_uri(self, name: str) -> str:
         return f"{self.public_url}/ui/connect/{quote(name)}/callback"
 
+    @property
+    def metadata_url(self) -> str:
+        """The proxy's client_id as a Client ID Metadata Document's URL; "" when PUBLIC_URL is not https (the
+        draft asks an https URL with a path)."""
+        return f"{self.public_url}/ui/connect/{CLIENT_METADATA}" if self.public_url.startswith("https://") else ""
+
+    def client_metadata(self, method: str) -> Answer:
+        """The document an authorization server fetches for the client_id: a public client (PKCE, no secret)
+        returning to each per_user server's callback."""
+        if method != "GET":
+            raise ProxyError(405, "The client metadata document is read with GET.", code="method_not_allowed")
+        document = {"client_id": self.metadata_url, "client_name": "cot_proxy", "client_uri": self.public_url,
+                    "redirect_uris": [self.redirect_uri(name) for name in self.servers],
+                    "grant_types": ["authorization_code", "refresh_token"], "response_types": ["code"],
+                    "token_endpoint_auth_method": "none"}
+        return Answer(json.dumps(document).encode(), 200, {"Cache-Control": f"public, max-age={METADATA_SECONDS}"},
+                      content_type="application/json")
+
     # ------------------------------------------------------------ GET /ui/connect/NAME
     def start(self, server: McpServer, person: str) -> Answer:
         try:
             found = discover(server.url, self.http)
-            client_id = server.client_id or self.register(server, found)
+            client_id = server.client_id or (found.metadata_documents and self.metadata_url) \
+                or self.register(server, found)
         except DiscoveryFailed as exc:
             raise ProxyError(502, f"Connecting to the MCP server {server.name} failed: {exc}.",
                              code="mcp_connect_failed", type="bad_gateway") from None
@@ -102,14 +131,17 @@ class ConnectPages:
         return redirect(url)
 
     def register(self, server: McpServer, found: AuthServer) -> str:
-        """A client registered by RFC 7591 (a public client: PKCE, no secret), once per authorization server."""
+        """A client registered by RFC 7591 (a public client: PKCE, no secret), once per authorization server: with
+        every per_user server's callback, as the one registration serves each server behind that authorization
+        server."""
         known = self.registered.get(found.issuer)
         if known:
             return known
         if not found.registration_endpoint:
             raise DiscoveryFailed(f"the authorization server {origin_of(found.issuer)} offers no registration: give "
                                   f"mcp_servers.{server.name}.client_id")
-        body = {"client_name": "cot_proxy", "redirect_uris": [self.redirect_uri(server.name)],
+        body = {"client_name": "cot_proxy", "redirect_uris": [self.redirect_uri(name) for name in self.servers],
+                "application_type": "web",  # MCP 2026-07-28 asks it: a browser returns to a remote host
                 "grant_types": ["authorization_code", "refresh_token"], "response_types": ["code"],
                 "token_endpoint_auth_method": "none"}
         try:

@@ -2,7 +2,8 @@
 (2025-11-25) has a client find it: the server's protected resource metadata (RFC 9728: the `resource_metadata` its
 401's WWW-Authenticate names, else the well-known URL under its path, then at its origin), its `resource` checked
 to be the server; then its first authorization server's metadata (RFC 8414, then OpenID discovery), whose `issuer`
-must be the one named (a document fetched from one place that claims another is refused). Nothing is followed
+must be the one named (a document fetched from one place that claims another is refused), and whether it takes Client
+ID Metadata Documents (`client_id_metadata_document_supported`). Nothing is followed
 through a redirect, every document is read up to MAX_DOCUMENT bytes, and errors name hosts, never paths."""
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class AuthServer:
     registration_endpoint: str = ""
     iss_parameter: bool = False  # RFC 9207: it says `iss` on its answers, which is then checked
     scopes: tuple[str, ...] = ()  # the protected resource's scopes_supported
+    metadata_documents: bool = False  # it takes a client_id that is the URL of the client's metadata document
 
 
 def discover(url: str, http: requests.Session) -> AuthServer:
@@ -98,7 +100,8 @@ def auth_server(issuer: str, http: requests.Session) -> AuthServer:
             return AuthServer(issuer, _endpoint(document, "authorization_endpoint"),
                               _endpoint(document, "token_endpoint"),
                               _endpoint(document, "registration_endpoint", needed=False),
-                              document.get("authorization_response_iss_parameter_supported") is True)
+                              document.get("authorization_response_iss_parameter_supported") is True,
+                              metadata_documents=document.get("client_id_metadata_document_supported") is True)
         except ValueError as exc:
             raise DiscoveryFailed(f"the authorization server {origin_of(issuer)}: {exc}") from None
     raise DiscoveryFailed(f"the authorization server {origin_of(issuer)} has no metadata (RFC 8414, OpenID discovery)")

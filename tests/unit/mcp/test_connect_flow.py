@@ -130,3 +130,61 @@ def test_a_token_endpoint_that_redirects_elsewhere_is_not_followed(pages, remote
         back(pages, {"state": asked["state"], "code": "the-code", "iss": ISSUER})
     assert not any(c.request.url.startswith("https://evil.example.com") for c in remote.calls)
     assert pages.connections.connected("person-ann") == []
+
+
+# ------------------------------------------------------------ Client ID Metadata Documents (MCP's order)
+METADATA_URL = PUBLIC + "/ui/connect/client-metadata.json"
+
+
+def test_an_authorization_server_that_takes_metadata_documents_gets_the_documents_url_and_no_registration(pages, remote):
+    remote.replace(responses.GET, ISSUER + "/.well-known/oauth-authorization-server",
+                   json=as_metadata(client_id_metadata_document_supported=True))
+    _, asked = begin(pages)
+    assert asked["client_id"] == METADATA_URL
+    assert not any(c.request.url.endswith("/register") for c in remote.calls)
+    done = back(pages, {"state": asked["state"], "code": "the-code", "iss": ISSUER})
+    assert done.status_code == 303
+    sent = {k: v[0] for k, v in parse_qs(remote.calls[-1].request.body).items()}
+    assert sent["client_id"] == METADATA_URL and "client_secret" not in sent  # a public client: PKCE alone
+    assert pages.connections.tokens("person-ann", "gh").client_id == METADATA_URL  # its refreshes name it too
+
+
+def test_the_metadata_document_is_served_to_anyone_and_names_itself_and_the_callbacks(pages):
+    answer = pages.answer("client-metadata.json", False, "GET", "", {})  # no session, no key
+    document = json.loads(answer.response[0] if isinstance(answer.response, list) else answer.response)
+    assert answer.status_code == 200 and answer.headers["Content-Type"].startswith("application/json")
+    assert document["client_id"] == METADATA_URL and document["redirect_uris"] == [PUBLIC + "/ui/connect/gh/callback"]
+    assert document["token_endpoint_auth_method"] == "none" and "client_secret" not in document
+    assert document["grant_types"] == ["authorization_code", "refresh_token"] and document["client_name"]
+    assert "max-age" in answer.headers["Cache-Control"]
+    for method, callback in (("DELETE", False), ("GET", True)):
+        with pytest.raises(ProxyError) as caught:
+            pages.answer("client-metadata.json", callback, method, "", {})
+        assert caught.value.status in (404, 405)
+
+
+def test_a_pre_registered_client_comes_first_and_an_http_public_url_registers_instead(tmp_path, remote):
+    remote.replace(responses.GET, ISSUER + "/.well-known/oauth-authorization-server",
+                   json=as_metadata(client_id_metadata_document_supported=True))
+    connections = Connections(SQLiteCredentials(str(tmp_path / "keys.db")), lambda: Vault(b"k" * 32))
+    people = {"cookie-ann": ANN}.get
+    pre = ConnectPages(McpServers([McpServer("gh", url=MCP, auth="per_user", client_id="given")]), connections,
+                       PUBLIC, lambda headers: people(headers.get("Cookie", "")))
+    assert begin(pre)[1]["client_id"] == "given"
+    plain = ConnectPages(McpServers([McpServer("gh", url=MCP, auth="per_user")]), connections,
+                         "http://llm.example.com", lambda headers: people(headers.get("Cookie", "")))
+    assert begin(plain)[1]["client_id"] == "registered-client"  # a document's URL must be https: not offered
+    with pytest.raises(ProxyError) as caught:
+        plain.answer("client-metadata.json", False, "GET", "", {})
+    assert caught.value.status == 404
+
+
+def test_one_registration_serves_every_per_user_server_behind_its_authorization_server(tmp_path, remote):
+    connections = Connections(SQLiteCredentials(str(tmp_path / "keys.db")), lambda: Vault(b"k" * 32))
+    two = ConnectPages(McpServers([McpServer("gh", url=MCP, auth="per_user"),
+                                   McpServer("gh2", url=MCP, auth="per_user")]), connections, PUBLIC,
+                       lambda headers: ANN)
+    begin(two)
+    registered = json.loads(next(c for c in remote.calls if c.request.url.endswith("/register")).request.body)
+    assert registered["redirect_uris"] == [PUBLIC + "/ui/connect/gh/callback", PUBLIC + "/ui/connect/gh2/callback"]
+    assert registered["application_type"] == "web"
