@@ -60,9 +60,18 @@ class WaitingCall(Protocol):
     events: queue.Queue[tuple[str, dict[str, Any]]]
 
 
+URL_MODE = "elicitation.url"  # kept among a session's asks: its client takes URL-mode elicitation (person_tokens.py)
+
+
 def declared(capabilities: Any) -> list[str]:
     """The capabilities of a client's (initialize's, or a 2026-07-28 request's `_meta`) that let it be asked."""
     return sorted(k for k in capabilities if k in CAPABILITIES) if isinstance(capabilities, dict) else []
+
+
+def url_mode(capabilities: Any) -> bool:
+    """The client takes URL-mode elicitation (`elicitation: {url: {}}`; an empty `elicitation` is form mode)."""
+    elicitation = capabilities.get("elicitation") if isinstance(capabilities, dict) else None
+    return isinstance(elicitation, dict) and isinstance(elicitation.get("url"), dict)
 
 
 class ServerAsk:

@@ -30,14 +30,14 @@ from argoproxy.errors import ProxyError
 from argoproxy.jsonfast import dumps
 from argoproxy.mcp import jsonrpc, listening, stateless
 from argoproxy.mcp.catalog import LISTINGS, Catalog, Globs
-from argoproxy.mcp.client_requests import declared
+from argoproxy.mcp.client_requests import URL_MODE, declared, url_mode
 from argoproxy.mcp.key_watch import KEY_REFUSED, KeyWatch, KeyWithdrawn, watched
 from argoproxy.mcp.limits import AdmittedCall, Limits
 from argoproxy.mcp.link import MARGIN, Link, SessionRefused, SupervisorGone
 from argoproxy.mcp.names import MAX_NAME, prefixed
 from argoproxy.mcp.notices import request_level
 from argoproxy.mcp.protocol import HANDSHAKE_VERSION, HANDSHAKE_VERSIONS, SERVER_INFO
-from argoproxy.mcp.person_tokens import caller, provider_token
+from argoproxy.mcp.person_tokens import BY_ELICITATION, caller, no_page, page_by, provider_token
 from argoproxy.mcp.recording import Hook, ToolCall, ToolNames, outcome_of
 from argoproxy.mcp.sessions import InstanceSessions, SessionStore, SessionStoreDown
 from argoproxy.mcp.tool_search import CALL_TOOL, SEARCH_TOOL, ToolSearch, unwrapped
@@ -124,6 +124,7 @@ class McpEndpoint:
         # answer is made (a streamed call's link reads it before the stream).
         person = caller.set(req.team_key.owner if req.team_key is not None else "")
         subject = provider_token.set(oauth_token(req))
+        paging = page_by.set(no_page)  # a 2025-11-25 session's or a 2026-07-28 request's own, once read
         try:
             if req.method == "DELETE":
                 return self.end_session(req, owner)
@@ -143,6 +144,7 @@ class McpEndpoint:
         finally:
             caller.reset(person)
             provider_token.reset(subject)
+            page_by.reset(paging)
 
     def post(self, req: Request, server: str | None, owner: str, globs: Globs, context: Any = None) -> Answer:
         content_type = req.headers.get("Content-Type", "").split(";")[0].strip().lower()
@@ -160,6 +162,7 @@ class McpEndpoint:
         if message.method == "initialize":
             return self.initialize(message, server, owner)
         check = self.session_of(req, message, owner)
+        page_by.set(check.page_by)
         session = check.session
         if not message.is_request:  # notifications (initialized, cancelled) and responses: accepted
             check.now()
@@ -374,7 +377,8 @@ class McpEndpoint:
             raise jsonrpc.RpcError(jsonrpc.INVALID_REQUEST, "initialize is a request: it needs an id.", status=400)
         asked = message.params.get("protocolVersion")
         version = asked if asked in HANDSHAKE_VERSIONS else HANDSHAKE_VERSION
-        session = self.sessions.new(owner, version, declared(message.params.get("capabilities")))
+        capabilities = message.params.get("capabilities")
+        session = self.sessions.new(owner, version, declared(capabilities) + [URL_MODE] * url_mode(capabilities))
         result = {"protocolVersion": version, "capabilities": self.capabilities(server),
                   "serverInfo": SERVER_INFO if server is None else {**SERVER_INFO, "name": f"cot_proxy/{server}"}}
         assert message.id is not None
@@ -507,6 +511,14 @@ class SessionCheck:
                 raise self.refused()
             self.asked = True
             self.asks = [str(a) for a in held.get("asks") or ()]  # what its client may be asked
+
+    def page_by(self) -> str:
+        """BY_ELICITATION when the session's client declared URL-mode elicitation at initialize (person_tokens.py):
+        its record read now when it was not (a person not connected is rare: the trip is made then)."""
+        if self.asks is None:
+            self.asked = False
+            self.now()
+        return BY_ELICITATION if URL_MODE in (self.asks or ()) else ""
 
     def call(self, server: str, message: dict[str, Any]) -> dict[str, Any]:
         """A call of the request's to `server` (the catalog's), its session checked on the way when not yet."""

@@ -4,15 +4,18 @@ server (connections.py). The door says whose the request is (`caller`, set for t
 for each call to a server with `auth: per_user` what to add to it: the person and their token, or the error the
 client gets instead (never another person's token, never the proxy's).
 
-A person not connected gets 2025-11-25's URLElicitationRequiredError (-32042) with the console page that connects
-them: a client with URL-mode elicitation opens it; any other shows the error, whose message names the page."""
+A person not connected is sent to the console page that connects them, as their client can be (`page_by`, set for
+the request): a 2026-07-28 request that declared URL-mode elicitation gets an input_required result asking it to
+open the page (its requestState, CONNECT_STATE, makes the client's next request the call made anew: done once the
+person connected, asked again otherwise, refused when the client declined); a 2025-11-25 session that declared it
+gets URLElicitationRequiredError (-32042); any other client a JSON-RPC error (-32600) whose message names the page."""
 
 from __future__ import annotations
 
 import os
 import secrets
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, Callable
 
 from argoproxy.config.mcp_servers import McpServer, McpServers
 from argoproxy.mcp import jsonrpc
@@ -20,11 +23,22 @@ from argoproxy.mcp.connections import Connections, Unavailable
 from argoproxy.mcp.token_exchange import ExchangeRefused, TokenExchange
 
 URL_ELICITATION_REQUIRED = -32042  # 2025-11-25: the client opens the URL, then calls again
+CONNECT_STATE = "cot_proxy-connect-"  # + the server's name: the requestState of a 2026-07-28 connect round
+BY_ROUND, BY_ELICITATION = "input_required", "url"  # how a client is sent to a page (page_by); "": not
 
 caller: ContextVar[str] = ContextVar("mcp_caller", default="")  # the person id of the request being answered
 # The provider's token the request presented (a token /mcp accepted for a person, not a proxy key): what
 # `auth: token_exchange` exchanges; "" otherwise.
 provider_token: ContextVar[str] = ContextVar("mcp_provider_token", default="")
+
+
+def no_page() -> str:
+    return ""
+
+
+# How the request's client takes a page to open (BY_ROUND, BY_ELICITATION or ""): asked only when a person is not
+# connected (a 2025-11-25 session's record is read then).
+page_by: ContextVar[Callable[[], str]] = ContextVar("mcp_page_by", default=no_page)
 
 
 class PersonTokens:
@@ -77,12 +91,33 @@ class PersonTokens:
     def not_connected(self, server: McpServer, message: dict[str, Any]) -> dict[str, Any]:
         url = self.connect_url(server.name)
         text = f"Connect your account to the MCP server {server.name} first: open {url}, then call again."
-        return {"refused": jsonrpc.error(message.get("id"), URL_ELICITATION_REQUIRED, text, data={"elicitations": [
-            {"mode": "url", "elicitationId": secrets.token_urlsafe(12), "url": url, "message": text}]})}
+        how = page_by.get()()
+        if how == BY_ROUND:
+            asked = {"method": "elicitation/create", "params": {"mode": "url", "message": text, "url": url}}
+            return {"refused": jsonrpc.result(message.get("id"), {
+                "resultType": "input_required", "inputRequests": {f"connect-{server.name}": asked},
+                "requestState": CONNECT_STATE + server.name})}
+        if how == BY_ELICITATION:
+            return {"refused": jsonrpc.error(message.get("id"), URL_ELICITATION_REQUIRED, text, data={"elicitations": [
+                {"mode": "url", "elicitationId": secrets.token_urlsafe(12), "url": url, "message": text}]})}
+        return {"refused": jsonrpc.error(message.get("id"), jsonrpc.INVALID_REQUEST, text, data={"url": url})}
 
     @staticmethod
     def _refused(message: dict[str, Any], code: int, text: str) -> dict[str, Any]:
         return {"refused": jsonrpc.error(message.get("id"), code, text)}
+
+
+def connect_round(params: dict[str, Any]) -> tuple[dict[str, Any], bool] | None:
+    """A 2026-07-28 request made again after a connect round (its requestState is CONNECT_STATE's): its params
+    without the round's fields, and whether its client may be sent to the page again (False once it declined or
+    cancelled: the error naming the page then). None: not such a request."""
+    state = params.get("requestState")
+    if not isinstance(state, str) or not state.startswith(CONNECT_STATE):
+        return None
+    responses = params.get("inputResponses")
+    answers = responses.values() if isinstance(responses, dict) else ()
+    taken = all(isinstance(a, dict) and a.get("action") == "accept" for a in answers)
+    return {k: v for k, v in params.items() if k not in ("requestState", "inputResponses")}, taken
 
 
 def person_tokens(settings: Any) -> PersonTokens:

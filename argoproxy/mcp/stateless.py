@@ -33,7 +33,8 @@ when the client declared that capability in `_meta`, is answered `input_required
 and is answered what comes next (client_requests.py's Rounds). The call is admitted, counted and charged once,
 when first made; the later rounds are answered as JSON. A `requestState` the proxy does not hold for this key and
 tool (unknown, used already, past the call's deadline), or `inputResponses` without one, or either on another
-method, is -32602. The
+method, is -32602. A person not connected to a per_user server is sent to its connect page in such a round, when
+the client declared URL-mode elicitation (person_tokens.py: its next request is the call made anew). The
 methods this revision removed (initialize, ping, logging/setLevel, resources/subscribe and unsubscribe) are
 -32601 under it, and a notification is accepted (202) and dropped: a client cancels by closing its stream (a
 tool call streamed as SSE is then cancelled on its server)."""
@@ -50,9 +51,10 @@ from argoproxy.edge.http_objects import Answer, Request
 from argoproxy.jsonfast import dumps, loads
 from argoproxy.mcp import jsonrpc, listening
 from argoproxy.mcp.catalog import Catalog, Globs
-from argoproxy.mcp.client_requests import declared
+from argoproxy.mcp.client_requests import declared, url_mode
 from argoproxy.mcp.link import Link
 from argoproxy.mcp.notices import LEVELS, LOG_LEVEL
+from argoproxy.mcp.person_tokens import BY_ROUND, connect_round, page_by
 from argoproxy.mcp.protocol import SERVER_INFO, STATELESS_VERSIONS, VERSIONS
 
 HEADER_MISMATCH = -32020
@@ -122,9 +124,15 @@ def answer(endpoint: Endpoint, req: Request, message: jsonrpc.Message, server: s
     if method == "subscriptions/listen":
         return listening.subscription(endpoint, req, raw, server, owner, globs)
     session = SESSION_PREFIX + secrets.token_hex(8)  # a name for this request's calls alone (cancelling them)
-    if method in ROUNDS and ("inputResponses" in raw["params"] or "requestState" in raw["params"]):
+    again = connect_round(raw["params"]) if method in ROUNDS else None  # after a connect page: the call made anew
+    if again is not None:
+        raw = {**raw, "params": again[0]}
+    elif method in ROUNDS and ("inputResponses" in raw["params"] or "requestState" in raw["params"]):
         return json_answer(resumed(endpoint, raw, server, owner, globs, session), method)
-    asks = declared(message.params["_meta"][CAPABILITIES_KEY]) if method in ROUNDS else []
+    capabilities = message.params["_meta"][CAPABILITIES_KEY]
+    if method in ROUNDS and url_mode(capabilities) and (again is None or again[1]):
+        page_by.set(lambda: BY_ROUND)  # a person not connected to a per_user server: sent to its page in a round
+    asks = declared(capabilities) if method in ROUNDS else []
     rounds = {"asks": asks, "owner": owner, "name": tool_of(raw, server)} if asks else None
     if method in ("prompts/get", "resources/read"):  # the server may ask the client for input meanwhile
         return json_answer(endpoint.asking_call(raw, server, owner, globs, session, rounds=rounds)[0], method)

@@ -1,12 +1,15 @@
 """Each person's own credentials to a remote MCP server, through the running app (Gunicorn, two workers): a remote
 server (tests/fakes/fake_mcp_http.py) that takes each person's bearer token and records whose each call was; two
 people's keys (a key a person owns: KeyRecord.owner) call it in parallel, 50 calls each, and none is crossed; a
-person not connected is sent to the console page (-32042); a revoked connection's next call is refused; no token is
-in an answer, the servers' status or the log."""
+person not connected is sent to the console page as their client can be (2026-07-28: an input_required round, which
+the official SDK's client takes and calls again once connected; 2025-11-25: -32042 where the session declared URL
+elicitation; else an error naming the page); a revoked connection's next call is refused; no token is in an answer,
+the servers' status or the log."""
 
 from __future__ import annotations
 
 import http.client
+import asyncio
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -26,6 +29,9 @@ ANN_TOKEN, BOB_TOKEN = "ann-gh-access-token-0123456789", "bob-gh-access-token-01
 HEADERS = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
 INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
         "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+URL_ELICITATION = {"elicitation": {"form": {}, "url": {}}}
+FAY_TOKEN = "fay-gh-access-token-0123456789"
+CONNECT = "https://llm.example.com/ui/connect/gh"
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +39,7 @@ def world(module_fake, tmp_path_factory):
     home = tmp_path_factory.mktemp("per_user")
     store = SQLiteKeyStore(home / "keys.db")
     now, people = time.time(), {}
-    for name in ("ann", "bob", "cy", "dee", "eve"):
+    for name in ("ann", "bob", "cy", "dee", "eve", "fay"):
         claims = {"sub": name, "email": f"{name}@x.org", "email_verified": True, "name": name}
         people[name] = store.signed_in(person_of_claims(claims, "http://127.0.0.1:9", "groups", now), False).id
         store.create(KeyRecord(f"{name}-key", digest(f"sk-{name}-key"), "sk-" + name, created=now,
@@ -53,12 +59,14 @@ def world(module_fake, tmp_path_factory):
                            ENABLE_AUTH="true", API_KEY_SECRET=ADMIN, KEYS_DB=str(home / "keys.db"),
                            CREDENTIALS_KEY_FILE=str(home / "credentials.key"), OIDC_ISSUER="http://127.0.0.1:9",
                            OIDC_CLIENT_ID="proxy", PUBLIC_URL="https://llm.example.com", TIMEOUT="10") as proxy:
+            proxy.vault = vault
             yield proxy, remote, people, held
 
 
-def session(proxy, key):
+def session(proxy, key, capabilities=None):
     conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=30)
-    conn.request("POST", "/mcp", json.dumps(INIT), {**HEADERS, "Authorization": f"Bearer {key}"})
+    init = {**INIT, "params": {**INIT["params"], "capabilities": capabilities or {}}}
+    conn.request("POST", "/mcp", json.dumps(init), {**HEADERS, "Authorization": f"Bearer {key}"})
     resp = conn.getresponse()
     resp.read()
     assert resp.status == 200
@@ -70,8 +78,8 @@ def rpc(conn, headers, method, params, id=2):
     return json.loads(conn.getresponse().read())
 
 
-def whoami(proxy, key, text, calls=1):
-    conn, headers = session(proxy, key)
+def whoami(proxy, key, text, calls=1, capabilities=None):
+    conn, headers = session(proxy, key, capabilities)
     try:
         return [rpc(conn, headers, "tools/call", {"name": "gh__whoami", "arguments": {"text": f"{text}:{i}"}}, i + 2)
                 for i in range(calls)]
@@ -99,9 +107,12 @@ def test_two_people_in_parallel_each_reach_the_server_as_themselves(world):
 def test_a_person_not_connected_is_sent_to_the_console_and_sees_no_tools_of_it(world):
     proxy, remote, _, _ = world
     before = len(remote.calls)
-    answer, = whoami(proxy, "sk-cy-key", "cy")
+    answer, = whoami(proxy, "sk-cy-key", "cy", capabilities=URL_ELICITATION)  # a client that opens a URL for it
     assert answer["error"]["code"] == -32042
-    assert answer["error"]["data"]["elicitations"][0]["url"] == "https://llm.example.com/ui/connect/gh"
+    assert answer["error"]["data"]["elicitations"][0]["url"] == CONNECT
+    for declared in ({}, {"elicitation": {}}):  # no URL mode (an empty elicitation is form mode): the page named
+        answer, = whoami(proxy, "sk-cy-key", "cy", capabilities=declared)
+        assert answer["error"]["code"] == -32600 and CONNECT in answer["error"]["message"]
     conn, headers = session(proxy, "sk-cy-key")
     listed = rpc(conn, headers, "tools/list", {})
     conn.close()
@@ -117,7 +128,7 @@ def test_a_revoked_connection_is_refused_at_its_next_call_and_no_token_shows(wor
     proxy, remote, people, held = world
     assert whoami(proxy, "sk-bob-key", "bob")[0]["result"]["content"][0]["text"] == people["bob"]
     assert held.delete(people["bob"], "gh") == 1  # the console's DELETE, or an admin's
-    answer, = whoami(proxy, "sk-bob-key", "bob")
+    answer, = whoami(proxy, "sk-bob-key", "bob", capabilities=URL_ELICITATION)
     assert answer["error"]["code"] == -32042
     conn, headers = session(proxy, ADMIN)
     status = json.dumps(rpc(conn, headers, "cot_proxy/servers", {}))
@@ -153,3 +164,67 @@ def test_the_connect_page_is_served_without_a_key_and_asks_for_a_sign_in(world):
     assert answers[("GET", "/ui/connect/gh/callback")][0] == 401
     assert answers[("DELETE", "/ui/connect/gh")][0] == 401
     assert answers[("GET", "/UI/Connect/gh")][:2] == (303, "/ui/auth/login")  # any case, as the console's routes
+
+
+# ------------------------------------------------------------ 2026-07-28: the connect page in an input_required round
+def stateless(proxy, key, capabilities, **params):
+    envelope = {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                "io.modelcontextprotocol/clientCapabilities": capabilities,
+                "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "1"}}
+    body = {"jsonrpc": "2.0", "id": 9, "method": "tools/call",
+            "params": {"name": "gh__whoami", "arguments": {"text": "r"}, "_meta": envelope, **params}}
+    conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=30)
+    conn.request("POST", "/mcp", json.dumps(body), {**HEADERS, "Authorization": f"Bearer {key}",
+                                                     "MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call",
+                                                     "Mcp-Name": "gh__whoami"})
+    resp = conn.getresponse()
+    answer = resp.status, json.loads(resp.read())
+    conn.close()
+    return answer
+
+
+def test_at_2026_07_28_a_person_not_connected_gets_an_input_required_round_naming_the_page(world):
+    proxy, remote, _, _ = world
+    before = len(remote.calls)
+    status, first = stateless(proxy, "sk-cy-key", URL_ELICITATION)
+    result = first["result"]
+    assert status == 200 and result["resultType"] == "input_required" and first["id"] == 9
+    (asked_id, asked), = result["inputRequests"].items()
+    assert asked["method"] == "elicitation/create" and asked["params"]["mode"] == "url"
+    assert asked["params"]["url"] == CONNECT and "elicitationId" not in asked["params"]  # 2026-07-28 has none
+    again = {"requestState": result["requestState"], "inputResponses": {asked_id: {"action": "accept"}}}
+    status, second = stateless(proxy, "sk-cy-key", URL_ELICITATION, **again)  # accepted, not connected yet: asked again
+    assert status == 200 and second["result"]["resultType"] == "input_required"
+    declined = {**again, "inputResponses": {asked_id: {"action": "decline"}}}
+    status, refused = stateless(proxy, "sk-cy-key", URL_ELICITATION, **declined)
+    assert refused["error"]["code"] == -32600 and CONNECT in refused["error"]["message"] and status < 500
+    for capabilities in ({}, {"elicitation": {"form": {}}}):  # no URL mode: never sent one, the page named instead
+        status, refused = stateless(proxy, "sk-cy-key", capabilities)
+        assert refused["error"]["code"] == -32600 and CONNECT in refused["error"]["message"]
+    assert len(remote.calls) == before
+
+
+def test_at_2026_07_28_the_sdks_client_opens_the_page_and_its_call_is_made_once_connected(world):
+    proxy, remote, people, held = world
+    mcp = pytest.importorskip("mcp", reason="the official MCP SDK (requirements-dev.txt)")
+    import httpx2
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp_types import ElicitResult
+    opened = []
+
+    async def elicited(context, params):  # the person opens the page and connects (as the console leaves it)
+        opened.append((params.mode, params.url))
+        remote.people[FAY_TOKEN] = people["fay"]
+        held.put(people["fay"], "gh", proxy.vault.seal(people["fay"], "gh", Tokens(FAY_TOKEN)))
+        return ElicitResult(action="accept")
+
+    async def run():
+        async with httpx2.AsyncClient(headers={"Authorization": "Bearer sk-fay-key"}, timeout=30) as http:
+            async with mcp.Client(streamable_http_client(proxy.url + "/mcp", http_client=http), mode="auto",
+                                  elicitation_callback=elicited) as client:
+                return client.protocol_version, await client.call_tool("gh__whoami", {"text": "fay"})
+
+    version, result = asyncio.run(run())
+    assert version == "2026-07-28" and opened == [("url", CONNECT)]
+    assert result.content[0].text == people["fay"] and remote.calls[-1] == (people["fay"], "fay")
+    assert FAY_TOKEN not in proxy.read_log()

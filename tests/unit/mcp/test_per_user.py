@@ -16,7 +16,8 @@ from argoproxy.mcp.connections import Connections
 from argoproxy.teamkeys.credential_store import RedisCredentials, SQLiteCredentials
 from argoproxy.mcp.credential_vault import Tokens, Vault, vault_at
 from argoproxy.mcp.per_user import PerUser
-from argoproxy.mcp.person_tokens import PersonTokens, URL_ELICITATION_REQUIRED, caller
+from argoproxy.mcp.person_tokens import (BY_ELICITATION, BY_ROUND, CONNECT_STATE, PersonTokens,
+                                         URL_ELICITATION_REQUIRED, caller, connect_round, page_by)
 from tests.fakes.fake_mcp_http import FakeRemote
 
 ANN, BOB = "person-ann", "person-bob"
@@ -180,16 +181,38 @@ def test_a_person_not_connected_is_sent_to_the_console_page_and_a_connected_one_
     assert tokens.fields("gh", message)["refused"]["error"]["code"] == -32600  # no person (a service key)
     handle = caller.set(ANN)
     try:
+        refused = tokens.fields("gh", message)["refused"]  # a client that takes no URL: an error naming the page
+        assert refused["id"] == 7 and refused["error"]["code"] == -32600
+        assert "https://llm.example.com/ui/connect/gh" in refused["error"]["message"]
+        paging = page_by.set(lambda: BY_ELICITATION)  # a 2025-11-25 session that declared elicitation.url
         refused = tokens.fields("gh", message)["refused"]
         assert refused["id"] == 7 and refused["error"]["code"] == URL_ELICITATION_REQUIRED
         assert "https://llm.example.com/ui/connect/gh" in refused["error"]["message"]
         elicitation, = refused["error"]["data"]["elicitations"]
         assert elicitation["mode"] == "url" and elicitation["url"] == "https://llm.example.com/ui/connect/gh"
+        page_by.set(lambda: BY_ROUND)  # a 2026-07-28 request that declared it: an input_required result
+        result = tokens.fields("gh", message)["refused"]["result"]
+        assert result["resultType"] == "input_required" and result["requestState"] == CONNECT_STATE + "gh"
+        asked, = result["inputRequests"].values()
+        assert asked == {"method": "elicitation/create", "params": {
+            "mode": "url", "url": "https://llm.example.com/ui/connect/gh", "message": asked["params"]["message"]}}
+        page_by.reset(paging)
         connections.save(ANN, "gh", Tokens(ANN_TOKEN))
         assert tokens.fields("gh", message) == {"person": ANN, "token": ANN_TOKEN}
     finally:
         caller.reset(handle)
     assert "refused" in tokens.fields("gh", message)  # Ann's request over: the next caller is no one
+
+
+def test_a_connect_rounds_next_request_is_the_call_made_anew_and_a_decline_ends_the_rounds():
+    params = {"name": "gh__whoami", "arguments": {}, "requestState": CONNECT_STATE + "gh"}
+    assert connect_round({**params, "inputResponses": {"connect-gh": {"action": "accept"}}}) == (
+        {"name": "gh__whoami", "arguments": {}}, True)
+    for action in ("decline", "cancel", None):
+        assert connect_round({**params, "inputResponses": {"connect-gh": {"action": action}}})[1] is False
+    assert connect_round({**params, "inputResponses": {"connect-gh": "accept"}})[1] is False
+    for state in ("another-calls-state", None, 7, ["cot_proxy-connect-gh"]):
+        assert connect_round({**params, "requestState": state}) is None  # the supervisor's rounds, or no round
 
 
 def test_the_caller_is_each_threads_own(connections):
