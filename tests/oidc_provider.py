@@ -41,10 +41,11 @@ def installed() -> Path | None:
 
 class OidcProvider:
     def __init__(self, *public_urls: str, resources: dict[str, str] | None = None,
-                 opaque_clients: tuple[str, ...] = ()) -> None:
+                 opaque_clients: tuple[str, ...] = (), cimd: dict[str, str] | None = None) -> None:
         """A provider whose one client may return to each of `public_urls` (the proxies' PUBLIC_URLs); with
         `resources` ({url: scope}), also an authorization server for them: dynamic registration, resource
-        indicators (JWT access tokens, opaque ones for `opaque_clients`), introspection and revocation."""
+        indicators (JWT access tokens, opaque ones for `opaque_clients`), introspection and revocation. With
+        `cimd` ({"from": an https PUBLIC_URL, "to": that proxy's loopback URL}), Client ID Metadata Documents too."""
         modules, node = installed(), shutil.which("node")
         if modules is None or node is None:
             why = "npm's oidc-provider is not installed (tools/build_oidc_provider.sh)" if node else "node is missing"
@@ -64,7 +65,8 @@ class OidcProvider:
                              "email_verified": verified, "name": login.title(), "groups": groups,
                              **({"argo_user": ARGO_USERS[login]} if login in ARGO_USERS else {})}
                             for login, email, verified, groups in USERS],
-                  "resources": resources or {}, "opaque_clients": list(opaque_clients)}
+                  "resources": resources or {}, "opaque_clients": list(opaque_clients),
+                  **({"cimd": cimd} if cimd else {})}
         (self.dir / "config.json").write_text(json.dumps(config))
         self.proc: subprocess.Popen[bytes] | None = None
 

@@ -26,7 +26,9 @@ said back and recorded in `calls`).
 opener's alone (another person's token on it: 403, counted in `crossed`); a token taken out of `people` is refused. POST /token
 (form `grant_type=refresh_token`) is its authorization server's refresh: a refresh token in `refresh` (refresh
 token -> person) gets a new access token for that person (added to `people`) and a new refresh token (rotated:
-the old one is refused from then on, `invalid_grant`)."""
+the old one is refused from then on, `invalid_grant`).
+
+`resource_metadata`: its protected resource metadata (RFC 9728), served to anyone at its well-known URL."""
 
 from __future__ import annotations
 
@@ -75,6 +77,7 @@ class FakeRemote:
         self.calls: list[tuple[str, str]] = []  # whoami's: (the person, its text)
         self.crossed = 0  # requests on one person's session with another's token
         self.refresh: dict[str, str] = {}  # refresh token -> person (POST /token)
+        self.resource_metadata: dict[str, Any] | None = None
         self.sse_answers = sse_answers
         self.sessions: dict[str, Session] = {}
         self.seen: list[tuple[str, str, dict[str, str]]] = []
@@ -335,6 +338,8 @@ class Handler(BaseHTTPRequestHandler):
         self.event(message)
 
     def do_GET(self) -> None:
+        if self.path.startswith("/.well-known/oauth-protected-resource") and self.fake.resource_metadata:
+            return self.send_json(200, self.fake.resource_metadata)
         if not self.gate():
             return
         if self.fake.mode == "sse":

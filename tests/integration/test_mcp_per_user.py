@@ -1,7 +1,8 @@
 """Each person's own credentials to a remote MCP server, through the running app (Gunicorn, two workers): a remote
 server (tests/fakes/fake_mcp_http.py) that takes each person's bearer token and records whose each call was; two
 people's keys (a key a person owns: KeyRecord.owner) call it in parallel, 50 calls each, and none is crossed; a
-person not connected is sent to the console page as their client can be (2026-07-28: an input_required round, which
+person connects from the console to a server whose authorization server (the suite's real OpenID provider) takes
+Client ID Metadata Documents, fetching the proxy's; a person not connected is sent to the console page as their client can be (2026-07-28: an input_required round, which
 the official SDK's client takes and calls again once connected; 2025-11-25: -32042 where the session declared URL
 elicitation; else an error naming the page); a revoked connection's next call is refused; no token is in an answer,
 the servers' status or the log."""
@@ -13,15 +14,21 @@ import asyncio
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
+import requests
+from joserfc import jwt
 
 from argoproxy.mcp.credential_vault import Tokens, vault_at
 from argoproxy.people.membership import person_of_claims
+from argoproxy.signin.sessions import digest as session_digest
 from argoproxy.teamkeys.credential_store import SQLiteCredentials
+from argoproxy.teamkeys.people_rows import ConsoleSession
 from argoproxy.teamkeys.records import KeyRecord, digest
 from argoproxy.teamkeys.store import SQLiteKeyStore
 from tests.fakes.fake_mcp_http import FakeRemote
+from tests.oidc_provider import OidcProvider, through_provider
 from tests.proxy_process import running_proxy
 
 ADMIN = "admin-key-of-the-per-user-test"
@@ -39,7 +46,7 @@ def world(module_fake, tmp_path_factory):
     home = tmp_path_factory.mktemp("per_user")
     store = SQLiteKeyStore(home / "keys.db")
     now, people = time.time(), {}
-    for name in ("ann", "bob", "cy", "dee", "eve", "fay"):
+    for name in ("ann", "bob", "cy", "dee", "eve", "fay", "hal"):
         claims = {"sub": name, "email": f"{name}@x.org", "email_verified": True, "name": name}
         people[name] = store.signed_in(person_of_claims(claims, "http://127.0.0.1:9", "groups", now), False).id
         store.create(KeyRecord(f"{name}-key", digest(f"sk-{name}-key"), "sk-" + name, created=now,
@@ -59,7 +66,7 @@ def world(module_fake, tmp_path_factory):
                            ENABLE_AUTH="true", API_KEY_SECRET=ADMIN, KEYS_DB=str(home / "keys.db"),
                            CREDENTIALS_KEY_FILE=str(home / "credentials.key"), OIDC_ISSUER="http://127.0.0.1:9",
                            OIDC_CLIENT_ID="proxy", PUBLIC_URL="https://llm.example.com", TIMEOUT="10") as proxy:
-            proxy.vault = vault
+            proxy.vault, proxy.store = vault, store
             yield proxy, remote, people, held
 
 
@@ -228,3 +235,37 @@ def test_at_2026_07_28_the_sdks_client_opens_the_page_and_its_call_is_made_once_
     assert version == "2026-07-28" and opened == [("url", CONNECT)]
     assert result.content[0].text == people["fay"] and remote.calls[-1] == (people["fay"], "fay")
     assert FAY_TOKEN not in proxy.read_log()
+
+
+# ------------------------------------------------------------ a connection by Client ID Metadata Document
+def test_a_person_connects_at_an_authorization_server_that_fetches_the_proxys_client_metadata_document(world):
+    proxy, remote, people, held = world
+    public = "https://llm.example.com"
+    document = public + "/ui/connect/client-metadata.json"
+    provider = OidcProvider(resources={remote.url: "tools"}, cimd={"from": public, "to": proxy.url}).start()
+    try:
+        remote.resource_metadata = {"resource": remote.url, "authorization_servers": [provider.issuer],
+                                    "scopes_supported": ["tools"]}
+        cookie = {"Cookie": "__Host-cot_console=hal-console-session"}  # a session as sign-in leaves it
+        proxy.store.create_session(session_digest("hal-console-session"),
+                                   ConsoleSession(people["hal"], "hal-csrf", time.time(), time.time()))
+        browser = requests.Session()
+        start = browser.get(proxy.url + "/ui/connect/gh", headers=cookie, allow_redirects=False)
+        assert start.status_code == 303, start.text
+        asked = {k: v[0] for k, v in parse_qs(urlsplit(start.headers["Location"]).query).items()}
+        assert asked["client_id"] == document and asked["resource"] == remote.url
+        # the provider fetches the document (client_id == its URL, the redirect_uri among its callbacks), signs alice in
+        back = through_provider(browser, start.headers["Location"], public, "alice")
+        assert back.startswith(public + "/ui/connect/gh/callback?")
+        done = browser.get(proxy.url + back[len(public):], headers=cookie, allow_redirects=False)
+        assert done.status_code == 303 and done.headers["Location"] == "/ui", done.text
+    finally:
+        remote.resource_metadata = None
+        provider.stop()
+    tokens = proxy.vault.open(people["hal"], "gh", held.get(people["hal"], "gh"))
+    assert tokens.client_id == document  # its refreshes name the same client
+    claims = jwt.decode(tokens.access_token, provider.key).claims
+    assert claims["aud"] == remote.url and claims["client_id"] == document  # a token for this server alone
+    remote.people[tokens.access_token] = people["hal"]
+    assert whoami(proxy, "sk-hal-key", "hal")[0]["result"]["content"][0]["text"] == people["hal"]
+    assert tokens.access_token not in proxy.read_log()

@@ -3,7 +3,7 @@
 // devInteractions), consent given for its one client, and RP-initiated logout.
 // Usage: NODE_PATH=<prefix>/lib/node_modules node provider.mjs CONFIG.json   (tests/oidc/provider.py starts it)
 // CONFIG: {"port", "issuer", "client": {client_id, client_secret, redirect_uris, post_logout_redirect_uris},
-//          "resources": {url: scope}, "opaque_clients": [client_id],
+//          "resources": {url: scope}, "opaque_clients": [client_id], "cimd": {"from", "to"}?,
 //          "users": [{"sub", "login", "password", "email", "email_verified", "name", "groups", "argo_user"?}],
 //          "jwks": {"keys": [...]}}
 import http from 'node:http';
@@ -21,6 +21,11 @@ const scope = 'openid email profile';
 const resources = config.resources || {};
 const opaque = new Set(config.opaque_clients || []);
 const oauth = Object.keys(resources).length > 0;
+// Client ID Metadata Documents (draft-02): a client_id that is an https URL is fetched and held to its document.
+// `cimd.from` (a proxy's https PUBLIC_URL) is reached at `cimd.to` (its loopback http URL): a test has no TLS.
+const cimd = config.cimd;
+const fetchOnLoopback = cimd && ((url, { dispatcher, ...options }) => // no SSRF guard: the proxy is on loopback
+  globalThis.fetch(String(url).replace(cimd.from, cimd.to), options));
 let introspections = 0;
 function requested(ctx) {
   const asked = ctx.oidc.params?.resource;
@@ -36,8 +41,10 @@ const provider = new Provider(config.issuer, {
   claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name', 'groups', 'argo_user'] },
   conformIdTokenClaims: false, // the claims go into the ID token, as most providers put them
   pkce: { required: () => true },
+  ...(cimd ? { fetch: fetchOnLoopback } : {}),
   features: { devInteractions: { enabled: false }, rpInitiatedLogout: { enabled: true },
     registration: { enabled: oauth }, introspection: { enabled: oauth }, revocation: { enabled: oauth },
+    clientIdMetadataDocument: { enabled: Boolean(cimd), ...(cimd ? { ack: 'draft-02' } : {}) },
     resourceIndicators: { enabled: oauth, useGrantedResource: () => true,
       defaultResource: (ctx, client, oneOf) => oneOf || undefined,
       getResourceServerInfo: (ctx, resource, client) => {
