@@ -38,10 +38,11 @@ same keys as its models (docs/mcp.md).
   server. catalog.py holds every method that reaches a server to what the key's tool globs reach.
 - Each person's own credentials (`auth: per_user`, `auth: token_exchange`; docs/mcp-credentials.md): per_user.py, a
   server's upstream session per person in the supervisor, with the token the worker hands it; person_tokens.py,
-  whose a call is and what it carries (or the -32042 that sends them to the console); connections.py, their tokens
-  read and refreshed; credential_vault.py, sealed with AES-GCM under CREDENTIALS_KEY_FILE (the rows:
-  teamkeys/credential_store.py); connect_flow.py and oauth_discovery.py, /ui/connect/NAME's authorization code flow
-  and the discovery before it; token_exchange.py, RFC 8693 at OIDC_ISSUER.
+  whose a call is and what it carries (or the input_required round, -32042 or error that sends them to the console);
+  connections.py, their tokens read and refreshed; credential_vault.py, sealed with AES-GCM under
+  CREDENTIALS_KEY_FILE (the rows: teamkeys/credential_store.py); connect_flow.py and oauth_discovery.py,
+  /ui/connect/NAME's authorization code flow (its client: pre-registered, the proxy's Client ID Metadata Document,
+  or registered) and the discovery before it; token_exchange.py, RFC 8693 at OIDC_ISSUER.
 - tool_search.py: `MCP_TOOL_SEARCH`, a search tool of the proxy's listed at /mcp instead of a catalog that would not
   fit a small model's window, its finds ranked by BM25 (rank_bm25) over the tools the key's globs allow.
 

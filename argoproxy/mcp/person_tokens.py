@@ -94,7 +94,7 @@ class PersonTokens:
         how = page_by.get()()
         if how == BY_ROUND:
             asked = {"method": "elicitation/create", "params": {"mode": "url", "message": text, "url": url}}
-            return {"refused": jsonrpc.result(message.get("id"), {
+            return {"refused": jsonrpc.result(message["id"], {  # a call: a request, with its id
                 "resultType": "input_required", "inputRequests": {f"connect-{server.name}": asked},
                 "requestState": CONNECT_STATE + server.name})}
         if how == BY_ELICITATION:
