@@ -216,8 +216,18 @@ def test_at_2026_07_28_the_sdks_client_opens_the_page_and_its_call_is_made_once_
     mcp = pytest.importorskip("mcp", reason="the official MCP SDK (requirements-dev.txt)")
     import httpx2
     from mcp.client.streamable_http import streamable_http_client
+    from mcp.shared.exceptions import MCPError, UrlElicitationRequiredError
     from mcp_types import ElicitResult
     opened = []
+
+    async def legacy():  # 2025-11-25: the SDK's client declares URL elicitation, and is told -32042
+        async with httpx2.AsyncClient(headers={"Authorization": "Bearer sk-fay-key"}, timeout=30) as http:
+            async with mcp.Client(streamable_http_client(proxy.url + "/mcp", http_client=http), mode="legacy",
+                                  elicitation_callback=elicited) as client:
+                try:
+                    await client.call_tool("gh__whoami", {"text": "fay"})
+                except MCPError as exc:
+                    return client.protocol_version, UrlElicitationRequiredError.from_error(exc.error)
 
     async def elicited(context, params):  # the person opens the page and connects (as the console leaves it)
         opened.append((params.mode, params.url))
@@ -231,6 +241,8 @@ def test_at_2026_07_28_the_sdks_client_opens_the_page_and_its_call_is_made_once_
                                   elicitation_callback=elicited) as client:
                 return client.protocol_version, await client.call_tool("gh__whoami", {"text": "fay"})
 
+    version, refused = asyncio.run(legacy())
+    assert version == "2025-11-25" and [e.url for e in refused.elicitations] == [CONNECT] and not opened
     version, result = asyncio.run(run())
     assert version == "2026-07-28" and opened == [("url", CONNECT)]
     assert result.content[0].text == people["fay"] and remote.calls[-1] == (people["fay"], "fay")
