@@ -54,14 +54,18 @@ class AccessTokens:
         self.introspections = 0  # answers asked of the issuer (tests count them)
 
     def challenge(self, path: str) -> ProxyError:
-        """The 401 of a call at /mcp with no credentials: where the metadata is, which scopes to ask."""
+        """The 401 of a call at /mcp with no credentials: where the metadata is, which scopes to ask (a 404 for a
+        server that is not one)."""
+        self.resource.served(path)
         return ProxyError(401, f"Missing credentials: send a proxy key, or an access token for "
                                f"{self.resource.resource(path)} from {self.resource.issuer}, as `Authorization: "
                                f"Bearer`.", code="missing_api_key",
                           headers={"WWW-Authenticate": self.resource.challenge(path)})
 
     def record(self, headers: Mapping[str, str], path: str) -> KeyRecord:
-        """The KeyRecord the request's bearer token makes at `path` (`mcp` or `mcp/<server>`), else a 401 or 403."""
+        """The KeyRecord the request's bearer token makes at `path` (`mcp` or `mcp/<server>`), else a 401 or 403
+        (a 404 for a server that is not one: nothing asked of the issuer for it)."""
+        self.resource.served(path)
         scheme, _, token = headers.get("Authorization", "").strip().partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token or len(token) > MOST_TOKEN:

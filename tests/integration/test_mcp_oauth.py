@@ -123,6 +123,15 @@ def test_a_call_without_credentials_gets_the_challenge(world):
     assert status == 401 and "oauth-protected-resource/mcp/fake" in headers["WWW-Authenticate"]
 
 
+
+def test_an_unknown_server_is_a_404_not_a_challenge_naming_metadata_that_is_not_there(world):
+    before = world.provider.introspections()
+    for headers in ({}, bearer("an-opaque-token-for-nosuch"), bearer(signed(world))):
+        status, got, body = send(world.proxy, "POST", "/mcp/nosuch", body=INIT, headers=headers)
+        assert status == 404 and "WWW-Authenticate" not in got and "'nosuch'" in body["error"]["message"], body
+    assert world.provider.introspections() == before  # nothing asked of the issuer for a server that is not one
+
+
 # ---------------------------------------------------------------- JWT access tokens
 def test_a_jwt_is_its_persons_and_their_teams_tool_globs_hold(world):
     token = signed(world)
