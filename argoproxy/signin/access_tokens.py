@@ -3,10 +3,10 @@ for this resource and becomes a KeyRecord, as a key of the person's own would be
 the person, with their team's limits and tool globs.
 
 A JWT is verified with joserfc against the issuer's JWKS (signature, issuer, audience, expiry, not before); any
-other token is asked of the issuer's introspection endpoint (introspection.py: RFC 7662, its answers kept, its calls
-bounded per worker). Its audience must
-name `<PUBLIC_URL>/mcp` or the server called (`<PUBLIC_URL>/mcp/<server>`, RFC 8707), its scopes MCP_OAUTH_SCOPES,
-and its `sub` a person who signed in, is enabled and has a team."""
+other token is asked of the issuer's introspection endpoint (introspection.py: RFC 7662, its answers kept, its
+calls bounded per worker). Its audience must name `<PUBLIC_URL>/mcp` or the server called
+(`<PUBLIC_URL>/mcp/<server>`, RFC 8707), its scopes MCP_OAUTH_SCOPES, and its `sub` a person who signed in, is
+enabled and has a team; a refusal says which of these failed, never quoting the token."""
 
 from __future__ import annotations
 
