@@ -233,7 +233,8 @@ def arguments_refusal(message: dict[str, Any]) -> dict[str, Any] | None:
     params = message.get("params") or {}
     if "arguments" not in params or isinstance(params["arguments"], dict):
         return None
-    given = "null" if params["arguments"] is None else type(params["arguments"]).__name__
+    given = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(params["arguments"]), "a number")  # in JSON's words
     return jsonrpc.error(message["id"], jsonrpc.INVALID_PARAMS,
                          f"params.arguments must be an object (the arguments by name) or left out, not {given}.")
 
