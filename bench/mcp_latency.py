@@ -20,8 +20,14 @@ The supervisor's hop (supervisor alone less direct) and Gunicorn's floor (relaye
 what is left of the addition: the proxy's own request handling (the door and the MCP endpoint; /mcp skips Flask), beside a chat
 request's (through the proxy less relayed).
 
-The server is the tests' strict stdio fake (tests/fakes/fake_mcp_server.py); the proxy runs with its default
-settings (auth off: the bench's client is on loopback) behind the bench's fake model upstream.
+With auth on (a second proxy, the same defaults otherwise: bench/mcp_signin.py), the same call is timed with each
+credential issue 72 names: a team key, a JWT from the suite's OpenID provider (verified against its JWKS) and an
+opaque token (introspected at the provider, the answer kept: the steady state); and apart, what a cache miss costs:
+`--misses` calls each with a new opaque token, paced within the proxy's introspection bound. Without the provider
+(npm's oidc-provider, tools/build_oidc_provider.sh) the bench says so and measures the key alone.
+
+The server is the tests' strict stdio fake (tests/fakes/fake_mcp_server.py); the proxies run with their default
+settings behind the bench's fake model upstream.
 """
 
 from __future__ import annotations
@@ -44,6 +50,8 @@ from targets import HOST, ROOT, BareForwarder, Proxy, Target, Upstream  # noqa: 
 
 sys.path.insert(0, str(ROOT))
 from argoproxy.mcp.link import Link  # noqa: E402
+from argoproxy.signin.introspection import RATE  # noqa: E402
+from mcp_signin import SignedIn  # noqa: E402
 
 SERVER = [sys.executable, str(ROOT / "tests" / "fakes" / "fake_mcp_server.py")]
 VERSION = "2025-11-25"
@@ -87,9 +95,12 @@ class Direct:
 class Through:
     """The proxy's /mcp, over one kept connection and one session."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, credential: str = "") -> None:
         self.conn = http.client.HTTPConnection(HOST, port, timeout=30)
         self.headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+        self.credential = credential
+        if credential:  # a key or an access token (auth on)
+            self.headers["Authorization"] = f"Bearer {credential}"
         status, headers, _ = self.post(INIT)
         assert status == 200, status
         self.headers.update({"Mcp-Session-Id": headers["mcp-session-id"], "MCP-Protocol-Version": VERSION})
@@ -191,7 +202,9 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-WAYS = {"direct": "direct", "proxy": "through the proxy", "ping": "ping, answered by the proxy",
+WAYS = {"direct": "direct", "proxy": "through the proxy", "key": "through the proxy, auth on: a team key",
+        "jwt": "through the proxy, auth on: a JWT", "opaque": "through the proxy, auth on: an opaque token (kept)",
+        "ping": "ping, answered by the proxy",
         "supervisor": "the supervisor alone (no HTTP)", "http": "HTTP to the fake upstream, straight",
         "floor": "HTTP to it through Gunicorn's floor", "chat": "HTTP to it through the proxy (a chat request)"}
 
@@ -200,43 +213,84 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--calls", type=int, default=300, help="calls each way per round")
+    parser.add_argument("--misses", type=int, default=30, help="calls with a new opaque token (a cache miss each)")
     args = parser.parse_args()
     upstream = Upstream.start()
     servers = json.dumps({"bench": {"command": SERVER[0], "args": SERVER[1:]}})
     targets: list[Target] = [upstream]
     parts: list[Any] = []
+    signed: SignedIn | None = None
     try:
         proxy = Proxy.start(upstream.port, MCP_SERVERS=servers)
         targets.append(proxy)
         floor = BareForwarder.start(upstream.port, kind="socket")
         targets.append(floor)
-        direct, through, supervised = Direct(), Through(proxy.port), Supervised()
-        straight, relayed, chat = Http(upstream.port), Http(floor.port), Http(proxy.port)
-        parts += [direct, through, supervised, straight, relayed, chat]
-        calls: dict[str, Callable[[int], None]] = {
-            "direct": direct.call, "proxy": through.call, "ping": through.ping, "supervisor": supervised.call,
-            "http": straight.call, "floor": relayed.call, "chat": chat.call}
-        renew = {"proxy": through.renew, "ping": through.renew, "http": straight.renew, "floor": relayed.renew,
-                 "chat": chat.renew}
-        for name, call in calls.items():  # warm-up: every way's first calls (imports, the workers' first requests)
-            if name in renew:  # the ways before it may have kept this connection idle past the keep-alive timeout
-                renew[name]()
-            timed(call, 50, 1)
-        ways: dict[str, list[float]] = {name: [] for name in calls}
-        for r in range(args.rounds):
-            order = list(calls.items())
-            for name, call in order if r % 2 == 0 else order[::-1]:
-                if name in renew:
-                    renew[name]()
-                ways[name] += timed(call, args.calls, 1000 + r * args.calls)
-            print(f"[mcp bench] round {r + 1}/{args.rounds}", file=sys.stderr)
+        signed = SignedIn(upstream.port, servers, "bench__*")
+        calls, renew, parts = started(proxy, floor, upstream, signed)
+        ways = measured(calls, renew, args)
+        opaque = next((p for p in parts if isinstance(p, Through) and p.credential == signed.opaque), None)
+        misses = cache_misses(signed, opaque, args.misses) if opaque and signed.opaque and args.misses > 0 else []
     finally:
         for part in reversed(parts):
             part.close()
+        if signed is not None:
+            signed.close()
         for target in reversed(targets):
             target.stop()
     report(ways, args)
+    report_auth(ways, misses, signed.missing)
     return 0
+
+
+def started(proxy: Proxy, floor: Target, upstream: Target, signed: SignedIn
+            ) -> tuple[dict[str, Callable[[int], None]], dict[str, Callable[[], None]], list[Any]]:
+    """Every way's call and, for those over HTTP, its renewal; the parts to close."""
+    direct, through, supervised = Direct(), Through(proxy.port), Supervised()
+    straight, relayed, chat = Http(upstream.port), Http(floor.port), Http(proxy.port)
+    assert signed.proxy is not None
+    auth = {name: Through(signed.proxy.port, credential) for name, credential in
+            (("key", signed.key), ("jwt", signed.jwt), ("opaque", signed.opaque)) if credential}
+    calls: dict[str, Callable[[int], None]] = {
+        "direct": direct.call, "proxy": through.call, **{name: way.call for name, way in auth.items()},
+        "ping": through.ping, "supervisor": supervised.call, "http": straight.call, "floor": relayed.call,
+        "chat": chat.call}
+    renew = {"proxy": through.renew, "ping": through.renew, "http": straight.renew, "floor": relayed.renew,
+             "chat": chat.renew, **{name: way.renew for name, way in auth.items()}}
+    return calls, renew, [direct, through, supervised, straight, relayed, chat, *auth.values()]
+
+
+def measured(calls: dict[str, Callable[[int], None]], renew: dict[str, Callable[[], None]],
+             args: argparse.Namespace) -> dict[str, list[float]]:
+    for name, call in calls.items():  # warm-up: every way's first calls (imports, the workers' first requests)
+        if name in renew:  # the ways before it may have kept this connection idle past the keep-alive timeout
+            renew[name]()
+        timed(call, 50, 1)
+    ways: dict[str, list[float]] = {name: [] for name in calls}
+    for r in range(args.rounds):
+        order = list(calls.items())
+        for name, call in order if r % 2 == 0 else order[::-1]:
+            if name in renew:
+                renew[name]()
+            ways[name] += timed(call, args.calls, 1000 + r * args.calls)
+        print(f"[mcp bench] round {r + 1}/{args.rounds}", file=sys.stderr)
+    return ways
+
+
+def cache_misses(signed: SignedIn, opaque: Through, count: int) -> list[float]:
+    """`count` tool calls, each with a new opaque token of the person's (its first use: one introspection), in the
+    kept token's session, one every 1.5 / RATE seconds (within the proxy's introspection bound per worker)."""
+    tokens = [signed.opaque_token() for _ in range(count)]
+    kept, before, times = opaque.headers["Authorization"], signed.introspections(), []
+    opaque.renew()
+    for n, token in enumerate(tokens):
+        time.sleep(1.5 / RATE)
+        opaque.headers["Authorization"] = f"Bearer {token}"
+        times += timed(opaque.call, 1, 90_000 + n)
+    opaque.headers["Authorization"] = kept
+    asked = signed.introspections() - before
+    if asked != count:
+        print(f"[mcp bench] {count} new tokens made {asked} introspections", file=sys.stderr)
+    return times
 
 
 def report(ways: dict[str, list[float]], args: argparse.Namespace) -> None:
@@ -257,6 +311,26 @@ def report(ways: dict[str, list[float]], args: argparse.Namespace) -> None:
     print(f"| the rest: the door, the MCP endpoint | {added_median - hop - floor:.3f} |")
     print(f"| beside it, a chat request's own handling (through the proxy less Gunicorn's floor) "
           f"| {median['chat'] - median['floor']:.3f} |")
+
+
+def report_auth(ways: dict[str, list[float]], misses: list[float], missing: str) -> None:
+    """What each credential's way adds to the direct call, against the bounds; a cache miss's cost apart."""
+    direct = ways["direct"]
+    print("\n| added, by credential | median ms | within 2 ms | p99 ms | within 10 ms |\n| --- | --- | --- | --- | --- |")
+    for name, label in (("proxy", "auth off"), ("key", "a team key"), ("jwt", "a JWT"),
+                        ("opaque", "an opaque token, its introspection kept")):
+        if name in ways:
+            median = statistics.median(ways[name]) - statistics.median(direct)
+            p99 = pct(ways[name], 0.99) - pct(direct, 0.99)
+            print(f"| {label} | {median:.3f} | {'yes' if median <= MEDIAN_BOUND_MS else 'no'} | {p99:.3f} | "
+                  f"{'yes' if p99 <= P99_BOUND_MS else 'no'} |")
+    if missing:
+        print(f"\nThe JWT and opaque ways were not measured: {missing}; the key's alone was.")
+    if misses and "opaque" in ways:
+        kept = statistics.median(ways["opaque"])
+        print(f"\nA cache miss (an opaque token's first call, {len(misses)} tokens): median "
+              f"{statistics.median(misses):.3f} ms, max {max(misses):.3f} ms; the introspection adds "
+              f"{statistics.median(misses) - kept:.3f} ms at the median over a kept token's call.")
 
 
 if __name__ == "__main__":

@@ -269,10 +269,12 @@ class OtlpSink(Target):
 
 class Proxy(Target):
     @classmethod
-    def start(cls, upstream_port: int, name: str = "cot_proxy", root: Path = ROOT, **settings: str) -> "Proxy":
-        """The proxy of the tree at `root` (default: this one; bench/cpu_commits.py starts another commit's)."""
+    def start(cls, upstream_port: int, name: str = "cot_proxy", root: Path = ROOT, port: int = 0,
+              **settings: str) -> "Proxy":
+        """The proxy of the tree at `root` (default: this one; bench/cpu_commits.py starts another commit's), on
+        `port` (default: a free one; a PUBLIC_URL names it before the proxy starts)."""
         tmp = tempfile.mkdtemp(prefix="cot_proxy_bench_")
-        port = free_port()
+        port = port or free_port()
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(_SETTING_ENV_PREFIXES) and k not in _SETTING_ENV}
         # The fake upstream stands for a self-hosted server (its models cost nothing: their streams go as written),

@@ -155,6 +155,9 @@ class Catalog:
         shown = params.get("name")
         if not isinstance(shown, str):
             return jsonrpc.error(message["id"], jsonrpc.INVALID_PARAMS, "params.name must be a string.")
+        refused = arguments_refusal(message)
+        if refused is not None:
+            return refused
         tool = message["method"] == "tools/call"
         if tool and not tool_allowed(shown if server is None else prefixed(server, shown), globs):
             return not_allowed(message["id"], shown)
@@ -222,6 +225,18 @@ class Routed:
             if isinstance(item, dict) and isinstance(item.get("uri"), str):
                 item["uri"] = proxied_uri(self.server, item["uri"])
         return answer
+
+
+def arguments_refusal(message: dict[str, Any]) -> dict[str, Any] | None:
+    """The error of a tools/call or prompts/get whose params.arguments is there and no object (a list, a string,
+    null, a number): the specification's schema has an object or nothing; no server is handed anything else."""
+    params = message.get("params") or {}
+    if "arguments" not in params or isinstance(params["arguments"], dict):
+        return None
+    given = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(params["arguments"]), "a number")  # in JSON's words
+    return jsonrpc.error(message["id"], jsonrpc.INVALID_PARAMS,
+                         f"params.arguments must be an object (the arguments by name) or left out, not {given}.")
 
 
 def not_allowed(id: jsonrpc.RequestId, name: str, what: str = "Tool") -> dict[str, Any]:

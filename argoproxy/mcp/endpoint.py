@@ -29,7 +29,7 @@ from argoproxy.edge.request_body import read_request_body
 from argoproxy.errors import ProxyError
 from argoproxy.jsonfast import dumps
 from argoproxy.mcp import jsonrpc, listening, stateless
-from argoproxy.mcp.catalog import LISTINGS, Catalog, Globs
+from argoproxy.mcp.catalog import LISTINGS, Catalog, Globs, arguments_refusal
 from argoproxy.mcp.client_requests import URL_MODE, declared, url_mode
 from argoproxy.mcp.key_watch import KEY_REFUSED, KeyWatch, KeyWithdrawn, watched
 from argoproxy.mcp.limits import AdmittedCall, Limits
@@ -441,12 +441,15 @@ def searched(endpoint: McpEndpoint, catalog: Catalog, message: jsonrpc.Message, 
              session: str, check: SessionCheck | None) -> Answer | jsonrpc.Message:
     """The proxy's own tools (tool_search.py): mcp_tool_search's answer over the tools the key's globs allow, or the
     call mcp_tool_call names (an error when it names none)."""
-    if message.params.get("name") == CALL_TOOL:
+    refused = arguments_refusal(message.raw)
+    if message.params.get("name") == CALL_TOOL and refused is None:
         inner = unwrapped(message.raw)
         if inner is not None:
             return jsonrpc.Message(inner)
     if check is not None:
         check.now()
+    if refused is not None:
+        return rpc_answer(refused, 200)
     if message.params.get("name") == CALL_TOOL:
         return rpc_answer(jsonrpc.error(message.id, jsonrpc.INVALID_PARAMS, f"{CALL_TOOL}'s arguments.name must "
                                         "name a tool, and its arguments.arguments be an object."), 200)

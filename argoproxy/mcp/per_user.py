@@ -38,15 +38,31 @@ class PersonServer(RemoteServer):
         super().__init__(server, environ={})
         self.person, self.token = person, token
         self.secrets = Secrets([token])
+        self.token_refused = ""  # the server's 401 or 403 to this person's token, said in words
 
     def call(self, message: dict[str, Any], timeout: float, wait_ready: bool = True, on_note: Any = None,
              session: str = "", asks: frozenset[str] = frozenset(), on_ask: Any = None) -> dict[str, Any]:
         """RemoteServer.call, but a session that fails to open (the token refused, the server down) answers at
-        once with why, rather than when the wait for it ends."""
+        once with why, rather than when the wait for it ends; a refused token as such, not as a server down."""
         deadline = time.monotonic() + min(timeout, CONNECT_SECONDS)
         while not self.ready.is_set() and self.state == "starting" and time.monotonic() < deadline:
             self.ready.wait(OPEN_POLL)
+        if self.token_refused and not self.ready.is_set():
+            return jsonrpc.error(message.get("id"), jsonrpc.SERVER_UNAVAILABLE, self.token_refused)
         return super().call(message, timeout, wait_ready, on_note, session, asks, on_ask)
+
+    def _refusal(self, resp: Any) -> str:
+        if resp.status_code not in (401, 403):
+            return super()._refusal(resp)
+        if self.server.auth == "token_exchange":
+            self.token_refused = (f"The MCP server {self.name} refused the credentials sent for this person, the "
+                                  f"token the provider exchanged for its audience ({self.origin} answered HTTP "
+                                  f"{resp.status_code}): the exchanged token lacks the audience or scopes it needs.")
+        else:
+            self.token_refused = (f"The MCP server {self.name} refused the credentials sent for this person, their "
+                                  f"own token ({self.origin} answered HTTP {resp.status_code}: expired, revoked or "
+                                  f"for another audience): connecting again at /ui/connect/{self.name} gives a new one.")
+        return self.token_refused
 
 
 class PerUser:

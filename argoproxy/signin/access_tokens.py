@@ -3,29 +3,28 @@ for this resource and becomes a KeyRecord, as a key of the person's own would be
 the person, with their team's limits and tool globs.
 
 A JWT is verified with joserfc against the issuer's JWKS (signature, issuer, audience, expiry, not before); any
-other token is asked of the issuer's introspection endpoint (RFC 7662, Authlib, the proxy's client credentials),
-and the answer kept by the token's digest (bounded) until min(its expiry, INTROSPECTED_SECONDS). Its audience must
-name `<PUBLIC_URL>/mcp` or the server called (`<PUBLIC_URL>/mcp/<server>`, RFC 8707), its scopes MCP_OAUTH_SCOPES,
-and its `sub` a person who signed in, is enabled and has a team."""
+other token is asked of the issuer's introspection endpoint (introspection.py: RFC 7662, its answers kept, its
+calls bounded per worker). Its audience must name `<PUBLIC_URL>/mcp` or the server called
+(`<PUBLIC_URL>/mcp/<server>`, RFC 8707), its scopes MCP_OAUTH_SCOPES, and its `sub` a person who signed in, is
+enabled and has a team; a refusal says which of these failed, never quoting the token."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
 from typing import Any, Callable, Mapping
 
-import requests
-from authlib.integrations.requests_client import OAuth2Session
 from joserfc import jwt
-from joserfc.errors import InvalidKeyIdError, JoseError
+from joserfc.errors import (BadSignatureError, ClaimError, ExpiredTokenError, InvalidKeyIdError, JoseError,
+                            MissingAlgorithmError, MissingClaimError, MissingKeyError, UnsupportedAlgorithmError)
 from joserfc.jwk import KeySet
 
 from argoproxy.errors import ProxyError
 from argoproxy.people import Person, person_id
 from argoproxy.people.membership import refusal, teams_of
-from argoproxy.signin.provider import TIMEOUT, OpenIdProvider, unavailable, unreachable
+from argoproxy.signin.introspection import Introspection, expiry
+from argoproxy.signin.provider import OpenIdProvider
 from argoproxy.signin.resource import ProtectedResource
 from argoproxy.signin.tokens import LEEWAY
 from argoproxy.teamkeys.lookup_cache import LRU
@@ -34,11 +33,9 @@ from argoproxy.teamkeys.records import KeyRecord, digest
 log = logging.getLogger("cot_proxy")
 # Asymmetric algorithms only: an HMAC one would take the public JWKS as its secret; `none` is never allowed.
 ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
-INTROSPECTED_SECONDS = 60.0  # an introspection answer is kept this long at most (a revoked token: accepted so long)
-INTROSPECTED_ENTRIES = 4096
+RECORD_ENTRIES = 4096
 RECORD_SECONDS = 0.5  # a person's record is read again after this (as a team key's: teamkeys/service.py)
 MOST_TOKEN = 16 * 1024  # a bearer longer than this is no access token
-MOST_ANSWER = 64 * 1024
 ACCESS_TYPES = frozenset({"", "bearer", "access_token", "dpop"})  # token_type an introspection may name
 
 
@@ -47,21 +44,24 @@ class AccessTokens:
                  default_team: str = "", inactive_days: float = 0.0, clock: Callable[[], float] = time.time) -> None:
         self.resource, self.provider, self.store, self.client = resource, provider, store, client
         self.default_team, self.inactive_days, self.clock = default_team, inactive_days, clock
-        self._introspected: LRU[tuple[dict[str, Any], float]] = LRU(INTROSPECTED_ENTRIES)
-        self._records: LRU[tuple[KeyRecord, float]] = LRU(INTROSPECTED_ENTRIES)  # by person id, RECORD_SECONDS
+        self.introspection = Introspection(provider, client, clock)
+        self._records: LRU[tuple[KeyRecord, float]] = LRU(RECORD_ENTRIES)  # by person id, RECORD_SECONDS
         self._key_set: tuple[dict[str, Any], KeySet] | None = None  # the JWKS as read, and as imported
         self._lock = threading.Lock()
-        self.introspections = 0  # answers asked of the issuer (tests count them)
 
     def challenge(self, path: str) -> ProxyError:
-        """The 401 of a call at /mcp with no credentials: where the metadata is, which scopes to ask."""
+        """The 401 of a call at /mcp with no credentials: where the metadata is, which scopes to ask (a 404 for a
+        server that is not one)."""
+        self.resource.served(path)
         return ProxyError(401, f"Missing credentials: send a proxy key, or an access token for "
                                f"{self.resource.resource(path)} from {self.resource.issuer}, as `Authorization: "
                                f"Bearer`.", code="missing_api_key",
                           headers={"WWW-Authenticate": self.resource.challenge(path)})
 
     def record(self, headers: Mapping[str, str], path: str) -> KeyRecord:
-        """The KeyRecord the request's bearer token makes at `path` (`mcp` or `mcp/<server>`), else a 401 or 403."""
+        """The KeyRecord the request's bearer token makes at `path` (`mcp` or `mcp/<server>`), else a 401 or 403
+        (a 404 for a server that is not one: nothing asked of the issuer for it)."""
+        self.resource.served(path)
         scheme, _, token = headers.get("Authorization", "").strip().partition(" ")
         token = token.strip()
         if scheme.lower() != "bearer" or not token or len(token) > MOST_TOKEN:
@@ -91,7 +91,7 @@ class AccessTokens:
                                   sub={"essential": True}, exp={"essential": True},
                                   aud={"essential": True}).validate(decoded.claims)
         except (JoseError, ValueError, TypeError) as exc:
-            raise self.invalid(path, f"the token does not hold ({type(exc).__name__})") from None
+            raise self.invalid(path, jwt_refusal(exc, issuer)) from None
         return dict(decoded.claims)
 
     def key_set(self, fresh: bool) -> KeySet:
@@ -102,39 +102,19 @@ class AccessTokens:
         return held[1]
 
     def introspected(self, token: str, path: str) -> dict[str, Any]:
-        """The issuer's answer for an opaque token, kept until min(its exp, INTROSPECTED_SECONDS) by its digest."""
-        key, now = hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest(), self.clock()
-        held = self._introspected.get(key)
-        if held is None or held[1] <= now:
-            answer = self.ask_issuer(token)
-            held = (answer, min(expiry(answer), now + INTROSPECTED_SECONDS))
-            with self._lock:
-                self._introspected.put(key, held)
-        answer = held[0]
+        """The issuer's answer for an opaque token (introspection.py: kept, and bounded per worker)."""
+        answer = self.introspection.answer(token)
         if answer.get("active") is not True:
             raise self.invalid(path, "the issuer says the token is not active (expired, revoked or unknown)")
-        if not answer_holds(answer, now, self.resource.issuer):
-            raise self.invalid(path, "the issuer's answer for the token does not hold (expiry, type, issuer or sub)")
+        why = answer_refusal(answer, self.clock(), self.resource.issuer)
+        if why:
+            raise self.invalid(path, why)
         return answer
 
-    def ask_issuer(self, token: str) -> dict[str, Any]:
-        endpoint = self.provider.endpoint("introspection_endpoint")
-        if endpoint is None:
-            raise unavailable("offers no introspection_endpoint for tokens that are not JWTs")
-        client_id, secret = self.client
-        self.introspections += 1
-        try:
-            with OAuth2Session(client_id, secret, token_endpoint_auth_method="client_secret_basic") as session:
-                got = session.introspect_token(endpoint, token=token, token_type_hint="access_token", timeout=TIMEOUT)
-                body = got.content[:MOST_ANSWER + 1]
-                answer = got.json() if got.status_code == 200 and len(body) <= MOST_ANSWER else None
-        except requests.RequestException as exc:
-            raise unavailable(unreachable(exc, "introspection endpoint ")) from None
-        except ValueError:
-            answer = None
-        if not isinstance(answer, dict):
-            raise unavailable("introspection endpoint sent no JSON object")
-        return answer
+    @property
+    def introspections(self) -> int:
+        """Answers asked of the issuer (tests count them)."""
+        return self.introspection.calls
 
     # ---------------------------------------------------------------- the person
     def person_record(self, subject: str) -> KeyRecord:
@@ -176,17 +156,35 @@ class AccessTokens:
                           headers={"WWW-Authenticate": self.resource.challenge(path, "invalid_token")})
 
 
-def expiry(answer: Mapping[str, Any]) -> float:
-    """An introspection answer's `exp` (none: never)."""
-    exp = answer.get("exp")
-    return float(exp) if isinstance(exp, (int, float)) and not isinstance(exp, bool) else float("inf")
+def answer_refusal(answer: Mapping[str, Any], now: float, issuer: str) -> str | None:
+    """Why an active answer does not name an access token of this issuer for a subject, not expired; or None."""
+    kind, iss = str(answer.get("token_type", "")).lower(), answer.get("iss")
+    if expiry(answer) + LEEWAY <= now:
+        return "the issuer's answer says the token has expired"
+    if kind not in ACCESS_TYPES:
+        return f"the issuer says it is a {kind[:40]!r}, not an access token"
+    if iss is not None and str(iss).rstrip("/") != issuer.rstrip("/"):
+        return f"the issuer's answer names another issuer than {issuer}"
+    if not isinstance(answer.get("sub"), str):
+        return "the issuer's answer names no subject (sub)"
+    return None
 
 
-def answer_holds(answer: Mapping[str, Any], now: float, issuer: str) -> bool:
-    """An active answer names an access token of this issuer, for a subject, not expired."""
-    iss = answer.get("iss")
-    return (expiry(answer) + LEEWAY > now and str(answer.get("token_type", "")).lower() in ACCESS_TYPES
-            and (iss is None or str(iss).rstrip("/") == issuer.rstrip("/")) and isinstance(answer.get("sub"), str))
+def jwt_refusal(exc: Exception, issuer: str) -> str:
+    """What is wrong with a JWT that joserfc refused, in words (the token itself never quoted)."""
+    if isinstance(exc, ExpiredTokenError):
+        return "the token has expired"
+    if isinstance(exc, MissingClaimError):
+        return f"the token lacks the claim {exc.claim!r}"
+    if isinstance(exc, ClaimError):
+        return {"iss": f"the token's issuer is not {issuer}", "nbf": "the token is not valid yet (nbf)",
+                "iat": "the token's issue time (iat) is not a time in the past"}.get(
+            exc.claim, f"the token's claim {exc.claim!r} does not hold")
+    if isinstance(exc, (UnsupportedAlgorithmError, MissingAlgorithmError)):
+        return "the token's algorithm is not accepted here (asymmetric ones only: RS*, PS*, ES*, EdDSA)"
+    if isinstance(exc, (BadSignatureError, InvalidKeyIdError, MissingKeyError)):
+        return "the token's signature does not verify with the issuer's keys (its JWKS)"
+    return "the token is no JWT that can be read (three base64url parts: header, claims, signature)"
 
 
 def forbidden(message: str) -> ProxyError:

@@ -35,6 +35,13 @@ class ProtectedResource:
         return (f'Bearer resource_metadata="{self.public_url}{METADATA_PATH}/{path}"{said}, '
                 f'scope="{" ".join(self.scopes)}"')
 
+    def served(self, path: str) -> None:
+        """A 404 for `mcp/<server>` naming no server of mcp_servers: before its challenge (whose metadata would not
+        be there) and before any token is checked for it."""
+        server = path.partition("/")[2]
+        if server and server not in self.servers:
+            raise ProxyError(404, f"No MCP server is named {server[:64]!r}.", code="unknown_route")
+
     def metadata(self, path: str) -> dict[str, Any]:
         return {"resource": self.resource(path), "authorization_servers": [self.issuer],
                 "scopes_supported": list(self.scopes), "bearer_methods_supported": ["header"],
@@ -45,8 +52,7 @@ class ProtectedResource:
         strips the path asks there); a server's only when it is one of mcp_servers."""
         parts = canonical(req.target).parts[2:] if req is not None else ()
         path = "/".join(("mcp", *parts[1:2]))
-        if len(parts) == 2 and parts[1] not in self.servers:
-            raise ProxyError(404, f"No MCP server is named {parts[1][:64]!r}.", code="unknown_route")
+        self.served(path)
         return Answer.json(self.metadata(path))
 
 

@@ -144,6 +144,17 @@ def test_bad_messages_get_the_specifications_errors(gateway, body, status, code)
     assert (got, answer["error"]["code"]) == (status, code)
 
 
+def test_a_tool_calls_arguments_that_are_no_object_are_refused_before_its_server(gateway):
+    """-32602, from the proxy (its message), at /mcp and /mcp/<server>; the fake server would take [] as {}."""
+    for path, name in (("/mcp", "fake__echo"), ("/mcp/fake", "echo")):
+        sid, _ = session(gateway, path)
+        for given in ([], ["x"], "text", None, 7):
+            call = {"jsonrpc": "2.0", "id": 6, "method": "tools/call", "params": {"name": name, "arguments": given}}
+            status, _, body = send(gateway, "POST", path, body=call, headers={"Mcp-Session-Id": sid})
+            assert (status, body["error"]["code"]) == (200, -32602), body
+            assert "params.arguments must be an object" in body["error"]["message"]
+
+
 def test_an_unsupported_protocol_version_and_another_sites_page_are_refused(gateway):
     sid, _ = session(gateway)
     ping = {"jsonrpc": "2.0", "id": 1, "method": "ping"}

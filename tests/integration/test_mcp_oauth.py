@@ -32,6 +32,7 @@ from tests.integration.test_mcp_gateway import INIT, SERVERS, send
 from tests.integration.test_signin import cli, proxy_on
 from tests.integration.test_team_keys import create
 from tests.oidc_provider import CLIENT_ID, CLIENT_SECRET, OidcProvider, sign_in, signin_settings, through_provider
+from tests.polling import poll
 from tests.proxy_process import ProxyProcess, free_port
 
 mcp = pytest.importorskip("mcp", reason="the official MCP SDK (requirements-dev.txt)")
@@ -123,6 +124,15 @@ def test_a_call_without_credentials_gets_the_challenge(world):
     assert status == 401 and "oauth-protected-resource/mcp/fake" in headers["WWW-Authenticate"]
 
 
+
+def test_an_unknown_server_is_a_404_not_a_challenge_naming_metadata_that_is_not_there(world):
+    before = world.provider.introspections()
+    for headers in ({}, bearer("an-opaque-token-for-nosuch"), bearer(signed(world))):
+        status, got, body = send(world.proxy, "POST", "/mcp/nosuch", body=INIT, headers=headers)
+        assert status == 404 and "WWW-Authenticate" not in got and "'nosuch'" in body["error"]["message"], body
+    assert world.provider.introspections() == before  # nothing asked of the issuer for a server that is not one
+
+
 # ---------------------------------------------------------------- JWT access tokens
 def test_a_jwt_is_its_persons_and_their_teams_tool_globs_hold(world):
     token = signed(world)
@@ -160,6 +170,10 @@ def test_a_bad_jwt_is_refused(world, case):
         return
     assert status == 401 and 'error="invalid_token"' in headers["WWW-Authenticate"], (status, body)
     assert token not in json.dumps(body)
+    said = {"audience": "was not issued for", "server": "was not issued for", "expired": "has expired",
+            "issuer": "issuer is not", "forged": "signature does not verify", "none": "algorithm is not accepted",
+            "not yet": "not valid yet"}[case]
+    assert body["error"]["message"].startswith("Invalid API key or access token: ") and said in body["error"]["message"]
 
 
 def unsigned(world: SimpleNamespace) -> str:
@@ -278,3 +292,23 @@ def test_the_log_says_what_the_issuer_offers_and_holds_no_token(world):
     log = Path(world.proxy.home, "proxy.log").read_text(errors="replace")
     assert f"MCP OAuth: MCP clients sign in at {world.provider.issuer} (dynamic client registration)" in log
     assert SENT and not [t for t in SENT if t in log and t != ADMIN]
+
+
+# ---------------------------------------------------------------- a flood of junk tokens
+def test_a_flood_of_distinct_junk_tokens_is_bounded_and_a_good_token_still_passes(world):
+    """Each distinct junk token would cost an introspection at the issuer: a worker asks at most BURST at once and
+    RATE a second (signin/introspection.py); over that a 503 with Retry-After; a cached token is never held back."""
+    from concurrent.futures import ThreadPoolExecutor
+    from argoproxy.signin.introspection import BURST, RATE
+    good = opaque_token(world, "alice")
+    assert call(world, good)[0] == 200
+    before, began = world.provider.introspections(), time.monotonic()
+    with ThreadPoolExecutor(16) as pool:
+        flood = list(pool.map(lambda n: call(world, f"junk-{n}-{secrets.token_hex(8)}")[:2], range(100)))
+        goods = list(pool.map(lambda n: call(world, good)[0], range(8)))
+    asked, elapsed = world.provider.introspections() - before, time.monotonic() - began
+    assert asked <= BURST + RATE * elapsed + 1, (asked, elapsed)
+    assert {status for status, _ in flood} <= {401, 503} and goods == [200] * 8
+    busy = [headers for status, headers in flood if status == 503]
+    assert busy and all(h["Retry-After"] == "1" for h in busy), (asked, elapsed)
+    assert poll(lambda: call(world, f"junk-after-{secrets.token_hex(8)}")[0] == 401, timeout=10)  # the budget back

@@ -152,6 +152,7 @@ def test_an_expired_token_is_refreshed_and_rotated_and_another_audiences_is_refu
     assert whoami(proxy, "sk-dee-key", "dee", calls=2)[1]["result"]["content"][0]["text"] == people["dee"]
     answer, = whoami(proxy, "sk-eve-key", "eve")
     assert answer["error"]["code"] == -32001 and "refused the credentials" in answer["error"]["message"]
+    assert "their own token" in answer["error"]["message"] and "not running" not in answer["error"]["message"]
     assert "jira-audience-token-of-eve" not in json.dumps(answer) and people["eve"] not in [p for p, _ in remote.calls]
     assert "jira-audience-token-of-eve" not in proxy.read_log() and "dee-refresh-1" not in proxy.read_log()
 

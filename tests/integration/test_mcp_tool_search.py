@@ -131,3 +131,17 @@ def test_a_session_that_finds_tools_hears_its_listing_changed(searching):
 
     heard, listed = listening_sdk(proxy.url + "/mcp", ADMIN, work, mode="legacy", message_handler=handler)
     assert heard and listed[:2] == ["mcp_tool_search", "mcp_tool_call"] and len(listed) > 5
+
+
+
+def test_the_search_tools_refuse_arguments_that_are_no_object(searching):
+    from tests.integration.test_mcp_gateway import INIT, send
+    proxy = searching[0]
+    key = {"Authorization": f"Bearer {ADMIN}"}
+    sid = send(proxy, "POST", body=INIT, headers=key)[1]["Mcp-Session-Id"]
+    for name in ("mcp_tool_search", "mcp_tool_call"):
+        for given in ([], "query", None, 1):
+            call = {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": name, "arguments": given}}
+            status, _, body = send(proxy, "POST", body=call, headers={**key, "Mcp-Session-Id": sid})
+            assert (status, body["error"]["code"]) == (200, -32602), body
+            assert "params.arguments must be an object" in body["error"]["message"]

@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import json
 from types import SimpleNamespace
+from urllib.parse import parse_qs
 
 import pytest
 import responses as responses_lib
@@ -21,7 +22,7 @@ from argoproxy.edge.classify import standard_table
 from argoproxy.edge.paths import canonical
 from argoproxy.errors import ProxyError
 from argoproxy.people import Person, person_id
-from argoproxy.signin import access_tokens
+from argoproxy.signin import access_tokens, introspection
 from argoproxy.signin.access_tokens import AccessTokens
 from argoproxy.signin.resource import ProtectedResource, describe_issuer
 from argoproxy.teamkeys.records import TeamRecord
@@ -112,7 +113,7 @@ def test_introspection_is_kept_until_the_ttl_or_the_tokens_expiry():
         assert checker.record(bearer("opaque-1"), "mcp").owner == ALICE.id
     assert len(responses_lib.calls) == 1
     assert responses_lib.calls[0].request.headers["Authorization"].startswith("Basic ")  # the proxy's client
-    clock[0] += access_tokens.INTROSPECTED_SECONDS + 1
+    clock[0] += introspection.INTROSPECTED_SECONDS + 1
     checker.record(bearer("opaque-1"), "mcp")
     assert len(responses_lib.calls) == 2
     clock[0] = NOW + 301 + access_tokens.LEEWAY  # past its exp: asked again, and refused on the answer's exp
@@ -121,15 +122,80 @@ def test_introspection_is_kept_until_the_ttl_or_the_tokens_expiry():
     assert len(responses_lib.calls) == 3
 
 
+def issuer_knows(good: str) -> None:
+    """The introspection endpoint: `good` is an active access token of alice's, any other is not."""
+    def answer(request):
+        active = parse_qs(request.body)["token"] == [good]
+        body = {"active": True, "iss": ISSUER, "token_type": "Bearer", **claims()} if active else {"active": False}
+        return 200, {}, json.dumps(body)
+    responses_lib.add_callback(responses_lib.POST, INTROSPECT, callback=answer)
+
+
 @responses_lib.activate
-def test_the_introspection_cache_is_bounded(monkeypatch):
-    monkeypatch.setattr(access_tokens, "INTROSPECTED_ENTRIES", 8)
-    responses_lib.post(INTROSPECT, json={"active": False})
-    checker = tokens()
+def test_the_introspection_caches_are_bounded_and_junk_pushes_out_no_good_token(monkeypatch):
+    monkeypatch.setattr(introspection, "REFUSED_ENTRIES", 8)
+    issuer_knows("good")
+    clock = [NOW]
+    checker = tokens(clock)
+    checker.introspection.budget = introspection.IntrospectionBudget(clock=lambda: clock[0])
+    assert checker.record(bearer("good"), "mcp").owner == ALICE.id
     for n in range(50):
-        with pytest.raises(ProxyError):
+        clock[0] += 0.1  # within the rate: every junk token asked once
+        with pytest.raises(ProxyError) as refused:
             checker.record(bearer(f"junk-{n}"), "mcp")
-    assert len(checker._introspected) == 8
+        assert refused.value.status == 401
+    assert len(checker.introspection._refused) == 8 and checker.introspections == 51
+    assert checker.record(bearer("good"), "mcp").owner == ALICE.id  # still kept: not asked again
+    with pytest.raises(ProxyError):
+        checker.record(bearer("junk-49"), "mcp")  # refused, kept: not asked again either
+    assert checker.introspections == 51
+
+
+@responses_lib.activate
+def test_a_flood_of_distinct_junk_tokens_costs_at_most_the_budgets_calls():
+    issuer_knows("good")
+    clock = [NOW]
+    checker = tokens(clock)
+    checker.introspection.budget = introspection.IntrospectionBudget(clock=lambda: clock[0])
+    assert checker.record(bearer("good"), "mcp").owner == ALICE.id
+    statuses = []
+    for second in range(3):
+        for n in range(200):
+            try:
+                checker.record(bearer(f"junk-{second}-{n}"), "mcp")
+            except ProxyError as refused:
+                statuses.append(refused.status)
+                if refused.status == 503:
+                    assert refused.headers["Retry-After"] == "1" and refused.code == "introspection_busy"
+            assert checker.record(bearer("good"), "mcp").owner == ALICE.id  # the cached one, all along
+        clock[0] += 1
+    bound = introspection.BURST + 2 * introspection.RATE  # the burst (the good one's call in it), two seconds' refill
+    assert checker.introspections == bound and len(responses_lib.calls) == bound
+    assert statuses.count(401) == bound - 1 and statuses.count(503) == 600 - (bound - 1)
+
+
+def test_introspections_in_flight_are_bounded():
+    import threading
+    budget = introspection.IntrospectionBudget(rate=1000, burst=1000, in_flight=2)
+    entered, release = threading.Semaphore(0), threading.Event()
+
+    def call() -> None:
+        with budget.call():
+            entered.release()
+            release.wait(10)
+    held = [threading.Thread(target=call) for _ in range(2)]
+    for thread in held:
+        thread.start()
+        assert entered.acquire(timeout=10)
+    with pytest.raises(ProxyError) as busy:
+        with budget.call():
+            pass
+    assert busy.value.status == 503
+    release.set()
+    for thread in held:
+        thread.join(10)
+    with budget.call():  # the slots given back
+        pass
 
 
 @pytest.mark.parametrize("answer", [

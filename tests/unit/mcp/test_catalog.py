@@ -161,3 +161,20 @@ def test_each_held_method_reaches_no_server_the_key_does_not_reach(method):
     assert answer.get("error", {}).get("code") == jsonrpc.INVALID_PARAMS or answer["result"] == {
         LISTINGS[method][0]: []}
     assert servers.calls == [("docs", "tools/list", None)]
+
+
+@pytest.mark.parametrize("given", [[], ["x"], "text", None, 3, 2.5, True])
+def test_arguments_that_are_no_object_are_refused_before_any_server(given):
+    servers = Servers()
+    catalog = Catalog(("git", "docs"), servers)
+    for server, name in ((None, "git__status"), ("git", "status")):  # /mcp and /mcp/<server>
+        for method in ("tools/call", "prompts/get"):
+            message = {"jsonrpc": "2.0", "id": 9, "method": method, "params": {"name": name, "arguments": given}}
+            answer = catalog.target(server, message, ())
+            assert isinstance(answer, dict) and answer["error"]["code"] == jsonrpc.INVALID_PARAMS, answer
+            assert "params.arguments must be an object" in answer["error"]["message"]
+    assert servers.calls == []
+    for fine in ({}, {"a": 1}):  # an object, or none given, goes on
+        message = {"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {"name": "git__status", "arguments": fine}}
+        assert catalog.target(None, message, ()) == ("git", {**message, "params": {**message["params"], "name": "status"}})
+    assert catalog.target(None, {"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {"name": "git__log"}}, ())[0] == "git"

@@ -152,9 +152,22 @@ def test_a_revoked_token_is_refused_with_a_clear_error_and_no_one_elses(per_user
     assert text(call(per_user, "whoami", person=BOB, token=BOB_TOKEN)) == BOB
     del remote.people[ANN_TOKEN]  # the server revoked it
     answer = call(per_user, "whoami", person=ANN, token=ANN_TOKEN)
-    assert "error" in answer and "refused the credentials" in answer["error"]["message"], answer
+    assert "error" in answer and "refused the credentials sent for this person" in answer["error"]["message"], answer
+    assert "not running" not in answer["error"]["message"] and "/ui/connect/" in answer["error"]["message"]
     assert ANN_TOKEN not in json.dumps(answer)
     assert [p for p, _ in remote.calls] == [ANN, BOB]  # Bob's session was not used for Ann
+
+
+def test_an_exchanged_token_refused_says_so_not_that_the_server_is_down(remote):
+    exchanged = PerUser(McpServer("jira", url=remote.url, auth="token_exchange"), most=4)
+    exchanged.start()
+    try:
+        answer = call(exchanged, "whoami", person=ANN, token="an-exchanged-token-the-server-refuses")
+    finally:
+        exchanged.stop()
+    message = answer["error"]["message"]
+    assert "the token the provider exchanged for its audience" in message and "HTTP 401" in message, answer
+    assert "not running" not in message and "an-exchanged-token" not in message
 
 
 def test_a_new_token_opens_a_new_session_and_the_least_recently_used_goes(remote):
