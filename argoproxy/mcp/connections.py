@@ -92,9 +92,10 @@ class Connections:
 
 
 def renewed_tokens(old: Tokens, answer: Any) -> Tokens:
-    """A refresh's answer kept: a new refresh token replaces the old (rotation), else the old one stays."""
+    """A refresh's answer kept: a new refresh token replaces the old (rotation), else the old one stays; a first
+    answer (a connection just made) is connected now."""
     expires_in = answer.get("expires_in")
     expires_at = answer.get("expires_at") or (time.time() + float(expires_in) if expires_in else 0.0)
     return Tokens(str(answer["access_token"]), str(answer.get("refresh_token") or old.refresh_token),
                   float(expires_at), old.token_endpoint, old.issuer, old.client_id,
-                  str(answer.get("scope") or old.scope))
+                  str(answer.get("scope") or old.scope), old.connected_at or time.time())
