@@ -92,10 +92,9 @@ class Connections:
 
 
 def renewed_tokens(old: Tokens, answer: Any) -> Tokens:
-    """A refresh's answer kept: a new refresh token replaces the old (rotation), else the old one stays; a first
-    answer (a connection just made) is connected now."""
+    """A refresh's answer kept: a new refresh token replaces the old (rotation), else the old one stays."""
     expires_in = answer.get("expires_in")
     expires_at = answer.get("expires_at") or (time.time() + float(expires_in) if expires_in else 0.0)
     return Tokens(str(answer["access_token"]), str(answer.get("refresh_token") or old.refresh_token),
                   float(expires_at), old.token_endpoint, old.issuer, old.client_id,
-                  str(answer.get("scope") or old.scope), old.connected_at or time.time())
+                  str(answer.get("scope") or old.scope), connected_at=old.connected_at or time.time())
