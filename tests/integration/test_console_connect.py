@@ -7,7 +7,8 @@ URL, and records whose (`sub`) each call was.
 
 One chromium session takes the whole flow: sign in to the console, Connections, Connect, through the provider and back
 to the console showing "connected"; a tool call at /mcp with the person's key reaches the server as that person;
-Disconnect; the next call gets -32042 naming the connect page. No token shows in the page, an answer or the log."""
+Disconnect; the next call gets -32042 naming the connect page. Then an admin sets the person's ARGO username from
+People (a hostile one refused). No token shows in the page, an answer or the log."""
 
 from __future__ import annotations
 
@@ -57,7 +58,7 @@ def connection_state(browser: Browser) -> str:
                             " return tr && tr.querySelector('td.state').textContent; })()")
 
 
-def test_in_chromium_a_person_connects_calls_as_themselves_disconnects_and_is_sent_back(tmp_path):
+def test_in_chromium_a_person_connects_calls_as_themselves_disconnects_and_is_sent_back():
     pytest.importorskip("websockets")
     port = free_port()
     public = f"http://localhost:{port}"
@@ -113,6 +114,25 @@ def test_in_chromium_a_person_connects_calls_as_themselves_disconnects_and_is_se
             assert after["error"]["code"] == -32042
             assert after["error"]["data"]["elicitations"][0]["url"] == f"{public}/ui/connect/gh"
             assert len(remote.calls) == 1
+
+            browser.call("Network.clearBrowserCookies")  # Alice's sessions here and at the provider gone
+            assert sign_in_in(browser, public, "dave") == "Dave"  # an admin
+            browser.js("document.getElementById('tab-people').click()")
+            row = "[...document.querySelectorAll('#console-people tr')].find(tr => tr.dataset.email === " \
+                  "'alice@example.com')"
+            assert settled(browser, row + " !== undefined")
+
+            def argo_user(name: str) -> str:
+                """Alice's ARGO user button, given `name`: what the page then says."""
+                browser.js(f"window.prompt = () => {name!r}; document.getElementById('console-message').textContent = ''")
+                browser.js(f"[...({row}).querySelectorAll('button')].find(b => b.textContent === 'ARGO user').click()")
+                return settled(browser, "document.getElementById('console-message').textContent")
+            assert "not an ARGO username" in argo_user("alice x")  # refused as `--argo-user` refuses it
+            assert argo_user("alice.argo") == "alice@example.com: ARGO user alice.argo."
+            assert settled(browser, f"[...({row}).cells].some(td => td.textContent === 'alice.argo')")
+            found = requests.get(f"{proxy.url}/admin/v1/people/alice@example.com",
+                                 headers={"Authorization": f"Bearer {ADMIN}"}, timeout=30).json()
+            assert found["argo_user"] == "alice.argo"
 
             token = bearer[7:]
             page = browser.js("document.documentElement.outerHTML")
