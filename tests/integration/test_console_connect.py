@@ -33,7 +33,8 @@ from tests.proxy_process import free_port
 ADMIN = "admin-key-for-console-connect"
 HEADERS = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
 INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
-        "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+        "params": {"protocolVersion": "2025-11-25", "capabilities": {"elicitation": {"form": {}, "url": {}}},
+                   "clientInfo": {"name": "t", "version": "1"}}}  # URL elicitation declared: -32042 names the page
 
 
 def whoami(port: int, key: str, text: str) -> dict:
