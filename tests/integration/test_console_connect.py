@@ -67,8 +67,8 @@ def test_in_chromium_a_person_connects_calls_as_themselves_disconnects_and_is_se
     with FakeRemote() as remote, FakeOpenAI() as fake:
         provider = OidcProvider(public, resources={remote.url: "tools"}, refresh_tokens=True)
         remote.people = JwtBearers(provider.issuer, remote.url)  # type: ignore[assignment]  # its JWTs, for this URL
-        remote.metadata = {"resource": remote.url, "authorization_servers": [provider.issuer],
-                           "scopes_supported": ["tools"]}
+        remote.resource_metadata = {"resource": remote.url, "authorization_servers": [provider.issuer],
+                                    "scopes_supported": ["tools"]}  # RFC 9728's, at its well-known URL
         provider.start()
         proxy = browser = None
         try:
