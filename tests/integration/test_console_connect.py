@@ -7,8 +7,8 @@ URL, and records whose (`sub`) each call was.
 
 One chromium session takes the whole flow: sign in to the console, Connections, Connect, through the provider and back
 to the console showing "connected"; a tool call at /mcp with the person's key reaches the server as that person;
-Disconnect; the next call gets -32042 naming the connect page. Then an admin sets the person's ARGO username from
-People (a hostile one refused). No token shows in the page, an answer or the log."""
+Disconnect; the next call gets -32042 naming the connect page. Connected again, an admin sets the person's ARGO
+username from People (a hostile one refused), sees their connection and revokes it: the next call gets -32042 too. No token shows in the page, an answer or the log."""
 
 from __future__ import annotations
 
@@ -59,6 +59,20 @@ def connection_state(browser: Browser) -> str:
                             " return tr && tr.querySelector('td.state').textContent; })()")
 
 
+def connect(browser: Browser, public: str) -> None:
+    """Connections' Connect for gh: through the provider (its login form, if it asks) back to the console's tab."""
+    browser.js("window.unconnected = true")  # (a page of the flow or the console again has none)
+    browser.js("document.querySelector('#console-connections tr[data-server=gh] a.connect').click()")
+    at = settled(browser, "!window.unconnected && (document.querySelector('input[name=login]') ? 'login' : "
+                          f"location.href.startsWith({public!r}) && document.body.dataset.console)", timeout=20)
+    if at == "login":  # the provider asks again (its session may not carry over): log in there
+        browser.js(f"""(() => {{ const f = document.forms[0]; f.elements.login.value = 'alice';
+            f.elements.password.value = {PASSWORD!r}; f.submit(); }})()""")
+    back = settled(browser, f"location.href === {public + '/ui'!r} && document.body.dataset.console === 'ready' && "
+                            "!document.getElementById('view-connections').hidden", timeout=20)
+    assert back, (browser.js("location.href"), browser.js("document.body.innerText.slice(0, 500)"))
+
+
 def test_in_chromium_a_person_connects_calls_as_themselves_disconnects_and_is_sent_back():
     pytest.importorskip("websockets")
     port = free_port()
@@ -87,18 +101,7 @@ def test_in_chromium_a_person_connects_calls_as_themselves_disconnects_and_is_se
 
             browser.js("document.getElementById('tab-connections').click()")
             assert connection_state(browser) == "not connected"
-            browser.js("window.unconnected = true")  # (a page of the flow or the console again has none)
-            browser.js("document.querySelector('#console-connections tr[data-server=gh] a.connect').click()")
-            at = settled(browser, "!window.unconnected && (document.querySelector('input[name=login]') ? 'login' : "
-                                  f"location.href.startsWith({public!r}) && document.body.dataset.console)", timeout=20)
-            if at == "login":  # the provider asks again (its session may not carry over): log in there
-                browser.js(f"""(() => {{ const f = document.forms[0]; f.elements.login.value = 'alice';
-                    f.elements.password.value = {PASSWORD!r}; f.submit(); }})()""")
-            back = settled(browser, f"location.href === {public + '/ui'!r} && "
-                                    "document.body.dataset.console === 'ready' && "
-                                    "!document.getElementById('view-connections').hidden", timeout=20)
-            assert back, (browser.js("location.href"), browser.js("document.body.innerText.slice(0, 500)"),
-                          remote.refused, provider.log()[-1500:], proxy.read_log()[-1500:])
+            connect(browser, public)
             assert connection_state(browser) == "connected"
 
             answer = whoami(port, key, "connected")
@@ -116,6 +119,8 @@ def test_in_chromium_a_person_connects_calls_as_themselves_disconnects_and_is_se
             assert after["error"]["data"]["elicitations"][0]["url"] == f"{public}/ui/connect/gh"
             assert len(remote.calls) == 1
 
+            connect(browser, public)  # again, for the admin to revoke
+            assert connection_state(browser) == "connected"
             browser.call("Network.clearBrowserCookies")  # Alice's sessions here and at the provider gone
             assert sign_in_in(browser, public, "dave") == "Dave"  # an admin
             browser.js("document.getElementById('tab-people').click()")
@@ -134,6 +139,15 @@ def test_in_chromium_a_person_connects_calls_as_themselves_disconnects_and_is_se
             found = requests.get(f"{proxy.url}/admin/v1/people/alice@example.com",
                                  headers={"Authorization": f"Bearer {ADMIN}"}, timeout=30).json()
             assert found["argo_user"] == "alice.argo"
+
+            browser.js(f"[...({row}).querySelectorAll('button')].find(b => b.textContent === 'Connections').click()")
+            held = "document.querySelector('#console-held tr[data-server=gh]')"
+            assert settled(browser, f"{held} && {held}.cells[1].textContent.startsWith('20')")  # since when
+            browser.js(f"window.confirm = () => true; {held}.querySelector('button').click()")  # Revoke, confirmed
+            assert settled(browser, f"{held} === null && !document.getElementById('console-held-box').hidden")
+            assert whoami(port, key, "revoked")["error"]["code"] == -32042 and len(remote.calls) == 1
+            assert requests.get(f"{proxy.url}/admin/v1/audit", headers={"Authorization": f"Bearer {ADMIN}"},
+                                timeout=30).json()["data"][0]["action"] == "people.connections.revoke"
 
             token = bearer[7:]
             page = browser.js("document.documentElement.outerHTML")
