@@ -29,6 +29,7 @@ class AdminCall:
     max_body: int
     default_team: str = ""  # OIDC_DEFAULT_TEAM: the team of a person whose groups name none
     tools: Any = None  # the MCP servers' state and today's tool calls (the status page's), for /admin/v1/mcp
+    connections: Any = None  # people's connections to per-person MCP servers (mcp/connection_states.py), or None
 
     @cached_property
     def scope(self) -> Scope:

@@ -34,11 +34,12 @@ RESOURCES: dict[str, Resource] = {"keys": keys_api.serve, "teams": teams_api.ser
 
 class AdminApi:
     def __init__(self, auth: Auth, store: Callable[[], Any], max_body: int, default_team: str = "",
-                 tools: Callable[[], dict[str, Any]] | None = None) -> None:
+                 tools: Callable[[], dict[str, Any]] | None = None, connections: Any = None) -> None:
         """`store`: the key store the proxy reads (None while auth is off); `default_team`: OIDC_DEFAULT_TEAM;
-        `tools`: the MCP servers' state, as the status page shows it (None: no status page)."""
+        `tools`: the MCP servers' state, as the status page shows it (None: no status page); `connections`:
+        people's connections to the per-person MCP servers (mcp/connection_states.py; None: no such server)."""
         self.auth, self.store, self.max_body = auth, store, max_body
-        self.default_team, self.tools = default_team, tools
+        self.default_team, self.tools, self.connections = default_team, tools, connections
 
     def answer(self, route: Route, query: str, request: Request) -> Answer:
         principal = authorize(request, self.auth)
@@ -53,7 +54,7 @@ class AdminApi:
             raise ProxyError(404, "The admin API needs ENABLE_AUTH on.", code="admin_api_off")
         try:
             answer = resource(AdminCall(request.method, parts[1:], query, request, principal, store, self.max_body,
-                                        self.default_team, self.tools))
+                                        self.default_team, self.tools, self.connections))
         except ProxyError:
             raise
         except Exception as exc:  # noqa: BLE001 - the store failed (Redis away, a locked file): a 503, logged

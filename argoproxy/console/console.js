@@ -1,6 +1,6 @@
 "use strict";
-// The console's pages beside the status page's live views (/ui): keys, usage, teams, people, requests and the audit
-// log, all read and changed through /admin/v1/, with a signed-in person's session (its CSRF token on every change)
+// The console's pages beside the status page's live views (/ui): keys, usage, teams, people, requests, a person's
+// connections (their per-person MCP servers, their ARGO username) and the audit log, all read and changed through /admin/v1/, with a signed-in person's session (its CSRF token on every change)
 // or with the admin key the page keeps for this tab (sessionStorage, as the status page does). A person sees the
 // tabs their role allows (the API decides what each holds). Data is written with textContent only; no inline
 // handlers (the page's CSP).
@@ -9,11 +9,13 @@ const $ = id => document.getElementById(id);
 // The API beside the page, however its path was written (/ui, /ui/, behind a reverse proxy's prefix).
 const ROOT = location.pathname.replace(/^\/+/, "/").replace(/\/+$/, "").replace(/\/ui$/i, "");
 const API = ROOT + "/admin/v1/";
-const views = ["status", "keys", "usage", "teams", "people", "requests", "audit"];
+const views = ["status", "keys", "usage", "teams", "people", "requests", "connections", "audit"];
 const loaders = { keys: loadKeys, usage: loadUsage, teams: loadTeams, people: loadPeople, requests: loadRequests,
-  audit: loadAudit };
-// The tabs each role has; without sign-in (the admin key), an admin's.
-const TABS = { admin: views, lead: ["keys", "usage", "teams", "people", "requests"], person: ["keys", "usage", "requests"] };
+  connections: loadConnections, audit: loadAudit };
+// The tabs each role has; without sign-in (the admin key), an admin's but Connections (no person's).
+const TABS = { admin: views, lead: ["keys", "usage", "teams", "people", "requests", "connections"],
+  person: ["keys", "usage", "requests", "connections"] };
+const AFTER_CONNECT = "cot_proxy_connecting";  // set on Connect: back from the flow, the page opens Connections
 let me = null;  // the signed-in person (GET /ui/auth/me), with the session's CSRF token
 
 async function api(method, path, body) {
@@ -90,9 +92,10 @@ async function loadKeys(cursor) {
   const page = await api("GET", "keys" + (cursor ? "?cursor=" + encodeURIComponent(cursor) : ""));
   rows("console-keys", page.data, [r => r.name, r => r.prefix + "…", r => r.owner_email || r.owner, r => r.team, r => r.state,
     r => r.models.join(",") || "*", r => limit(r.rpm), r => limit(r.tpm), r => r.budget || "-", r => r.budget_usd || "-",
-    r => when(r.expires), (r, tr) => { const c = td(""); tr.className = r.state;
+    r => when(r.expires), r => r.argo_user || "-", (r, tr) => { const c = td(""); tr.className = r.state;
       if (r.state === "active") { const b = document.createElement("button"); b.type = "button"; b.textContent = "Revoke";
-        b.className = "revoke"; b.dataset.name = r.name; b.addEventListener("click", () => revoke(r.name)); c.appendChild(b); }
+        b.className = "revoke"; b.dataset.name = r.name; b.addEventListener("click", () => revoke(r.name)); c.appendChild(b);
+        if (!me || me.admin) c.appendChild(button("ARGO user", () => argoUser("keys/" + encodeURIComponent(r.name), r.name, r.argo_user, loadKeys))); }
       return c; }], !!cursor);
   more("console-keys-more", page.next, loadKeys);
 }
@@ -175,9 +178,12 @@ async function loadPeople(cursor) {
   const page = await api("GET", "people" + (cursor ? "?cursor=" + encodeURIComponent(cursor) : ""));
   const admin = !me || me.admin;
   rows("console-people", page.data, [r => r.email, r => r.name, r => r.teams.join(", "), r => r.admin ? "yes" : "-",
-    r => r.state, r => when(r.last_seen), (r, tr) => { const c = td(""); tr.className = r.state;
+    r => r.state, r => when(r.last_seen), r => r.argo_user || "-", (r, tr) => { const c = td(""); tr.className = r.state;
+      tr.dataset.email = r.email;
       if (admin) { c.append(button(r.state === "active" ? "Disable" : "Enable", () => person(r, r.state === "active" ? "disable" : "enable")),
-        button(r.admin ? "Not admin" : "Make admin", () => person(r, "admin"))); }
+        button(r.admin ? "Not admin" : "Make admin", () => person(r, "admin")),
+        button("ARGO user", () => argoUser("people/" + encodeURIComponent(r.id), r.email, r.argo_user, loadPeople))); }
+      c.appendChild(button("Connections", () => held(r).catch(failed)));
       return c; }], !!cursor);
   more("console-people-more", page.next, loadPeople);
 }
@@ -190,6 +196,49 @@ async function person(r, action) {
     else if (confirm(`${action} ${r.email}? Their keys and sessions ${action === "disable" ? "stop" : "work again"} within a second.`)) await api("POST", path + "/" + action);
     say(`${r.email}: done.`); await loadPeople();
   } catch (err) { failed(err); }
+}
+
+// An admin sets or clears a person's or a key's ARGO username (the API refuses what `--argo-user` refuses).
+async function argoUser(path, label, now, reload) {
+  const name = prompt(`ARGO username of ${label} (empty: none)`, now || "");
+  if (name === null) return;
+  try { await api("PATCH", path, { argo_user: name.trim() }); say(`${label}: ARGO user ${name.trim() || "cleared"}.`); await reload(); }
+  catch (err) { failed(err); }
+}
+// A person's MCP connections as an admin or their lead sees them; an admin revokes one.
+async function held(r) {
+  const path = "people/" + encodeURIComponent(r.id) + "/connections";
+  const page = await api("GET", path);
+  $("console-held-title").textContent = `${r.email}: MCP connections`;
+  rows("console-held", page.data, [c => c.server, c => when(c.since), c => when(c.expires), (c, tr) => { const cell = td("");
+    tr.dataset.server = c.server;
+    if (!me || me.admin) cell.appendChild(button("Revoke", async () => {
+      if (!confirm(`Revoke ${r.email}'s connection to ${c.server}?`)) return;
+      try { await api("DELETE", path + "/" + encodeURIComponent(c.server)); say(`${r.email}: ${c.server} revoked.`); await held(r); }
+      catch (err) { failed(err); } }));
+    return cell; }]);
+  $("console-held-box").hidden = false;
+}
+
+// The signed-in person's own connections: each per-person MCP server, Connect (its flow at /ui/connect/NAME) or
+// Disconnect; a token_exchange server needs neither (their sign-in is exchanged at each call).
+async function loadConnections() {
+  const [mine, page] = await Promise.all([api("GET", "me"), api("GET", "me/connections")]);
+  $("console-my-argo").textContent = (mine.person && mine.person.argo_user) || "none";
+  rows("console-connections", page.data, [c => c.server, c => c.auth === "per_user" ? "your own (connect once)" : "your sign-in, exchanged",
+    (c, tr) => { tr.dataset.server = c.server; tr.className = c.connected ? "connected" : "";
+      return td(c.auth !== "per_user" ? "automatic" : c.connected ? "connected" : "not connected", "state"); },
+    c => when(c.since), c => c.expires ? when(c.expires) + (c.renews ? " (renews)" : "") : "",
+    (c, tr) => { const cell = td("");
+      if (c.auth === "per_user" && c.connected) cell.appendChild(button("Disconnect", () => disconnect(c.server)));
+      else if (c.auth === "per_user") { const a = document.createElement("a"); a.textContent = "Connect"; a.className = "connect";
+        a.href = ROOT + "/ui/connect/" + encodeURIComponent(c.server);
+        a.addEventListener("click", () => sessionStorage.setItem(AFTER_CONNECT, "1")); cell.appendChild(a); }
+      return cell; }]);
+}
+async function disconnect(server) {
+  try { await api("DELETE", "me/connections/" + encodeURIComponent(server)); say(`Disconnected from ${server}.`); await loadConnections(); }
+  catch (err) { failed(err); }
 }
 
 // The request log: the filter form's fields as the query, 50 rows a page, a row's details below.
@@ -226,8 +275,10 @@ async function loadBudgets() {
 }
 
 signedIn().catch(() => "admin").then(role => {
-  views.forEach(v => { $("tab-" + v).hidden = !TABS[role].includes(v); });
-  show(role === "admin" ? "status" : "keys");
+  views.forEach(v => { $("tab-" + v).hidden = !TABS[role].includes(v) || (v === "connections" && !me); });
+  const back = me && sessionStorage.getItem(AFTER_CONNECT);
+  sessionStorage.removeItem(AFTER_CONNECT);
+  show(back ? "connections" : role === "admin" ? "status" : "keys");
   document.body.dataset.console = "ready";  // (the tests wait for it)
 });
 })();

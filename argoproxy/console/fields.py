@@ -11,7 +11,7 @@ import re
 from typing import Any, Mapping
 
 from argoproxy.errors import ProxyError
-from argoproxy.people.argo_user import checked
+from argoproxy.people.argo_user import parse_argo_user
 from argoproxy.teamkeys.cli import _changes
 
 LIMITS = ("models", "tools", "rpm", "tpm", "budget", "budget_usd", "max_parallel", "tool_rpm", "tool_parallel",
@@ -72,10 +72,11 @@ def invalid(message: str, param: str | None, code: str) -> ProxyError:
 
 
 def argo_user_field(value: Any) -> str:
-    """`argo_user` as an admin gives it (people_api.py, keys_api.py): an ARGO username, or "" for none."""
-    if not isinstance(value, str):
+    """`argo_user` as an admin gives it (people_api.py, keys_api.py), read as `--argo-user` is (parse_argo_user):
+    an ARGO username; "" or "none" for none. Anything else is refused as the command line refuses it."""
+    if not isinstance(value, str) or len(value) > TEXT_MAX:
         raise invalid("`argo_user` is an ARGO username, or \"\" for none.", "argo_user", "invalid_value")
     try:
-        return checked(value, "argo_user") if value else ""
+        return parse_argo_user(value, "argo_user")
     except ValueError as exc:
         raise invalid(str(exc), "argo_user", "invalid_value") from None

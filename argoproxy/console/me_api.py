@@ -1,5 +1,7 @@
 """`/admin/v1/me`: who the caller is (a person, or the admin key), the teams they belong to and lead, and each budget
-of theirs (their keys' and their teams') with what is left of it in its current period, as admission counts it."""
+of theirs (their keys' and their teams') with what is left of it in its current period, as admission counts it, and
+their ARGO username (an admin's to set: people_api.py); /admin/v1/me/connections: their MCP connections
+(connections_api.py)."""
 
 from __future__ import annotations
 
@@ -7,12 +9,15 @@ import time
 from typing import Any
 
 from argoproxy.console.admin_call import AdminCall, not_allowed
+from argoproxy.console.connections_api import mine
 from argoproxy.console.keys_api import key_json
 from argoproxy.edge.http_objects import Answer
 from argoproxy.spend import dollars
 
 
 def serve(call: AdminCall) -> Answer:
+    if call.rest[:1] == ("connections",):
+        return mine(call, call.rest[1:])
     if call.rest or call.method != "GET":
         raise not_allowed("/admin/v1/me", "GET")
     scope, now, person = call.scope, time.time(), call.principal.person
@@ -21,7 +26,7 @@ def serve(call: AdminCall) -> Answer:
     return Answer.json({
         "kind": call.principal.kind, "admin": scope.admin, "teams": list(scope.teams), "leads": sorted(scope.leads),
         "person": None if person is None else {"id": person.id, "email": person.email, "name": person.name,
-                                               "groups": list(person.groups)},
+                                               "groups": list(person.groups), "argo_user": person.argo_user},
         "keys": [{**key_json(r, now), **left(call.store, r, now)} for r in keys],
         "team_budgets": [{"team": t.name, **left(call.store, t.windows, now)} for t in teams]})
 

@@ -1,8 +1,8 @@
 """`/admin/v1/people`: the people who signed in (GET, 50 a page by email; GET /people/ID: one, by id or email), and
 an admin's changes: POST /people/ID/disable (their keys and console sessions stop within a second, as `people
 disable`'s), /enable, and PATCH /people/ID {"admin": true|false, "argo_user": NAME|""} (their ARGO username:
-docs/backends/argo-per-person.md); GET /people/ID/connections, the per_user MCP servers they connected (names
-only), and an admin's DELETE of them all (docs/mcp-credentials.md). A lead lists the people of the teams they lead;
+docs/backends/argo-per-person.md); /people/ID/connections, the per_user MCP servers they connected and an admin's
+revocation of them (connections_api.py). A lead lists the people of the teams they lead;
 a person is their own (/admin/v1/me)."""
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ import time
 from typing import Any
 
 from argoproxy.console.admin_call import AdminCall, no_such, not_allowed
+from argoproxy.console.connections_api import of_person
 from argoproxy.console.fields import argo_user_field, invalid
 from argoproxy.console.paging import listed, page
 from argoproxy.edge.http_objects import Answer
 from argoproxy.people import Person
 from argoproxy.people.membership import teams_of
-from argoproxy.teamkeys.credential_store import credentials_of
 
 
 def serve(call: AdminCall) -> Answer:
@@ -31,8 +31,8 @@ def serve(call: AdminCall) -> Answer:
         if call.method == "PATCH":
             return patch(call, person)
         raise not_allowed("/admin/v1/people/ID", "GET, PATCH")
-    if len(call.rest) == 2 and call.rest[1] == "connections":
-        return connections(call, person)
+    if len(call.rest) >= 2 and call.rest[1] == "connections":
+        return of_person(call, person, call.rest[2:])
     if len(call.rest) != 2 or call.rest[1] not in ("disable", "enable"):
         raise no_such("person", "/".join(call.rest))
     if call.method != "POST":
@@ -88,18 +88,6 @@ def set_disabled(call: AdminCall, person: Person, disabled: bool) -> Answer:
     call.store.set_person_disabled(person.id, disabled, time.time())
     call.audit("people.disable" if disabled else "people.enable", person.email or person.id, {})
     return Answer.json(person_json(call.store.person(person.id), call))
-
-
-def connections(call: AdminCall, person: Person) -> Answer:
-    held = credentials_of(call.store)
-    if call.method == "GET":
-        return Answer.json({"data": [{"server": name} for name in held.servers(person.id)]})
-    if call.method != "DELETE":
-        raise not_allowed("/admin/v1/people/ID/connections", "GET, DELETE")
-    call.scope.require_admin("revoke a person's MCP connections")
-    gone = held.delete(person.id)
-    call.audit("people.connections.revoke", person.email or person.id, {"revoked": gone})
-    return Answer.json({"revoked": gone})
 
 
 def person_json(p: Person, call: AdminCall, teams: list[Any] | None = None) -> dict[str, Any]:

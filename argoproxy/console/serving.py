@@ -19,8 +19,8 @@ if TYPE_CHECKING:
 
 class Console:
     def __init__(self, auth: Auth, store: Callable[[], Any], max_body: int, default_team: str = "",
-                 tools: Callable[[], dict[str, Any]] | None = None) -> None:
-        self.api = AdminApi(auth, store, max_body, default_team, tools)
+                 tools: Callable[[], dict[str, Any]] | None = None, connections: Any = None) -> None:
+        self.api = AdminApi(auth, store, max_body, default_team, tools, connections)
 
     def answer(self, route: Route, query: str, request: Request | None) -> Answer:
         if request is None:  # a call the proxy made itself: never the console's

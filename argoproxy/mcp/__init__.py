@@ -45,6 +45,7 @@ same keys as its models (docs/mcp.md).
   or registered) and the discovery before it; token_exchange.py, RFC 8693 at OIDC_ISSUER.
 - tool_search.py: `MCP_TOOL_SEARCH`, a search tool of the proxy's listed at /mcp instead of a catalog that would not
   fit a small model's window, its finds ranked by BM25 (rank_bm25) over the tools the key's globs allow.
+- connection_states.py: what the console shows of a person's connections to per-person servers (never a token).
 
 May import: the shared modules, config, edge, teamkeys.
 """

@@ -97,4 +97,4 @@ def renewed_tokens(old: Tokens, answer: Any) -> Tokens:
     expires_at = answer.get("expires_at") or (time.time() + float(expires_in) if expires_in else 0.0)
     return Tokens(str(answer["access_token"]), str(answer.get("refresh_token") or old.refresh_token),
                   float(expires_at), old.token_endpoint, old.issuer, old.client_id,
-                  str(answer.get("scope") or old.scope))
+                  str(answer.get("scope") or old.scope), connected_at=old.connected_at or time.time())

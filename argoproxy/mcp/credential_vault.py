@@ -32,6 +32,7 @@ class Tokens:
     issuer: str = ""  # that authorization server
     client_id: str = ""
     scope: str = ""
+    connected_at: float = 0.0  # epoch seconds: when the person connected (kept across refreshes; the console shows it)
 
     @classmethod
     def of(cls, value: Any) -> Tokens | None:

@@ -122,7 +122,8 @@ def door_routes(gateway: Gateway, auth: Auth, pages: OwnPages, **door: Any) -> D
         "backend": BackendRoutes(extra, gateway.guard, gateway.reading.forwarded, gateway.route_sender,
                                  gateway.planner.think_config, answers, backend.completion_routes)}
     console = Console(auth, lambda: console_store(gateway), settings.max_body_bytes,
-                      default_team=settings.oidc_default_team, tools=mcp_state(pages))
+                      default_team=settings.oidc_default_team, tools=mcp_state(pages),
+                      connections=console_connections(settings))
     handlers["console"] = lambda call, route: answers.recorded(call, console.answer(
         route, call.plan.query, call.client.request))
     if gateway.stored is not None:
@@ -225,6 +226,15 @@ def mcp_state(pages: OwnPages) -> Callable[[], dict[str, Any]] | None:
     """The MCP servers' state and today's tool calls, as the status page shows them (None: no status page)."""
     page = pages.status_page
     return (lambda: page.data()["tools"]) if page is not None else None
+
+
+def console_connections(settings: Settings) -> Any:
+    """People's connections to the per-person MCP servers, for the console (None: no such server; the MCP package
+    is then not imported)."""
+    if not any(s.per_person for s in settings.mcp_servers):
+        return None
+    from argoproxy.mcp.connection_states import connection_states
+    return connection_states(settings)
 
 
 def console_store(gateway: Gateway) -> Any:
