@@ -11,6 +11,7 @@ and its `sub` a person who signed in, is enabled and has a team."""
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import threading
 import time
@@ -18,7 +19,7 @@ from typing import Any, Callable, Mapping
 
 import requests
 from authlib.integrations.requests_client import OAuth2Session
-from joserfc import jwt
+from joserfc import jws, jwt
 from joserfc.errors import InvalidKeyIdError, JoseError
 from joserfc.jwk import KeySet
 
@@ -52,6 +53,7 @@ class AccessTokens:
         self._key_set: tuple[dict[str, Any], KeySet] | None = None  # the JWKS as read, and as imported
         self._lock = threading.Lock()
         self.introspections = 0  # answers asked of the issuer (tests count them)
+        self.own_keys: Callable[[], KeySet] | None = None  # the proxy's, when it issues tokens too (authserver/)
 
     def challenge(self, path: str) -> ProxyError:
         """The 401 of a call at /mcp with no credentials: where the metadata is, which scopes to ask."""
@@ -81,18 +83,26 @@ class AccessTokens:
 
     # ---------------------------------------------------------------- the token's claims
     def jwt_claims(self, token: str, path: str) -> dict[str, Any]:
-        issuer = self.provider.document()["issuer"]
+        """The claims of a JWT the issuer signed, or the proxy itself (its `iss` PUBLIC_URL: authserver/)."""
+        ours = self.own_keys is not None and unverified_issuer(token) == self.resource.public_url
+        issuer = self.resource.public_url if ours else self.provider.document()["issuer"]
         try:
-            try:
-                decoded = jwt.decode(token, self.key_set(False), algorithms=ALGORITHMS)
-            except InvalidKeyIdError:  # the issuer rotated its keys
-                decoded = jwt.decode(token, self.key_set(True), algorithms=ALGORITHMS)
+            if ours and self.own_keys is not None:
+                decoded = jwt.decode(token, self.own_keys(), algorithms=ALGORITHMS)
+            else:
+                decoded = self.issuers_jwt(token)
             jwt.JWTClaimsRegistry(now=int(self.clock()), leeway=LEEWAY, iss={"essential": True, "value": issuer},
                                   sub={"essential": True}, exp={"essential": True},
                                   aud={"essential": True}).validate(decoded.claims)
         except (JoseError, ValueError, TypeError) as exc:
             raise self.invalid(path, f"the token does not hold ({type(exc).__name__})") from None
         return dict(decoded.claims)
+
+    def issuers_jwt(self, token: str) -> Any:
+        try:
+            return jwt.decode(token, self.key_set(False), algorithms=ALGORITHMS)
+        except InvalidKeyIdError:  # the issuer rotated its keys
+            return jwt.decode(token, self.key_set(True), algorithms=ALGORITHMS)
 
     def key_set(self, fresh: bool) -> KeySet:
         """The issuer's JWKS, imported once for each time the provider reads it (an import costs milliseconds)."""
@@ -176,6 +186,15 @@ class AccessTokens:
                           headers={"WWW-Authenticate": self.resource.challenge(path, "invalid_token")})
 
 
+def unverified_issuer(token: str) -> str:
+    """A JWT's `iss`, read before its signature is checked: only to pick the keys that check it."""
+    try:
+        claims = json.loads(jws.extract_compact(token.encode("ascii")).payload)
+    except (JoseError, ValueError, UnicodeError):
+        return ""
+    return str(claims.get("iss", "")) if isinstance(claims, dict) else ""
+
+
 def expiry(answer: Mapping[str, Any]) -> float:
     """An introspection answer's `exp` (none: never)."""
     exp = answer.get("exp")
@@ -204,5 +223,6 @@ def protect_mcp(settings: Any, provider: OpenIdProvider, store: Any, auth: Any) 
                                  tuple(s.name for s in settings.mcp_servers))
     auth.access_tokens = AccessTokens(resource, provider, store, (settings.oidc_client_id, client_secret(settings)),
                                       settings.oidc_default_team, settings.oidc_inactive_days)
-    threading.Thread(target=lambda: log.info(describe_issuer(provider)), name="mcp-oauth-issuer", daemon=True).start()
+    threading.Thread(target=lambda: log.info(describe_issuer(provider, settings.mcp_oauth_server)),
+                     name="mcp-oauth-issuer", daemon=True).start()
     return resource.answer

@@ -1,0 +1,30 @@
+"""The authorization server for these settings (sign-in on, `mcp_servers` set, MCP_OAUTH_SERVER not `issuer`): its
+routes' answers, and /mcp told of it (its metadata names PUBLIC_URL as the authorization server while the proxy is
+one; access tokens signed with the proxy's key are accepted there)."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from argoproxy.authserver.decision import Decision
+from argoproxy.authserver.grant_store import grants_of
+from argoproxy.authserver.pages import KINDS, AuthServerPages
+from argoproxy.errors import ProxyError
+
+
+def authorization_server(settings: Any, signin: Any, store: Any, access_tokens: Any) -> dict[str, Callable[..., Any]]:
+    """The answers of the routes KINDS (404 each while the proxy is no authorization server)."""
+    if access_tokens is None or settings.mcp_oauth_server == "issuer":
+        return dict.fromkeys(KINDS, server_off)
+    decision = Decision(settings.mcp_oauth_server, signin.provider)
+    resource = access_tokens.resource
+    pages = AuthServerPages(settings.public_url, settings.mcp_oauth_scopes, decision, grants_of(store), store,
+                            signin.sessions, resource.resources, settings.oidc_inactive_days)
+    resource.proxy_issues = decision.serves
+    access_tokens.own_keys = pages.key.key_set
+    return pages.kinds()
+
+
+def server_off(kind: str, query: str, req: Any) -> Any:
+    raise ProxyError(404, "The proxy is not the authorization server for MCP clients here (MCP_OAUTH_SERVER, "
+                          "docs/mcp-auth.md).", code="unknown_route")
