@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from argoproxy.authserver.clients import MOST_REGISTRATION, Client, client_of, metadata_problem
+from argoproxy.authserver.clients import MOST_REGISTRATION, McpClient, client_of, metadata_problem
 from argoproxy.teamkeys.lookup_cache import LRU
 
 FETCH_SECONDS = 5.0
@@ -24,7 +24,7 @@ KEEP_SECONDS = 300.0
 MOST_KEPT = 1024
 
 
-class Refused(ValueError):
+class DocumentRefused(ValueError):
     """A document that names no client the proxy takes: the message says why (no URL's secrets in it)."""
 
 
@@ -46,10 +46,10 @@ class Documents:
         self.scope, self.resolver, self.clock = scope, resolver, clock
         self.session = session or requests.Session()
         self.session.trust_env = False  # the document's host is reached directly: no environment proxy between
-        self._kept: LRU[tuple[Client, float]] = LRU(MOST_KEPT)
+        self._kept: LRU[tuple[McpClient, float]] = LRU(MOST_KEPT)
         self._lock = threading.Lock()
 
-    def client(self, url: str) -> Client:
+    def client(self, url: str) -> McpClient:
         held = self._kept.get(url)
         if held is not None and self.clock() - held[1] < KEEP_SECONDS:
             return held[0]
@@ -58,33 +58,33 @@ class Documents:
             self._kept.put(url, (client, self.clock()))
         return client
 
-    def fetched(self, url: str) -> Client:
+    def fetched(self, url: str) -> McpClient:
         self.checked_url(url)
         try:
             with self.session.get(url, timeout=FETCH_SECONDS, stream=True, allow_redirects=False,
                                   headers={"Accept": "application/json"}) as got:
                 peer = peer_address(got)
                 if peer is not None and not public(peer):
-                    raise Refused("its host reached a non-public address")
+                    raise DocumentRefused("its host reached a non-public address")
                 if got.status_code != 200:
-                    raise Refused(f"fetching it answered {got.status_code} (redirects are not followed)")
+                    raise DocumentRefused(f"fetching it answered {got.status_code} (redirects are not followed)")
                 body = got.raw.read(MOST_REGISTRATION + 1, decode_content=True)
         except requests.RequestException as exc:
-            raise Refused(f"it could not be fetched ({type(exc).__name__})") from None
+            raise DocumentRefused(f"it could not be fetched ({type(exc).__name__})") from None
         if len(body) > MOST_REGISTRATION:
-            raise Refused(f"it is larger than {MOST_REGISTRATION} bytes")
+            raise DocumentRefused(f"it is larger than {MOST_REGISTRATION} bytes")
         try:
             document = json.loads(body)
         except ValueError:
-            raise Refused("it is no JSON") from None
+            raise DocumentRefused("it is no JSON") from None
         if not isinstance(document, dict) or document.get("client_id") != url:
-            raise Refused("its client_id is not the URL it was fetched from")
+            raise DocumentRefused("its client_id is not the URL it was fetched from")
         document.setdefault("token_endpoint_auth_method", "none")
         if document["token_endpoint_auth_method"] != "none":
-            raise Refused("token_endpoint_auth_method must be none (no secret can be shared with a document)")
+            raise DocumentRefused("token_endpoint_auth_method must be none (no secret can be shared with a document)")
         problem = metadata_problem(document)
         if problem:
-            raise Refused(problem)
+            raise DocumentRefused(problem)
         return client_of(url, document, self.scope)
 
     def checked_url(self, url: str) -> None:
@@ -92,16 +92,16 @@ class Documents:
             parts = urlsplit(url)
             port = parts.port or 443
         except ValueError:
-            raise Refused("its client_id is no URL") from None
+            raise DocumentRefused("its client_id is no URL") from None
         if (len(url) > 2048 or parts.scheme != "https" or not parts.hostname or parts.username is not None
                 or parts.fragment or parts.path in ("", "/")):
-            raise Refused("a client_id URL is https, with a path, without user info or fragment")
+            raise DocumentRefused("a client_id URL is https, with a path, without user info or fragment")
         try:
             addresses = self.resolver(parts.hostname, port)
         except (OSError, UnicodeError):
-            raise Refused("its host does not resolve") from None
+            raise DocumentRefused("its host does not resolve") from None
         if not addresses or not all(public(a) for a in addresses):
-            raise Refused("its host is not a public address (private, loopback and link-local ones are refused)")
+            raise DocumentRefused("its host is not a public address (private, loopback and link-local ones are refused)")
 
 
 def peer_address(got: requests.Response) -> str | None:

@@ -24,7 +24,7 @@ GRANT_TYPES = ("authorization_code", "refresh_token")
 
 
 @dataclass(frozen=True)
-class Client(ClientMixin):  # type: ignore[misc]
+class McpClient(ClientMixin):  # type: ignore[misc]
     client_id: str
     redirect_uris: tuple[str, ...]
     auth_method: str = "none"
@@ -62,7 +62,7 @@ class Client(ClientMixin):  # type: ignore[misc]
         return json.dumps(asdict(self))
 
     @classmethod
-    def from_json(cls, text: str) -> "Client":
+    def from_json(cls, text: str) -> "McpClient":
         fields = json.loads(text)
         return cls(**{**fields, "redirect_uris": tuple(fields["redirect_uris"]),
                       "grant_types": tuple(fields["grant_types"])})
@@ -118,9 +118,9 @@ def metadata_problem(metadata: Mapping[str, Any]) -> str:
     return ""
 
 
-def client_of(client_id: str, metadata: Mapping[str, Any], scope: str, secret_digest: str = "") -> Client:
-    """The Client that checked metadata describes."""
+def client_of(client_id: str, metadata: Mapping[str, Any], scope: str, secret_digest: str = "") -> McpClient:
+    """The client that checked metadata describes."""
     grants = tuple(g for g in GRANT_TYPES if g in (metadata.get("grant_types") or ["authorization_code"]))
-    return Client(client_id, tuple(metadata["redirect_uris"]),
+    return McpClient(client_id, tuple(metadata["redirect_uris"]),
                   str(metadata.get("token_endpoint_auth_method", "client_secret_basic")), grants,
                   str(metadata.get("client_name", ""))[:MOST_NAME], secret_digest, scope)

@@ -24,8 +24,8 @@ from authlib.oauth2.rfc6749 import OAuth2Error
 from authlib.oauth2.rfc6749.errors import InvalidClientError
 from authlib.oauth2.rfc7591.errors import InvalidClientMetadataError
 
-from argoproxy.authserver.cimd import Documents, Refused, is_document_url
-from argoproxy.authserver.clients import MOST_REGISTRATION, Client
+from argoproxy.authserver.cimd import Documents, DocumentRefused, is_document_url
+from argoproxy.authserver.clients import MOST_REGISTRATION, McpClient
 from argoproxy.authserver.decision import Decision
 from argoproxy.authserver.grant_store import GrantStore
 from argoproxy.authserver.oauth_requests import MOST_FORM, FormRequest, Reply, json_request
@@ -91,16 +91,16 @@ class AuthServerPages:
     def jwks(self, query: str, req: Request) -> Answer:
         return Answer.json(self.key.jwks())
 
-    def query_client(self, client_id: str) -> Client | None:
+    def query_client(self, client_id: str) -> McpClient | None:
         if not isinstance(client_id, str) or len(client_id) > MOST_CLIENT_ID:
             return None
         if is_document_url(client_id):
             try:
                 return self.documents.client(client_id)
-            except Refused as exc:
+            except DocumentRefused as exc:
                 raise InvalidClientError(description=f"The client's metadata document is refused: {exc}.") from None
         held = self.grants.get("client:" + client_id)
-        return Client.from_json(held) if held else None
+        return McpClient.from_json(held) if held else None
 
     # ------------------------------------------------------------ /oauth/authorize
     def authorize(self, query: str, req: Request) -> Answer:

@@ -24,7 +24,7 @@ from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oauth2.rfc9068 import JWTBearerTokenGenerator
 from authlib.oauth2.rfc9207 import IssuerParameter
 
-from argoproxy.authserver.clients import AUTH_METHODS, Client
+from argoproxy.authserver.clients import AUTH_METHODS, McpClient
 from argoproxy.authserver.grant_store import GrantStore
 from argoproxy.authserver.oauth_requests import Reply
 from argoproxy.authserver.signing_key import ALGORITHM, SigningKey
@@ -75,7 +75,7 @@ class Grant:
     def get_scope(self) -> str:
         return self.scope
 
-    def check_client(self, client: Client) -> bool:
+    def check_client(self, client: McpClient) -> bool:
         return bool(client.client_id == self.client_id)
 
     def to_json(self) -> str:
@@ -118,7 +118,7 @@ class CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
                       data["code_challenge"], data["code_challenge_method"])
         self.server.grants.put("code:" + digest(code), grant.to_json(), CODE_SECONDS)
 
-    def query_authorization_code(self, code: str, client: Client) -> Grant | None:
+    def query_authorization_code(self, code: str, client: McpClient) -> Grant | None:
         held = self.server.take("code:" + digest(code), USED_SECONDS)
         if held is None:
             raise InvalidGrantError("The code is unknown or expired (codes live 60 seconds).")
@@ -157,7 +157,7 @@ class RefreshGrant(RefreshTokenGrant):  # type: ignore[misc]
         pass  # taken when it was read
 
 
-class AccessTokens(JWTBearerTokenGenerator):  # type: ignore[misc]
+class JwtAccessTokens(JWTBearerTokenGenerator):  # type: ignore[misc]
     """JWT access tokens (RFC 9068): the resource asked as `aud`, the person's subject at OIDC_ISSUER as `sub`."""
 
     def __init__(self, issuer: str, key: SigningKey) -> None:
@@ -168,7 +168,7 @@ class AccessTokens(JWTBearerTokenGenerator):  # type: ignore[misc]
     def get_jwks(self) -> Any:
         return self.signing_key.key()
 
-    def get_audiences(self, client: Client, user: Holder, scope: str) -> str:
+    def get_audiences(self, client: McpClient, user: Holder, scope: str) -> str:
         return user.resource
 
 
@@ -184,19 +184,19 @@ class McpAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
     """Authlib's server with the proxy's clients, grants and answers."""
 
     def __init__(self, issuer: str, resources: Callable[[], frozenset[str]], grants: GrantStore, people: Any,
-                 query_client: Callable[[str], Client | None], key: SigningKey, scope: str,
+                 query_client: Callable[[str], McpClient | None], key: SigningKey, scope: str,
                  inactive_days: float = 0.0, clock: Callable[[], float] = time.time) -> None:
         super().__init__(scopes_supported=scope.split())
         self.issuer, self.resources, self.grants, self.people = issuer, resources, grants, people
         self._query_client, self.inactive_days, self.clock = query_client, inactive_days, clock
-        self.register_token_generator("default", AccessTokens(issuer, key))
+        self.register_token_generator("default", JwtAccessTokens(issuer, key))
         self.register_grant(CodeGrant, [S256Always(required=True)])
         self.register_grant(RefreshGrant)
         self.issuer_parameter = ProxyIssuer(issuer)
         self.register_extension(lambda server: self.issuer_parameter(server))
 
     # ------------------------------------------------------------ Authlib's framework hooks
-    def query_client(self, client_id: str) -> Client | None:
+    def query_client(self, client_id: str) -> McpClient | None:
         return self._query_client(client_id)
 
     def save_token(self, token: dict[str, Any], request: Any) -> None:

@@ -1,7 +1,7 @@
 """The proxy as MCP clients' authorization server, in-process (argoproxy/authserver/; the wire and the official
 SDK are in tests/integration/test_mcp_authserver.py): registration's bounds, the authorization request's checks
 (redirect URI, PKCE S256, resource), the consent's CSRF token, codes and refresh tokens taken once (a replay refused,
-its family revoked), the proxy's JWTs accepted at /mcp for their resource only and not once expired, Client ID
+its family revoked), the proxy's JWTs accepted at /mcp for their resource only and not once expired, McpClient ID
 Metadata Documents (client_id, size, redirects, private addresses), the grant store on SQLite and Redis."""
 
 from __future__ import annotations
