@@ -1,6 +1,6 @@
 """The authorization server's records, kept in the key store so that any replica serves them: registered clients,
 authorization codes, refresh tokens and their families, and the signing key. A record is a name and a JSON text
-with an expiry; `swap` replaces one and gives back what it held in one step (a code or a refresh token is taken
+with an expiry; `swap` replaces a live one and gives back what it held in one step (a code or a refresh token is taken
 once, even by two replicas at the same moment). SQLite (KEYS_DB's file, a table of its own) or, with REDIS_URL,
 Redis."""
 
@@ -53,11 +53,13 @@ class SQLiteGrants:
         return str(row[0]) if row else None
 
     def swap(self, name: str, value: str, ttl: float) -> str | None:
-        """Keep `value` under `name`; what it held before (None: nothing live), read in the same transaction."""
+        """Replace a live record with `value`, giving back what it held, in one transaction; None (and nothing
+        written) when there is none: a name a client made up leaves no row."""
         now = self.clock()
         with self.lock, sqlite_files.immediate(self._conn()) as db:
             row = db.execute("SELECT value FROM oauth_grants WHERE name = ? AND expires >= ?", (name, now)).fetchone()
-            db.execute("INSERT OR REPLACE INTO oauth_grants VALUES (?, ?, ?)", (name, value, now + ttl))
+            if row:
+                db.execute("UPDATE oauth_grants SET value = ?, expires = ? WHERE name = ?", (value, now + ttl, name))
         return str(row[0]) if row else None
 
     def add(self, name: str, value: str, ttl: float) -> bool:
@@ -100,7 +102,7 @@ class RedisGrants:
         return str(value) if value is not None else None
 
     def swap(self, name: str, value: str, ttl: float) -> str | None:
-        old = self.redis.set(REDIS_PREFIX + name, value, ex=max(1, int(ttl)), get=True)  # SET ... GET: one step
+        old = self.redis.set(REDIS_PREFIX + name, value, ex=max(1, int(ttl)), xx=True, get=True)  # SET XX GET
         return str(old) if old is not None else None
 
     def add(self, name: str, value: str, ttl: float) -> bool:

@@ -265,9 +265,12 @@ def test_a_wrong_verifier_a_replayed_code_and_another_clients_code_are_refused(w
     status, _, body = redeem(world, client, code, pkce()[0])
     assert status == 400 and body["error"] == "invalid_grant"
     code = code_for(world, client, verifier)
-    assert redeem(world, client, code, verifier[0])[0] == 200
+    first = redeem(world, client, code, verifier[0])
+    assert first[0] == 200
     status, _, body = redeem(world, client, code, verifier[0])
     assert status == 400 and body["error"] == "invalid_grant" and "used already" in body["error_description"]
+    status, _, body = token(world, grant_type="refresh_token", refresh_token=first[2]["refresh_token"], client_id=client)
+    assert status == 400 and "revoked" in body["error_description"]  # what the replayed code gave is revoked
     other = register(world)[2]["client_id"]
     code = code_for(world, client, verifier)
     status, _, body = redeem(world, other, code, verifier[0])
@@ -348,6 +351,15 @@ def test_a_bad_metadata_document_is_refused(world, case, monkeypatch):
     assert (case != "private") or not responses_lib.calls  # a private address is never asked
 
 
+@responses_lib.activate
+def test_a_document_host_that_turns_private_between_the_check_and_the_fetch_is_refused(world, monkeypatch):
+    responses_lib.get(DOC_URL, json=document())
+    monkeypatch.setattr(cimd, "peer_address", lambda got: "10.0.0.7")  # the name's answer changed (rebinding)
+    params = auth_params(DOC_URL, pkce()[1])
+    status, _, body = ask(world, "oauth_authorize", "GET", "/oauth/authorize?" + urlencode(params), None, world.cookie)
+    assert status == 400 and "non-public" in body["message"], body
+
+
 def test_only_public_addresses_are_documents_hosts():
     assert cimd.public("93.184.216.34") and not any(
         cimd.public(a) for a in ("127.0.0.1", "10.1.2.3", "169.254.169.254", "::1", "fd00::1", "192.168.1.1"))
@@ -364,6 +376,7 @@ def test_the_grant_store_takes_once_and_counts_live_clients(kind, request, tmp_p
         grants = SQLiteGrants(str(tmp_path / "g.db"), clock=lambda: now[0])
     grants.put("code:a", "A", 60)
     assert grants.swap("code:a", "used", 60) == "A" and grants.swap("code:a", "used", 60) == "used"
+    assert grants.swap("code:made-up", "used", 60) is None and grants.get("code:made-up") is None  # no row left
     assert grants.add("signing_key", "k1", 60) and not grants.add("signing_key", "k2", 60)
     assert grants.get("signing_key") == "k1"
     grants.put("client:x", "{}", 10)
