@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from urllib.parse import parse_qs, urlsplit
 
 from authlib.oauth2.rfc6749 import OAuth2Error
-from authlib.oauth2.rfc6749.errors import InvalidClientError
+from authlib.oauth2.rfc6749.errors import InvalidClientError, InvalidRequestError
 from authlib.oauth2.rfc7591.errors import InvalidClientMetadataError
 
 from argoproxy.authserver.cimd import Documents, DocumentRefused, is_document_url
@@ -104,7 +104,10 @@ class AuthServerPages:
 
     # ------------------------------------------------------------ /oauth/authorize
     def authorize(self, query: str, req: Request) -> Answer:
-        body = read_form(req) if req.method == "POST" else b""
+        try:
+            body = read_form(req) if req.method == "POST" else b""
+        except OAuth2Error as error:
+            raise ProxyError(400, str(error.description), code="invalid_request") from None
         request = FormRequest(req.method, f"{self.public_url}/oauth/authorize", req.headers,
                               "" if req.method == "POST" else query, body)
         try:
@@ -144,7 +147,11 @@ class AuthServerPages:
 
     # ------------------------------------------------------------ /oauth/token, /oauth/register
     def token(self, query: str, req: Request) -> Answer:
-        request = FormRequest("POST", f"{self.public_url}/oauth/token", req.headers, "", read_form(req))
+        try:
+            body = read_form(req)
+        except OAuth2Error as error:
+            return Reply(*error()).answer()
+        request = FormRequest("POST", f"{self.public_url}/oauth/token", req.headers, "", body)
         reply: Reply = self.server.create_token_response(request)
         return reply.answer()
 
@@ -165,12 +172,12 @@ class AuthServerPages:
 
 
 def read_form(req: Request) -> bytes:
-    """A form body (application/x-www-form-urlencoded), at most MOST_FORM bytes; else a 400 in OAuth's shape."""
+    """A form body (application/x-www-form-urlencoded), at most MOST_FORM bytes; else OAuth's invalid_request."""
     if "application/x-www-form-urlencoded" not in req.headers.get("Content-Type", "").lower():
-        raise ProxyError(400, "Send the parameters as application/x-www-form-urlencoded.", code="invalid_request")
+        raise InvalidRequestError("Send the parameters as application/x-www-form-urlencoded.")
     body = req.input.read(MOST_FORM + 1)
     if len(body) > MOST_FORM:
-        raise ProxyError(413, f"The form is larger than {MOST_FORM} bytes.", code="invalid_request")
+        raise InvalidRequestError(f"The form is larger than {MOST_FORM} bytes.")
     return bytes(body)
 
 

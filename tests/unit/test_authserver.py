@@ -214,6 +214,29 @@ def test_an_oversize_or_broken_registration_and_the_cap(world, monkeypatch):
     assert status == 429 and body["error"] == "temporarily_unavailable" and MOST_CLIENTS == 10_000
 
 
+def test_a_token_request_not_sent_as_a_form_is_refused_in_oauths_shape(world):
+    for body, headers in ((b'{"grant_type": "authorization_code"}', {"Content-Type": "application/json"}),
+                          (b"code=" + b"x" * 20000, {"Content-Type": "application/x-www-form-urlencoded"})):
+        status, _, got = ask(world, "oauth_token", "POST", "/oauth/token", body, headers)
+        assert status == 400 and got["error"] == "invalid_request", got
+
+
+@pytest.mark.parametrize("public, mode, refused", [
+    ("https://llm.example.com", "proxy", ""), ("http://localhost:8000", "proxy", ""), ("http://llm.example.com", "auto", ""),
+    ("http://llm.example.com", "proxy", "MCP_OAUTH_SERVER: proxy needs an https PUBLIC_URL"),
+    ("https://llm.example.com", "sometimes", "MCP_OAUTH_SERVER")])
+def test_the_proxy_as_authorization_server_needs_tls_or_loopback(public, mode, refused):
+    from argoproxy.config.settings import SettingsError, load_settings
+    given = {"OIDC_ISSUER": ISSUER, "OIDC_CLIENT_ID": "cot-proxy", "ENABLE_AUTH": "true", "API_KEY_SECRET": "k" * 20,
+             "PUBLIC_URL": public, "MCP_OAUTH_SERVER": mode, "TARGET_BASE_URL": "http://127.0.0.1:9/v1"}
+    if not refused:
+        assert load_settings({}, given).mcp_oauth_server == mode
+        return
+    with pytest.raises(SettingsError) as err:
+        load_settings({}, given)
+    assert str(err.value).startswith(refused) and "\n" not in str(err.value)
+
+
 def test_a_confidential_client_authenticates_with_its_secret(world):
     status, _, reg = register(world, token_endpoint_auth_method="client_secret_basic")
     assert status == 201 and reg["client_secret"]
