@@ -400,12 +400,33 @@ def test_the_grant_store_takes_once_and_counts_live_clients(kind, request, tmp_p
     grants.put("code:a", "A", 60)
     assert grants.swap("code:a", "used", 60) == "A" and grants.swap("code:a", "used", 60) == "used"
     assert grants.swap("code:made-up", "used", 60) is None and grants.get("code:made-up") is None  # no row left
-    assert grants.add("signing_key", "k1", 60) and not grants.add("signing_key", "k2", 60)
-    assert grants.get("signing_key") == "k1"
+    name = f"added:{kind}"  # the server's own names (signing_key) stay out of the shared Redis
+    assert grants.add(name, "k1", 60) and not grants.add(name, "k2", 60)
+    assert grants.get(name) == "k1"
+    before = grants.count("client:")  # (the module's Redis may hold the replicas' test's)
     grants.put("client:x", "{}", 10)
     grants.put("client:y", "{}", 100)
-    assert grants.count("client:") == 2
+    assert grants.count("client:") == before + 2
     now[0] += 50
     if kind == "sqlite":
         assert grants.get("client:x") is None
-    assert grants.count("client:") == 1
+    assert grants.count("client:") == before + 1
+
+
+def test_two_replicas_on_redis_share_codes_refresh_tokens_and_the_key(world, redis_url):
+    """A code issued by one replica is redeemed at the other, once; the other's key set verifies the token."""
+    from argoproxy.teamkeys.redis_store import connect
+    replicas = [AuthServerPages(PUBLIC, "mcp", Decision("proxy", Provider()), RedisGrants(connect(redis_url)),
+                                world.store, world.pages.sessions, world.resource.resources) for _ in range(2)]
+    one, two = (SimpleNamespace(**{**vars(world), "pages": r, "kinds": r.kinds()}) for r in replicas)
+    client = register(one)[2]["client_id"]
+    verifier = pkce()
+    code = code_for(one, client, verifier)
+    status, _, got = redeem(two, client, code, verifier[0])
+    assert status == 200, got
+    assert jwt.decode(got["access_token"], replicas[0].key.key_set()).claims["sub"] == "sub-alice"
+    status, _, again = token(one, grant_type="refresh_token", refresh_token=got["refresh_token"], client_id=client)
+    assert status == 200 and again["refresh_token"] != got["refresh_token"], again
+    assert redeem(one, client, code, verifier[0])[0] == 400  # taken once, whichever replica is asked
+    status, _, body = token(two, grant_type="refresh_token", refresh_token=again["refresh_token"], client_id=client)
+    assert status == 400 and "revoked" in body["error_description"]  # the replay revoked the family on both
