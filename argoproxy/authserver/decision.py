@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from argoproxy.errors import ProxyError
 from argoproxy.signin.resource import offered_ways
 
 
@@ -23,3 +24,9 @@ class Decision:
             with self._lock:
                 self._decided = not offered
         return self._decided
+
+
+def server_off(kind: str, query: str, req: Any) -> Any:
+    """A route of the authorization server while the proxy is none: 404."""
+    raise ProxyError(404, "The proxy is not the authorization server for MCP clients here (MCP_OAUTH_SERVER, "
+                          "docs/mcp-auth.md).", code="unknown_route")

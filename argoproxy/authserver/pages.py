@@ -26,7 +26,7 @@ from authlib.oauth2.rfc7591.errors import InvalidClientMetadataError
 
 from argoproxy.authserver.cimd import Documents, DocumentRefused, is_document_url
 from argoproxy.authserver.clients import MOST_REGISTRATION, McpClient
-from argoproxy.authserver.decision import Decision
+from argoproxy.authserver.decision import Decision, server_off
 from argoproxy.authserver.grant_store import GrantStore
 from argoproxy.authserver.oauth_requests import MOST_FORM, FormRequest, Reply, json_request
 from argoproxy.authserver.registration import Registration
@@ -62,15 +62,14 @@ class AuthServerPages:
         self.server.register_endpoint(Registration(grants, scope, self.metadata))
 
     def kinds(self) -> dict[str, Callable[[str, str, "Request | None"], Answer]]:
-        return {"oauth_server_metadata": self.served(self.metadata_answer), "oauth_authorize": self.served(self.authorize),
-                "oauth_token": self.served(self.token), "oauth_register": self.served(self.register),
-                "oauth_jwks": self.served(self.jwks)}
+        pages = {"oauth_server_metadata": self.metadata_answer, "oauth_authorize": self.authorize,
+                 "oauth_token": self.token, "oauth_register": self.register, "oauth_jwks": self.jwks}
+        return {kind: self.served(pages[kind]) for kind in KINDS}
 
     def served(self, page: Callable[[str, "Request"], Answer]) -> Callable[[str, str, "Request | None"], Answer]:
         def answer(kind: str, query: str, req: Request | None) -> Answer:
             if req is None or not self.decision.serves():
-                raise ProxyError(404, "The proxy is not the authorization server for MCP clients here "
-                                      "(MCP_OAUTH_SERVER, docs/mcp-auth.md).", code="unknown_route")
+                return server_off(kind, query, req)
             return page(query, req)
         return answer
 

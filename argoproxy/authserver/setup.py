@@ -7,11 +7,10 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable
 
-from argoproxy.authserver.decision import Decision
+from argoproxy.authserver.decision import Decision, server_off
 from argoproxy.authserver.grant_store import grants_of
 from argoproxy.authserver.pages import KINDS, AuthServerPages
 from argoproxy.config.signin_settings import tls_or_loopback
-from argoproxy.errors import ProxyError
 
 log = logging.getLogger("cot_proxy")
 
@@ -32,7 +31,3 @@ def authorization_server(settings: Any, signin: Any, store: Any, access_tokens: 
     access_tokens.own_keys = pages.key.key_set
     return pages.kinds()
 
-
-def server_off(kind: str, query: str, req: Any) -> Any:
-    raise ProxyError(404, "The proxy is not the authorization server for MCP clients here (MCP_OAUTH_SERVER, "
-                          "docs/mcp-auth.md).", code="unknown_route")

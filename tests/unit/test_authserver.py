@@ -27,7 +27,6 @@ from argoproxy.edge.classify import standard_table
 from argoproxy.edge.http_objects import Request
 from argoproxy.edge.paths import canonical
 from argoproxy.errors import ProxyError
-from argoproxy.people import person_id
 from argoproxy.people.membership import person_of_claims
 from argoproxy.signin.access_tokens import AccessTokens
 from argoproxy.signin.resource import ProtectedResource
