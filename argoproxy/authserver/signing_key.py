@@ -21,6 +21,7 @@ class SigningKey:
     def __init__(self, grants: GrantStore) -> None:
         self.grants = grants
         self._key: ECKey | None = None
+        self._set: KeySet | None = None
         self._lock = threading.Lock()
 
     def key(self) -> ECKey:
@@ -38,4 +39,7 @@ class SigningKey:
         return {"keys": [{**public, "use": "sig", "alg": ALGORITHM}]}
 
     def key_set(self) -> KeySet:
-        return KeySet([self.key()])
+        """The key as a key set, made once (every token at /mcp is verified with it)."""
+        if self._set is None:
+            self._set = KeySet([self.key()])
+        return self._set
