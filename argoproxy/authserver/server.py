@@ -32,6 +32,7 @@ from argoproxy.people.membership import refusal
 
 CODE_SECONDS = 60.0  # an authorization code is redeemed within this, once
 USED_SECONDS = 600.0  # a used code's tombstone is kept this long (its replay is recognised)
+ROTATED_SECONDS = 86400.0  # a rotated refresh token's (one a client refreshing every ACCESS_SECONDS leaves 288 a day)
 ACCESS_SECONDS = 300  # an access token's life
 REFRESH_SECONDS = 30 * 86400.0  # a refresh token's, unused
 CLIENT_SECONDS = 90 * 86400.0  # a registered client's, from its registration or its last sign-in
@@ -142,7 +143,7 @@ class RefreshGrant(RefreshTokenGrant):  # type: ignore[misc]
     INCLUDE_NEW_REFRESH_TOKEN = True  # rotation: each refresh token is used once
 
     def authenticate_refresh_token(self, refresh_token: str) -> Grant:
-        held = self.server.take("refresh:" + digest(refresh_token), REFRESH_SECONDS)
+        held = self.server.take("refresh:" + digest(refresh_token), ROTATED_SECONDS)
         if held is None:
             raise InvalidGrantError("The refresh token is unknown or expired.")
         grant = Grant.from_json(held)
