@@ -5,7 +5,7 @@ Client ID Metadata Documents), read once the first time it is asked (start-up as
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, NoReturn
 
 from argoproxy.errors import ProxyError
 from argoproxy.signin.resource import offered_ways
@@ -26,7 +26,7 @@ class Decision:
         return self._decided
 
 
-def server_off(kind: str, query: str, req: Any) -> Any:
+def server_off(kind: str, query: str, req: Any) -> NoReturn:
     """A route of the authorization server while the proxy is none: 404."""
     raise ProxyError(404, "The proxy is not the authorization server for MCP clients here (MCP_OAUTH_SERVER, "
                           "docs/mcp-auth.md).", code="unknown_route")

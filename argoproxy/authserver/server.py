@@ -135,7 +135,8 @@ class CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
         pass  # taken when it was read: a second redemption finds its tombstone
 
     def authenticate_user(self, authorization_code: Grant) -> Holder:
-        return self.server.live_holder(authorization_code.holder)
+        server: McpAuthorizationServer = self.server
+        return server.live_holder(authorization_code.holder)
 
 
 class RefreshGrant(RefreshTokenGrant):  # type: ignore[misc]
@@ -152,7 +153,8 @@ class RefreshGrant(RefreshTokenGrant):  # type: ignore[misc]
         return grant
 
     def authenticate_user(self, refresh_token: Grant) -> Holder:
-        return self.server.live_holder(refresh_token.holder)
+        server: McpAuthorizationServer = self.server
+        return server.live_holder(refresh_token.holder)
 
     def revoke_old_credential(self, refresh_token: Grant) -> None:
         pass  # taken when it was read

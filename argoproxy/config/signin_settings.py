@@ -111,7 +111,7 @@ def signin_problem(settings: Any) -> str | None:
 def oauth_server_problem(settings: Any) -> str | None:
     """MCP_OAUTH_SERVER=proxy where it cannot work: OAuth 2.1 has an authorization server on TLS (or loopback)."""
     if settings.mcp_oauth_server == "proxy" and not tls_or_loopback(settings.public_url):
-        return "MCP_OAUTH_SERVER: proxy needs an https PUBLIC_URL (or a loopback one), got " + settings.public_url
+        return f"MCP_OAUTH_SERVER: proxy needs an https PUBLIC_URL (or a loopback one), got {settings.public_url}"
     return None
 
 
