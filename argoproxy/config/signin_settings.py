@@ -3,7 +3,6 @@ between them that stop start-up with one line naming the key (sign-in half confi
 
 from __future__ import annotations
 
-
 import re
 from pathlib import Path
 from typing import Any

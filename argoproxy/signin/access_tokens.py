@@ -84,13 +84,10 @@ class AccessTokens:
     # ---------------------------------------------------------------- the token's claims
     def jwt_claims(self, token: str, path: str) -> dict[str, Any]:
         """The claims of a JWT the issuer signed, or the proxy itself (its `iss` PUBLIC_URL: authserver/)."""
-        ours = self.own_keys is not None and unverified_issuer(token) == self.resource.public_url
+        ours = self.own_keys if unverified_issuer(token) == self.resource.public_url else None
         issuer = self.resource.public_url if ours else self.provider.document()["issuer"]
         try:
-            if ours and self.own_keys is not None:
-                decoded = jwt.decode(token, self.own_keys(), algorithms=ALGORITHMS)
-            else:
-                decoded = self.issuers_jwt(token)
+            decoded = jwt.decode(token, ours(), algorithms=ALGORITHMS) if ours else self.issuers_jwt(token)
             jwt.JWTClaimsRegistry(now=int(self.clock()), leeway=LEEWAY, iss={"essential": True, "value": issuer},
                                   sub={"essential": True}, exp={"essential": True},
                                   aud={"essential": True}).validate(decoded.claims)
