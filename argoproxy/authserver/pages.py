@@ -40,7 +40,7 @@ from argoproxy.teamkeys.people_rows import FLOW_SECONDS
 
 if TYPE_CHECKING:
     from argoproxy.edge.http_objects import Request
-    from argoproxy.signin.sessions import ConsoleSessions
+    from argoproxy.signin.sessions import ConsoleSessions, Live
 
 MOST_CLIENT_ID = 2048
 PAGE_HEADERS = [("Content-Type", "text/html; charset=utf-8"), ("Cache-Control", "no-store"),
@@ -121,18 +121,20 @@ class AuthServerPages:
                                      ("Set-Cookie", cookie)])
         if req.method == "GET":
             return consent_page(grant, live.person.email or live.person.id, live.csrf)
-        form = parse_qs(body.decode("utf-8", "replace"))
+        return self.answered(grant, live, parse_qs(body.decode("utf-8", "replace")))
+
+    def answered(self, grant: Any, live: Live, form: dict[str, list[str]]) -> Answer:
+        """The consent page's POST: with the session's CSRF token, a code (approve) or access_denied, sent back."""
         if not csrf_holds(live, form.get("csrf", [""])[0]):
             raise ProxyError(403, "Approving a client needs the session's CSRF token (the consent page's form).",
                              type="permission_error", code="csrf_token_invalid")
         holder = None
         if form.get("decision", [""])[0] == "approve":
-            person = live.person
+            person, client = live.person, grant.request.client
             holder = Holder(person.id, person.subject, grant.request.resource, secrets.token_urlsafe(16))
-            client = grant.request.client
             if not is_document_url(client.client_id):  # a client in use is kept CLIENT_SECONDS from now
                 self.grants.put("client:" + client.client_id, client.to_json(), CLIENT_SECONDS)
-        reply: Reply = self.server.create_authorization_response(request, grant_user=holder, grant=grant)
+        reply: Reply = self.server.create_authorization_response(grant.request, grant_user=holder, grant=grant)
         return reply.answer()
 
     def refused(self, request: FormRequest, error: OAuth2Error) -> Answer:
