@@ -177,6 +177,16 @@ def test_the_metadata_and_the_keys(world):
         assert table.classify(canonical(path)).kind == kind
 
 
+def test_the_start_up_line_says_who_issues_the_tokens():
+    from argoproxy.signin.resource import describe_issuer
+    offered = Provider({"issuer": ISSUER, "registration_endpoint": ISSUER + "/reg"})
+    assert "the proxy is the authorization server for MCP clients (MCP_OAUTH_SERVER=auto)" in describe_issuer(
+        Provider(), "auto")  # type: ignore[arg-type]
+    assert "(MCP_OAUTH_SERVER=proxy)" in describe_issuer(offered, "proxy")  # type: ignore[arg-type]
+    assert "registered there by hand" in describe_issuer(Provider(), "issuer")  # type: ignore[arg-type]
+    assert "MCP clients sign in at" in describe_issuer(offered, "auto")  # type: ignore[arg-type]
+
+
 def test_off_unless_the_proxy_is_the_authorization_server(world, tmp_path):
     offered = Provider({"issuer": ISSUER, "registration_endpoint": ISSUER + "/reg"})
     assert Decision("auto", offered).serves() is False and Decision("auto", Provider()).serves() is True
