@@ -367,8 +367,8 @@ class Settings:
     public_url: str = _setting("", as_public_url, "The address people reach the proxy at.", env=("PUBLIC_URL",))
     oidc_default_team: str = _setting("", as_str, "The team of a person whose groups name none.", env=("OIDC_DEFAULT_TEAM",))
     # /mcp as an OAuth protected resource for MCP clients that sign in (signin/access_tokens.py, docs/mcp-auth.md)
-    mcp_oauth_scopes: str = _setting("mcp", as_str, "Scopes an access token at /mcp must carry.",
-                                     env=("MCP_OAUTH_SCOPES",))
+    mcp_oauth_scopes: str = _setting("mcp", as_str, "Scopes an access token at /mcp must carry.", env=("MCP_OAUTH_SCOPES",))
+    mcp_oauth_server: str = _setting("auto", _choice("auto", "proxy", "issuer"), "Who issues /mcp's tokens: proxy, issuer, or auto (proxy unless OIDC_ISSUER offers DCR or CIMD).", env=("MCP_OAUTH_SERVER",))
     oidc_inactive_days: float = _setting(90.0, _number(float, 0, 36500), "Days without sign-in after which a person "
                                          "is refused as disabled (0: never).", env=("OIDC_INACTIVE_DAYS",))
     console_session_idle: float = _setting(8 * 3600.0, as_duration, "A console session unused this long ends.", env=("CONSOLE_SESSION_IDLE",))

@@ -104,4 +104,17 @@ def signin_problem(settings: Any) -> str | None:
         client_secret(settings)
     except (OSError, ValueError) as exc:
         return f"OIDC_CLIENT_SECRET_FILE: {settings.oidc_client_secret_file} {getattr(exc, 'strerror', None) or exc}"
+    return oauth_server_problem(settings)
+
+
+def oauth_server_problem(settings: Any) -> str | None:
+    """MCP_OAUTH_SERVER=proxy where it cannot work: OAuth 2.1 has an authorization server on TLS (or loopback)."""
+    if settings.mcp_oauth_server == "proxy" and not tls_or_loopback(settings.public_url):
+        return f"MCP_OAUTH_SERVER: proxy needs an https PUBLIC_URL (or a loopback one), got {settings.public_url}"
     return None
+
+
+def tls_or_loopback(url: str) -> bool:
+    """https, or http to localhost or a loopback address (RFC 8252's native apps; the tests)."""
+    parts = urlsplit(url)
+    return parts.scheme == "https" or is_loopback(parts.hostname or "")

@@ -33,6 +33,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Protocol, Sequence
 
+from argoproxy.edge.classify import AUTHSERVER_KINDS
 from argoproxy.errors import ProxyError
 from argoproxy.redaction import KEY_PREFIX
 from argoproxy.config.listener import GENERATED_KEY_ENV, generate_key, read_key_file
@@ -49,9 +50,9 @@ log = logging.getLogger("cot_proxy")
 REALM = 'Bearer realm="cot_proxy"'
 # /ui is the page's shell: its data needs the admin key; the listener proof is asked before any key is sent; the
 # sign-in routes (argoproxy/signin/) are how a person without a key gets a console session; an MCP client reads the
-# protected resource metadata (RFC 9728) before it has a token.
+# protected resource metadata (RFC 9728) before it has a token, and signs in at the proxy's authorization server.
 OPEN_KINDS = frozenset({"health", "root", "ui", "listener_proof", "signin_login", "signin_callback", "signin_me",
-                        "signin_logout", "oauth_resource"})
+                        "signin_logout", "oauth_resource", *AUTHSERVER_KINDS})
 ADMIN_KEY_NEEDED = ("The status page's data needs the admin key: the value of API_KEY_SECRET (or of the file "
                     "API_KEY_FILE names, or the key printed at start-up when neither is set), sent as "
                     "`Authorization: Bearer <admin key>`; in a browser, type it into /ui or open /ui#key=<admin key>.")

@@ -10,7 +10,8 @@ family (which handler serves it):
   models    /v1/models and /v1/models/{id} (filtered by the allow-list); a door's own model routes
   backend   routes a backend serves itself (ARGO's /v1/chat, /v1/embed, /v1/status)
   own       the proxy's own /, /health, /metrics, /ui, sign-in's /ui/auth/... and /ui/logout, the MCP gateway's
-            /.well-known/oauth-protected-resource[/mcp[/<server>]], and the launcher's listener proof; a door's
+            /.well-known/oauth-protected-resource[/mcp[/<server>]], the authorization server's
+            /.well-known/oauth-authorization-server and /oauth/..., and the launcher's listener proof; a door's
             answers that ask nothing of an upstream
   console   the admin API /admin/v1/... and the console page's script /ui/console.js (argoproxy/console/: it
             authorizes its callers itself)
@@ -37,6 +38,10 @@ from argoproxy.edge.listener_proof import PROOF_PATH
 
 SIGNIN_ROUTES = (("ui/auth/login", "signin_login", {"GET"}), ("ui/auth/callback", "signin_callback", {"GET"}),
                  ("ui/auth/me", "signin_me", {"GET"}), ("ui/logout", "signin_logout", {"POST"}))
+# The proxy as MCP clients' authorization server (argoproxy/authserver/; 404 while it is not one)
+AUTHSERVER_ROUTES = (("oauth/authorize", "oauth_authorize", {"GET", "POST"}), ("oauth/token", "oauth_token", {"POST"}),
+                     ("oauth/register", "oauth_register", {"POST"}), ("oauth/jwks", "oauth_jwks", {"GET", "HEAD"}))
+AUTHSERVER_KINDS = ("oauth_server_metadata", *(kind for _, kind, _ in AUTHSERVER_ROUTES))
 ALL_METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"})
 API_KINDS = {"chat/completions": "chat", "completions": "completions", "embeddings": "embeddings"}
 
@@ -151,10 +156,13 @@ def standard_table(forwards: bool, forward_paths: tuple[str, ...], doors: Iterab
     table.add("ui/data", "ui_data", "own", {"GET", "HEAD"})
     for path, kind, methods in SIGNIN_ROUTES:  # sign-in (argoproxy/signin/pages.py; 404 while OIDC_ISSUER is unset)
         table.add(path, kind, "own", methods)
+    for path, kind, methods in AUTHSERVER_ROUTES:
+        table.add(path, kind, "own", methods)
     table.add(PROOF_PATH, "listener_proof", "own", {"GET"})  # `cot-proxy run` asks it before sending a key
     table.add("ui/console.js", "ui_console", "console", {"GET", "HEAD"})  # the console page's script
     table.claims.append(admin_api)
     table.claims.append(resource_metadata)
+    table.claims.append(server_metadata)
     return table
 
 
@@ -169,6 +177,17 @@ def resource_metadata(parts: tuple[str, ...]) -> Route | None:
         return None
     return Route("oauth_resource", "own", encode_path(RESOURCE_METADATA + tuple(key[2:3]) + parts[3:]),
                  frozenset({"GET", "HEAD"}))
+
+
+SERVER_METADATA = (".well-known", "oauth-authorization-server")  # RFC 8414 (argoproxy/authserver/)
+
+
+def server_metadata(parts: tuple[str, ...]) -> Route | None:
+    """/.well-known/oauth-authorization-server, with or without a path after it (RFC 8414 puts an issuer's path
+    there: a PUBLIC_URL with one), the authorization server's metadata (an own, open route)."""
+    if tuple(p.lower() for p in parts[:2]) != SERVER_METADATA:
+        return None
+    return Route("oauth_server_metadata", "own", encode_path(SERVER_METADATA + parts[2:]), frozenset({"GET", "HEAD"}))
 
 
 ADMIN_METHODS = frozenset({"GET", "POST", "PATCH", "DELETE"})

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from argoproxy.console import Console
 from argoproxy.edge.auth import Auth, KeySpellings
-from argoproxy.edge.classify import RouteTable, standard_table
+from argoproxy.edge.classify import AUTHSERVER_KINDS, RouteTable, standard_table
 from argoproxy.errors import ProxyError
 from argoproxy.fronts import FRONTS, Front, front_named
 from argoproxy.fronts.kept import StoredStateHandler
@@ -154,6 +154,7 @@ def with_signin(settings: Settings, pages: OwnPages, auth: Auth, keys: TeamKeys 
         pages.kinds.update(dict.fromkeys(("signin_login", "signin_callback", "signin_me", "signin_logout"), signin_off))
         from argoproxy.signin.resource import resource_off
         pages.kinds["oauth_resource"] = resource_off
+        pages.kinds.update(dict.fromkeys(AUTHSERVER_KINDS, signin_off))
         return
     from argoproxy.signin.pages import signin_pages  # (Authlib is imported only with sign-in on)
     store = getattr(keys.store, "primary", keys.store)  # Redis behind its outage policy: sessions go to Redis itself
@@ -163,6 +164,8 @@ def with_signin(settings: Settings, pages: OwnPages, auth: Auth, keys: TeamKeys 
     pages.kinds.update(signin.kinds())
     from argoproxy.signin.access_tokens import protect_mcp
     pages.kinds["oauth_resource"] = protect_mcp(settings, signin.provider, store, auth)
+    from argoproxy.authserver.setup import authorization_server  # the proxy as MCP clients' (MCP_OAUTH_SERVER)
+    pages.kinds.update(authorization_server(settings, signin, store, auth.access_tokens))
 
 
 def signin_off(kind: str, query: str, req: Any) -> Any:

@@ -13,8 +13,8 @@ tokens, and who a console request is (the principal).
   (observe/own_pages.py) kinds, served without a key when auth is on.
 - resource.py: /mcp as an OAuth protected resource (docs/mcp-auth.md): its metadata (RFC 9728), the challenge of a
   call without credentials, and what the issuer offers MCP clients (said at start).
-- access_tokens.py: access tokens at /mcp (a JWT against the JWKS, else introspection, cached) made the person's
-  KeyRecord, with their team's limits.
+- access_tokens.py: access tokens at /mcp (a JWT against the JWKS, or the proxy's own key when argoproxy/authserver/
+  issued it; else introspection, cached) made the person's KeyRecord, with their team's limits.
 - introspection.py: opaque tokens asked of the issuer (RFC 7662), the answers kept by digest (active and refused
   apart) and the calls bounded per worker (a rate, a burst, a number at once; over it a 503 with Retry-After).
 - setup.py: `cot-proxy signin setup` (`./run_app.sh signin setup`): sign-in's settings asked in a terminal, the

@@ -10,12 +10,13 @@ enabled and has a team; a refusal says which of these failed, never quoting the 
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
 from typing import Any, Callable, Mapping
 
-from joserfc import jwt
+from joserfc import jws, jwt
 from joserfc.errors import (BadSignatureError, ClaimError, ExpiredTokenError, InvalidKeyIdError, JoseError,
                             MissingAlgorithmError, MissingClaimError, MissingKeyError, UnsupportedAlgorithmError)
 from joserfc.jwk import KeySet
@@ -48,6 +49,7 @@ class AccessTokens:
         self._records: LRU[tuple[KeyRecord, float]] = LRU(RECORD_ENTRIES)  # by person id, RECORD_SECONDS
         self._key_set: tuple[dict[str, Any], KeySet] | None = None  # the JWKS as read, and as imported
         self._lock = threading.Lock()
+        self.own_keys: Callable[[], KeySet] | None = None  # the proxy's, when it issues tokens too (authserver/)
 
     def challenge(self, path: str) -> ProxyError:
         """The 401 of a call at /mcp with no credentials: where the metadata is, which scopes to ask (a 404 for a
@@ -81,18 +83,23 @@ class AccessTokens:
 
     # ---------------------------------------------------------------- the token's claims
     def jwt_claims(self, token: str, path: str) -> dict[str, Any]:
-        issuer = self.provider.document()["issuer"]
+        """The claims of a JWT the issuer signed, or the proxy itself (its `iss` PUBLIC_URL: authserver/)."""
+        ours = self.own_keys if unverified_issuer(token) == self.resource.public_url else None
+        issuer = self.resource.public_url if ours else self.provider.document()["issuer"]
         try:
-            try:
-                decoded = jwt.decode(token, self.key_set(False), algorithms=ALGORITHMS)
-            except InvalidKeyIdError:  # the issuer rotated its keys
-                decoded = jwt.decode(token, self.key_set(True), algorithms=ALGORITHMS)
+            decoded = jwt.decode(token, ours(), algorithms=ALGORITHMS) if ours else self.issuers_jwt(token)
             jwt.JWTClaimsRegistry(now=int(self.clock()), leeway=LEEWAY, iss={"essential": True, "value": issuer},
                                   sub={"essential": True}, exp={"essential": True},
                                   aud={"essential": True}).validate(decoded.claims)
         except (JoseError, ValueError, TypeError) as exc:
             raise self.invalid(path, jwt_refusal(exc, issuer)) from None
         return dict(decoded.claims)
+
+    def issuers_jwt(self, token: str) -> Any:
+        try:
+            return jwt.decode(token, self.key_set(False), algorithms=ALGORITHMS)
+        except InvalidKeyIdError:  # the issuer rotated its keys
+            return jwt.decode(token, self.key_set(True), algorithms=ALGORITHMS)
 
     def key_set(self, fresh: bool) -> KeySet:
         """The issuer's JWKS, imported once for each time the provider reads it (an import costs milliseconds)."""
@@ -156,6 +163,15 @@ class AccessTokens:
                           headers={"WWW-Authenticate": self.resource.challenge(path, "invalid_token")})
 
 
+def unverified_issuer(token: str) -> str:
+    """A JWT's `iss`, read before its signature is checked: only to pick the keys that check it."""
+    try:
+        claims = json.loads(jws.extract_compact(token.encode("ascii")).payload)
+    except (JoseError, ValueError, UnicodeError):
+        return ""
+    return str(claims.get("iss", "")) if isinstance(claims, dict) else ""
+
+
 def answer_refusal(answer: Mapping[str, Any], now: float, issuer: str) -> str | None:
     """Why an active answer does not name an access token of this issuer for a subject, not expired; or None."""
     kind, iss = str(answer.get("token_type", "")).lower(), answer.get("iss")
@@ -202,5 +218,6 @@ def protect_mcp(settings: Any, provider: OpenIdProvider, store: Any, auth: Any) 
                                  tuple(s.name for s in settings.mcp_servers))
     auth.access_tokens = AccessTokens(resource, provider, store, (settings.oidc_client_id, client_secret(settings)),
                                       settings.oidc_default_team, settings.oidc_inactive_days)
-    threading.Thread(target=lambda: log.info(describe_issuer(provider)), name="mcp-oauth-issuer", daemon=True).start()
+    threading.Thread(target=lambda: log.info(describe_issuer(provider, settings.mcp_oauth_server)),
+                     name="mcp-oauth-issuer", daemon=True).start()
     return resource.answer

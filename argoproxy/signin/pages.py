@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 import re
 import secrets
@@ -92,7 +93,8 @@ class SignInPages:
             raise
         person = self.signed_in(claims, now)
         cookie = self.sessions.begin(person, tokens["id_token"])
-        return redirect("/ui", cookie, self.cookies.clear(self.cookies.flow))
+        return redirect(after_signin(self.cookies.read(req.headers if req is not None else {}, self.cookies.after)),
+                        cookie, self.cookies.clear(self.cookies.flow), self.cookies.clear(self.cookies.after))
 
     def signed_in(self, claims: dict[str, Any], now: float) -> Any:
         """The person recorded (admin by rule, or as an admin made them); refused when disabled, or when not seen
@@ -172,6 +174,17 @@ def presented_csrf(req: Request) -> str:
         return ""
     values = parse_qs(body.decode("utf-8", "replace")).get("csrf", [""])
     return values[0]
+
+
+def after_signin(held: str) -> str:
+    """Where the browser goes once signed in: the MCP client's authorization request it came from (the cookie
+    authserver/pages.py set), else the console. Only that path of this proxy: never another site."""
+    try:
+        back = base64.urlsafe_b64decode(held.encode("ascii")).decode("utf-8") if held else ""
+    except (ValueError, UnicodeError):
+        back = ""
+    plain = back.isascii() and back.isprintable() and " " not in back  # nothing that could end a header
+    return back if plain and back.startswith("/oauth/authorize?") and len(back) <= 8192 else "/ui"
 
 
 def redirect(location: str, *cookies: str) -> Answer:

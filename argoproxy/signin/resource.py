@@ -5,7 +5,7 @@ gets (MCP's authorization specification, 2025-11-25), and what the issuer offers
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from argoproxy.edge.http_objects import Answer
 from argoproxy.edge.paths import canonical
@@ -24,6 +24,11 @@ class ProtectedResource:
 
     def __init__(self, public_url: str, issuer: str, scopes: tuple[str, ...], servers: tuple[str, ...]) -> None:
         self.public_url, self.issuer, self.scopes, self.servers = public_url, issuer, scopes, frozenset(servers)
+        self.proxy_issues: Callable[[], bool] = lambda: False  # the proxy the authorization server (authserver/)
+
+    def resources(self) -> frozenset[str]:
+        """Every resource here: /mcp and each server's."""
+        return frozenset({self.resource("mcp"), *(self.resource(f"mcp/{name}") for name in self.servers)})
 
     def resource(self, path: str) -> str:
         """The resource a route path names: `mcp` or `mcp/<server>` at PUBLIC_URL."""
@@ -43,7 +48,8 @@ class ProtectedResource:
             raise ProxyError(404, f"No MCP server is named {server[:64]!r}.", code="unknown_route")
 
     def metadata(self, path: str) -> dict[str, Any]:
-        return {"resource": self.resource(path), "authorization_servers": [self.issuer],
+        authority = self.public_url if self.proxy_issues() else self.issuer
+        return {"resource": self.resource(path), "authorization_servers": [authority],
                 "scopes_supported": list(self.scopes), "bearer_methods_supported": ["header"],
                 "resource_name": "cot_proxy MCP gateway" + (f": {path[4:]}" if path != "mcp" else "")}
 
@@ -61,15 +67,28 @@ def resource_off(kind: str, query: str, req: Any) -> Any:
                           "(docs/mcp-auth.md).", code="unknown_route")
 
 
-def describe_issuer(provider: OpenIdProvider) -> str:
-    """One line: what the issuer offers MCP clients (a client id without pre-registration), from its discovery."""
+def offered_ways(document: Mapping[str, Any]) -> list[str]:
+    """How the issuer's discovery says MCP clients get a client id there without an admin."""
+    return [name for name, offered in (("dynamic client registration", document.get("registration_endpoint")),
+                                       ("Client ID Metadata Documents",
+                                        document.get("client_id_metadata_document_supported") is True)) if offered]
+
+
+def describe_issuer(provider: OpenIdProvider, mode: str = "issuer") -> str:
+    """One line: what the issuer offers MCP clients (a client id without pre-registration), from its discovery, and
+    who issues /mcp's tokens then (MCP_OAUTH_SERVER)."""
+    if mode == "proxy":
+        return (f"MCP OAuth: the proxy is the authorization server for MCP clients (MCP_OAUTH_SERVER=proxy); people "
+                f"sign in at {provider.issuer}")
     try:
         document = provider.document()
     except ProxyError as exc:
         return f"MCP OAuth: {exc.message} (MCP clients cannot sign in until it answers)"
-    ways = [name for name, offered in (("dynamic client registration", document.get("registration_endpoint")),
-                                       ("Client ID Metadata Documents",
-                                        document.get("client_id_metadata_document_supported") is True)) if offered]
+    ways = offered_ways(document)
+    if not ways and mode == "auto":
+        return (f"MCP OAuth: {provider.issuer} offers neither dynamic client registration nor Client ID Metadata "
+                f"Documents: the proxy is the authorization server for MCP clients (MCP_OAUTH_SERVER=auto); people "
+                f"sign in at {provider.issuer}")
     if not ways:
         return (f"MCP OAuth: {provider.issuer} offers neither dynamic client registration nor Client ID Metadata "
                 f"Documents: MCP clients need a client registered there by hand (docs/mcp-auth.md)")

@@ -39,6 +39,11 @@ class Cookies:
     def flow(self) -> str:
         return ("__Host-" if self.secure else "") + "cot_signin"
 
+    @property
+    def after(self) -> str:
+        """Where a sign-in goes when it is done: an MCP client's authorization request (authserver/pages.py)."""
+        return ("__Host-" if self.secure else "") + "cot_after"
+
     # Werkzeug's cookie functions are imported where used: the door and what runs behind it import no Flask or
     # Werkzeug (tests/unit/test_gateway.py), and a proxy without sign-in never reads a console cookie.
     def read(self, headers: Mapping[str, str], name: str) -> str:

@@ -1,0 +1,112 @@
+"""Client ID Metadata Documents (draft-ietf-oauth-client-id-metadata-document, MCP 2025-11-25): a client_id that is
+an https URL names the document describing the client, fetched from there. The fetch is bounded (MOST_REGISTRATION
+bytes, FETCH_SECONDS, no redirect followed) and reaches public addresses only: a host that resolves to a private,
+loopback, link-local or otherwise non-global address is refused, before the request and again by the address the
+connection reached (a name that changes its answer in between). Documents are kept KEEP_SECONDS per process."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import socket
+import threading
+import time
+from typing import Callable
+from urllib.parse import urlsplit
+
+import requests
+
+from argoproxy.authserver.clients import MOST_REGISTRATION, McpClient, client_of, metadata_problem
+from argoproxy.teamkeys.lookup_cache import LRU
+
+FETCH_SECONDS = 5.0
+KEEP_SECONDS = 300.0
+MOST_KEPT = 1024
+
+
+class DocumentRefused(ValueError):
+    """A document that names no client the proxy takes: the message says why (no URL's secrets in it)."""
+
+
+def is_document_url(client_id: str) -> bool:
+    return client_id.startswith("https://")
+
+
+def resolve(host: str, port: int) -> list[str]:
+    return [str(info[4][0]) for info in socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)]
+
+
+def public(address: str) -> bool:
+    return ipaddress.ip_address(address.split("%")[0]).is_global
+
+
+class Documents:
+    def __init__(self, scope: str, resolver: Callable[[str, int], list[str]] = resolve,
+                 session: requests.Session | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+        self.scope, self.resolver, self.clock = scope, resolver, clock
+        self.session = session or requests.Session()
+        self.session.trust_env = False  # the document's host is reached directly: no environment proxy between
+        self._kept: LRU[tuple[McpClient, float]] = LRU(MOST_KEPT)
+        self._lock = threading.Lock()
+
+    def client(self, url: str) -> McpClient:
+        held = self._kept.get(url)
+        if held is not None and self.clock() - held[1] < KEEP_SECONDS:
+            return held[0]
+        client = self.fetched(url)
+        with self._lock:
+            self._kept.put(url, (client, self.clock()))
+        return client
+
+    def fetched(self, url: str) -> McpClient:
+        self.checked_url(url)
+        try:
+            with self.session.get(url, timeout=FETCH_SECONDS, stream=True, allow_redirects=False,
+                                  headers={"Accept": "application/json"}) as got:
+                peer = peer_address(got)
+                if peer is not None and not public(peer):
+                    raise DocumentRefused("its host reached a non-public address")
+                if got.status_code != 200:
+                    raise DocumentRefused(f"fetching it answered {got.status_code} (redirects are not followed)")
+                body = got.raw.read(MOST_REGISTRATION + 1, decode_content=True)
+        except requests.RequestException as exc:
+            raise DocumentRefused(f"it could not be fetched ({type(exc).__name__})") from None
+        if len(body) > MOST_REGISTRATION:
+            raise DocumentRefused(f"it is larger than {MOST_REGISTRATION} bytes")
+        try:
+            document = json.loads(body)
+        except ValueError:
+            raise DocumentRefused("it is no JSON") from None
+        if not isinstance(document, dict) or document.get("client_id") != url:
+            raise DocumentRefused("its client_id is not the URL it was fetched from")
+        document.setdefault("token_endpoint_auth_method", "none")
+        if document["token_endpoint_auth_method"] != "none":
+            raise DocumentRefused("token_endpoint_auth_method must be none (no secret can be shared with a document)")
+        problem = metadata_problem(document)
+        if problem:
+            raise DocumentRefused(problem)
+        return client_of(url, document, self.scope)
+
+    def checked_url(self, url: str) -> None:
+        try:
+            parts = urlsplit(url)
+            port = parts.port or 443
+        except ValueError:
+            raise DocumentRefused("its client_id is no URL") from None
+        if (len(url) > 2048 or parts.scheme != "https" or not parts.hostname or parts.username is not None
+                or parts.fragment or parts.path in ("", "/")):
+            raise DocumentRefused("a client_id URL is https, with a path, without user info or fragment")
+        try:
+            addresses = self.resolver(parts.hostname, port)
+        except (OSError, UnicodeError):
+            raise DocumentRefused("its host does not resolve") from None
+        if not addresses or not all(public(a) for a in addresses):
+            raise DocumentRefused("its host is not a public address (private, loopback and link-local ones are refused)")
+
+
+def peer_address(got: requests.Response) -> str | None:
+    """The address the connection reached, where urllib3 shows it (None: not seen)."""
+    try:
+        return str(got.raw.connection.sock.getpeername()[0])
+    except (AttributeError, OSError, TypeError, IndexError):
+        return None
