@@ -41,10 +41,12 @@ def installed() -> Path | None:
 
 class OidcProvider:
     def __init__(self, *public_urls: str, resources: dict[str, str] | None = None,
-                 opaque_clients: tuple[str, ...] = ()) -> None:
+                 opaque_clients: tuple[str, ...] = (), access_token_ttl: int = 600, refresh_tokens: bool = False) -> None:
         """A provider whose one client may return to each of `public_urls` (the proxies' PUBLIC_URLs); with
         `resources` ({url: scope}), also an authorization server for them: dynamic registration, resource
-        indicators (JWT access tokens, opaque ones for `opaque_clients`), introspection and revocation."""
+        indicators (JWT access tokens living `access_token_ttl` seconds, opaque ones for `opaque_clients`),
+        introspection and revocation; with `refresh_tokens`, a refresh token (rotated at each use) to every client
+        registered for the grant."""
         modules, node = installed(), shutil.which("node")
         if modules is None or node is None:
             why = "npm's oidc-provider is not installed (tools/build_oidc_provider.sh)" if node else "node is missing"
@@ -64,7 +66,8 @@ class OidcProvider:
                              "email_verified": verified, "name": login.title(), "groups": groups,
                              **({"argo_user": ARGO_USERS[login]} if login in ARGO_USERS else {})}
                             for login, email, verified, groups in USERS],
-                  "resources": resources or {}, "opaque_clients": list(opaque_clients)}
+                  "resources": resources or {}, "opaque_clients": list(opaque_clients),
+                  "access_token_ttl": access_token_ttl, "refresh_tokens": refresh_tokens}
         (self.dir / "config.json").write_text(json.dumps(config))
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -89,6 +92,10 @@ class OidcProvider:
     def introspections(self) -> int:
         """How many introspection requests the provider has answered."""
         return int(requests.get(self.issuer + "/test/introspections", timeout=5).json()["count"])
+
+    def grants(self) -> dict[str, int]:
+        """How many refresh_token grants the provider gave ("refreshed") and refused ("refused")."""
+        return {k: int(v) for k, v in requests.get(self.issuer + "/test/grants", timeout=5).json().items()}
 
     def log(self) -> str:
         return (self.dir / "provider.log").read_text(errors="replace")

@@ -26,7 +26,11 @@ said back and recorded in `calls`).
 opener's alone (another person's token on it: 403, counted in `crossed`); a token taken out of `people` is refused. POST /token
 (form `grant_type=refresh_token`) is its authorization server's refresh: a refresh token in `refresh` (refresh
 token -> person) gets a new access token for that person (added to `people`) and a new refresh token (rotated:
-the old one is refused from then on, `invalid_grant`)."""
+the old one is refused from then on, `invalid_grant`).
+
+`metadata`: its protected resource metadata (RFC 9728), served without a token at
+/.well-known/oauth-protected-resource/mcp and named in its 401s (`resource_metadata`), as a server behind a real
+authorization server says where its tokens come from."""
 
 from __future__ import annotations
 
@@ -40,6 +44,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 VERSION = "2025-11-25"
+METADATA = "/.well-known/oauth-protected-resource/mcp"
 TOOLS = [
     {"name": "echo", "inputSchema": {"type": "object", "properties": {"text": {"type": "string"}}}},
     {"name": "add", "inputSchema": {"type": "object", "properties": {"a": {"type": "number"}, "b": {"type": "number"}}}},
@@ -75,6 +80,7 @@ class FakeRemote:
         self.calls: list[tuple[str, str]] = []  # whoami's: (the person, its text)
         self.crossed = 0  # requests on one person's session with another's token
         self.refresh: dict[str, str] = {}  # refresh token -> person (POST /token)
+        self.metadata: dict[str, Any] | None = None  # RFC 9728's document, when set
         self.sse_answers = sse_answers
         self.sessions: dict[str, Session] = {}
         self.seen: list[tuple[str, str, dict[str, str]]] = []
@@ -182,7 +188,9 @@ class Handler(BaseHTTPRequestHandler):
         if self.fake.people is not None and self.headers.get("Authorization", "")[7:] not in self.fake.people:
             self.fake.refused.append("not a person's token")
             self.send_response(401)
-            self.send_header("WWW-Authenticate", 'Bearer error="invalid_token"')
+            named = (f', resource_metadata="http://{self.server.server_address[0]}:{self.fake.port}{METADATA}"'
+                     if self.fake.metadata else "")
+            self.send_header("WWW-Authenticate", f'Bearer error="invalid_token"{named}')
             self.send_header("Content-Length", "0")
             self.end_headers()
             return False
@@ -335,6 +343,9 @@ class Handler(BaseHTTPRequestHandler):
         self.event(message)
 
     def do_GET(self) -> None:
+        if self.path == METADATA and self.fake.metadata:
+            self.fake.seen.append((self.command, self.path, dict(self.headers.items())))
+            return self.send_json(200, self.fake.metadata)
         if not self.gate():
             return
         if self.fake.mode == "sse":

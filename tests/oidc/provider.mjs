@@ -3,7 +3,8 @@
 // devInteractions), consent given for its one client, and RP-initiated logout.
 // Usage: NODE_PATH=<prefix>/lib/node_modules node provider.mjs CONFIG.json   (tests/oidc/provider.py starts it)
 // CONFIG: {"port", "issuer", "client": {client_id, client_secret, redirect_uris, post_logout_redirect_uris},
-//          "resources": {url: scope}, "opaque_clients": [client_id],
+//          "resources": {url: scope}, "opaque_clients": [client_id], "access_token_ttl": seconds (600),
+//          "refresh_tokens": true (a refresh token, rotated at each use, for every client that may refresh),
 //          "users": [{"sub", "login", "password", "email", "email_verified", "name", "groups", "argo_user"?}],
 //          "jwks": {"keys": [...]}}
 import http from 'node:http';
@@ -22,6 +23,7 @@ const resources = config.resources || {};
 const opaque = new Set(config.opaque_clients || []);
 const oauth = Object.keys(resources).length > 0;
 let introspections = 0;
+const grants = { refreshed: 0, refused: 0 }; // refresh_token grants given and refused (a replayed one among them)
 function requested(ctx) {
   const asked = ctx.oidc.params?.resource;
   return (Array.isArray(asked) ? asked : [asked]).filter((r) => r && resources[r]);
@@ -42,9 +44,13 @@ const provider = new Provider(config.issuer, {
       defaultResource: (ctx, client, oneOf) => oneOf || undefined,
       getResourceServerInfo: (ctx, resource, client) => {
         if (!resources[resource]) throw new errors.InvalidTarget();
-        return { scope: resources[resource], audience: resource, accessTokenTTL: 600,
+        return { scope: resources[resource], audience: resource, accessTokenTTL: config.access_token_ttl || 600,
           accessTokenFormat: opaque.has(client.clientId) ? 'opaque' : 'jwt' };
       } } },
+  // A refresh token without offline_access (and so without prompt=consent) when asked for: as many providers do
+  // for a client registered with the refresh_token grant; public clients' are rotated at each use (the default).
+  ...(config.refresh_tokens ? { issueRefreshToken: async (ctx, client) => client.grantTypeAllowed('refresh_token') }
+    : {}),
   interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
   async findAccount(ctx, sub) {
     const user = users.get(sub);
@@ -67,6 +73,8 @@ const provider = new Provider(config.issuer, {
   },
 });
 provider.proxy = false;
+provider.on('grant.success', (ctx) => { if (ctx.oidc.params.grant_type === 'refresh_token') grants.refreshed += 1; });
+provider.on('grant.error', (ctx) => { if (ctx.oidc.params?.grant_type === 'refresh_token') grants.refused += 1; });
 
 function form(uid, note) {
   return `<!doctype html><title>Sign in</title><p>${note}</p><form method="post" action="/interaction/${uid}/login">` +
@@ -115,6 +123,10 @@ async function interaction(req, res) {
 const server = http.createServer((req, res) => {
   if (req.url === '/test/introspections') { // how often the proxy asked (the tests count its cache's misses)
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ count: introspections }));
+    return;
+  }
+  if (req.url === '/test/grants') { // how many refreshes it gave and refused
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(grants));
     return;
   }
   if (req.url.startsWith('/token/introspection')) introspections += 1;
