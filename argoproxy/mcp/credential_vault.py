@@ -32,6 +32,7 @@ class Tokens:
     issuer: str = ""  # that authorization server
     client_id: str = ""
     scope: str = ""
+    refresh_at: float = 0.0  # epoch seconds: refreshed from then on (0: REFRESH_AHEAD before expires_at)
 
     @classmethod
     def of(cls, value: Any) -> Tokens | None:
