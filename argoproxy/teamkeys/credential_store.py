@@ -97,11 +97,11 @@ class SQLiteCredentials:
     def claim(self, person: str, server: str, seconds: float) -> str:
         """The lease on refreshing (person, server) for `seconds` at most: its nonce, or "" while another holds it."""
         nonce, now = secrets.token_hex(8), time.time()
-        with self.lock:
+        with self.lock:  # (a lease's row keeps when it ends in `updated`)
             self._conn().execute("DELETE FROM mcp_credentials WHERE person = ? AND server = ? AND updated < ?",
-                                 (LEASE + person, server, now - seconds))
+                                 (LEASE + person, server, now))
             cur = self._conn().execute("INSERT OR IGNORE INTO mcp_credentials VALUES (?, ?, ?, ?)",
-                                       (LEASE + person, server, nonce.encode(), now))
+                                       (LEASE + person, server, nonce.encode(), now + seconds))
         return nonce if cur.rowcount == 1 else ""
 
     def release(self, person: str, server: str, lease: str) -> None:
