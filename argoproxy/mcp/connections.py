@@ -57,11 +57,11 @@ class Connections:
     def token(self, person: str, server: McpServer, now: float | None = None) -> str | None:
         """The person's access token for `server`, refreshed first when due (refresh_at); None: not connected (or
         no longer: a refresh refused)."""
-        sealed, tokens = self._read(person, server.name)
+        tokens = self._read(person, server.name)[1]
         if tokens is None:
             return None
         moment = time.time() if now is None else now
-        return self.renewed(person, server, sealed, tokens, moment) if due(tokens, moment) else tokens.access_token
+        return self.renewed(person, server, tokens, moment) if due(tokens, moment) else tokens.access_token
 
     def _read(self, person: str, server: str) -> tuple[bytes, Tokens | None]:
         try:
@@ -70,7 +70,7 @@ class Connections:
         except Exception as exc:  # noqa: BLE001 - the store's and the key file's errors: said by kind only
             raise Unavailable(f"the store of connections could not be read ({type(exc).__name__})") from None
 
-    def renewed(self, person: str, server: McpServer, sealed: bytes, tokens: Tokens, now: float) -> str | None:
+    def renewed(self, person: str, server: McpServer, tokens: Tokens, now: float) -> str | None:
         """The token refreshed by one worker of one replica at a time (the store's lease): the others use the one
         they read while it has not expired, else wait for the refresher's answer (REFRESH_SECONDS at most)."""
         waited = time.monotonic()
@@ -86,9 +86,10 @@ class Connections:
             if time.monotonic() - waited > REFRESH_SECONDS:
                 raise Unavailable("another worker's refresh of the token did not end")
             time.sleep(LEASE_POLL)
-            sealed, tokens = self._read(person, server.name)
-            if tokens is None or not due(tokens, now):
-                return tokens.access_token if tokens else None
+            read = self._read(person, server.name)[1]
+            if read is None or not due(read, now):
+                return read.access_token if read else None
+            tokens = read
 
     def _refresh_leased(self, person: str, server: McpServer, now: float) -> str | None:
         sealed, tokens = self._read(person, server.name)  # as the last refresher left it

@@ -92,7 +92,7 @@ class SQLiteCredentials:
             else:
                 cur = self._conn().execute("UPDATE mcp_credentials SET sealed = ?, updated = ? WHERE person = ? AND "
                                            "server = ? AND sealed = ?", (new, time.time(), person, server, old))
-        return cur.rowcount == 1
+        return bool(cur.rowcount == 1)
 
     def claim(self, person: str, server: str, seconds: float) -> str:
         """The lease on refreshing (person, server) for `seconds` at most: its nonce, or "" while another holds it."""
