@@ -186,7 +186,7 @@ class Handler(BaseHTTPRequestHandler):
             self.end_headers()
             return False
         if self.fake.people is not None and self.headers.get("Authorization", "")[7:] not in self.fake.people:
-            self.fake.refused.append("not a person's token")
+            self.fake.refused.append(f"not a person's token ({self.command})")
             self.send_response(401)
             named = (f', resource_metadata="http://{self.server.server_address[0]}:{self.fake.port}{METADATA}"'
                      if self.fake.metadata else "")
