@@ -150,7 +150,7 @@ def renewed_tokens(old: Tokens, answer: Any) -> Tokens:
     not refreshed at every call)."""
     now, expires_in = time.time(), answer.get("expires_in")
     expires_at = float(answer.get("expires_at") or (now + float(expires_in) if expires_in else 0.0))
-    life = float(expires_in) if expires_in else expires_at - now
+    life = max(0.0, float(expires_in) if expires_in else expires_at - now)  # (a negative one: due at once)
     refresh_at = expires_at - min(REFRESH_AHEAD, life / 2) if expires_at else 0.0
     return Tokens(str(answer["access_token"]), str(answer.get("refresh_token") or old.refresh_token),
                   expires_at, old.token_endpoint, old.issuer, old.client_id,

@@ -127,6 +127,8 @@ def test_a_short_lived_token_is_refreshed_after_half_its_life_a_long_one_a_minut
     long = renewed_tokens(old, {"access_token": "b", "expires_in": 3600})
     assert long.expires_at - long.refresh_at == pytest.approx(REFRESH_AHEAD)
     assert renewed_tokens(old, {"access_token": "b"}).refresh_at == 0.0  # no expiry said: never due
+    odd = renewed_tokens(old, {"access_token": "b", "expires_in": -30})
+    assert odd.refresh_at <= odd.expires_at < time.time()  # an expiry in the past: due at once, not used past it
 
 
 def test_a_call_in_flight_is_answered_when_another_workers_refresh_brings_a_new_token():
