@@ -41,7 +41,8 @@ def installed() -> Path | None:
 
 class OidcProvider:
     def __init__(self, *public_urls: str, resources: dict[str, str] | None = None,
-                 opaque_clients: tuple[str, ...] = (), access_token_ttl: int = 600, refresh_tokens: bool = False) -> None:
+                 opaque_clients: tuple[str, ...] = (), access_token_ttl: int = 600,
+                 refresh_tokens: bool = False) -> None:
         """A provider whose one client may return to each of `public_urls` (the proxies' PUBLIC_URLs); with
         `resources` ({url: scope}), also an authorization server for them: dynamic registration, resource
         indicators (JWT access tokens living `access_token_ttl` seconds, opaque ones for `opaque_clients`),

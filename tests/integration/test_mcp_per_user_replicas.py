@@ -57,14 +57,18 @@ def world() -> Iterator[SimpleNamespace]:
     try:
         provider.start()
         remote.people = JwtBearers(provider.issuer, remote.url)  # type: ignore[assignment]
-        remote.metadata = {"resource": remote.url, "authorization_servers": [provider.issuer], "scopes_supported": ["mcp"]}
+        remote.metadata = {"resource": remote.url, "authorization_servers": [provider.issuer],
+                           "scopes_supported": ["mcp"]}
         redis = RedisServer().start()
         with FakeOpenAI() as fake:
             shared = {"TARGET_BASE_URL": fake.base_url, "ENABLE_AUTH": "true", "API_KEY_SECRET": ADMIN,
                       "REDIS_URL": redis.url, "CREDENTIALS_KEY_FILE": str(home / "credentials.key"), "WORKERS": "2",
                       "MCP_SERVERS": json.dumps({"gh": {"url": remote.url, "auth": "per_user"}})}
-            for port, public in zip(ports, publics):
-                replicas.append(proxy_on(port, **shared, **signin_settings(provider, public)))
+            with ThreadPoolExecutor(2) as pool:  # started side by side
+                started = [pool.submit(proxy_on, port, **shared, **signin_settings(provider, public))
+                           for port, public in zip(ports, publics)]
+            replicas += [done.result() for done in started if done.exception() is None]  # (stopped below)
+            assert len(replicas) == 2, [str(done.exception()) for done in started]
             world = SimpleNamespace(remote=remote, provider=provider, replicas=replicas, publics=publics, home=home,
                                     held=RedisCredentials(redis.url), vault=vault_at(str(home / "credentials.key")))
             world.people, world.keys, world.connected = connect_everyone(world)
@@ -141,7 +145,8 @@ def test_two_people_in_parallel_on_two_replicas_across_an_expiry_0_crossed_and_r
     done += run(world, 15)
     took = time.monotonic() - began
     for login, answers in done:
-        assert [a["result"]["content"][0]["text"] if "result" in a else a for a in answers] == [SUB[login]] * PER_SESSION
+        said = [a["result"]["content"][0]["text"] if "result" in a else a for a in answers]
+        assert said == [SUB[login]] * PER_SESSION
     recorded = [(person, text.split(":")[0]) for person, text in world.remote.calls]
     assert len(recorded) == 2 * CALLS
     assert all(person == SUB[login] for person, login in recorded), "a call recorded under another person"

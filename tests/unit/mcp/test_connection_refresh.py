@@ -3,7 +3,8 @@ and swap in teamkeys/credential_store.py): callers at once send the rotated refr
 it again revokes the grant); one that finds the lease held uses the token it read while it is good, else waits for
 the refresher's; a connection revoked during a refresh stays revoked; a short-lived token is refreshed after half
 its life, not at every call; a person's call in flight on a per_user server is answered when a refresh elsewhere
-brings their next call a new token (the old session ends after it). The two-replica run is tests/integration/test_mcp_per_user_replicas.py."""
+brings their next call a new token (the old session ends after it). The two-replica run is
+tests/integration/test_mcp_per_user_replicas.py."""
 
 import threading
 import time
