@@ -61,7 +61,14 @@ class Connections:
         if tokens is None:
             return None
         moment = time.time() if now is None else now
-        return self.renewed(person, server, tokens, moment) if due(tokens, moment) else tokens.access_token
+        if not due(tokens, moment):
+            return tokens.access_token
+        try:
+            return self.renewed(person, server, tokens, moment)
+        except Unavailable:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the lease's and the swap's store errors: said by kind only
+            raise Unavailable(f"the store of connections could not be reached ({type(exc).__name__})") from None
 
     def _read(self, person: str, server: str) -> tuple[bytes, Tokens | None]:
         try:

@@ -19,7 +19,8 @@ from argoproxy import sqlite_files
 REDIS_PREFIX = "cot_proxy:mcp_credentials:"  # + person id: a hash of server name -> sealed (base64)
 REDIS_LEASE = "cot_proxy:mcp_credentials_lease:"  # + person id, server name: who refreshes it now
 LEASE = "lease:"  # SQLite: + person id, a row of the lease's holder (its nonce) in place of sealed bytes
-# Redis: the row replaced (or deleted, no ARGV[2]) only while it holds ARGV[1]; the lease given back only by its holder
+# Redis: server ARGV[1]'s row set to ARGV[3] (deleted without one) only while it holds ARGV[2]; a lease ended
+# only by its holder
 SWAP = """if redis.call('hget', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
 if ARGV[3] then redis.call('hset', KEYS[1], ARGV[1], ARGV[3]) else redis.call('hdel', KEYS[1], ARGV[1]) end
 return 1"""

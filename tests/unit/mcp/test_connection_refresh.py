@@ -14,7 +14,7 @@ import pytest
 import responses
 
 from argoproxy.config.mcp_servers import McpServer
-from argoproxy.mcp.connections import REFRESH_AHEAD, Connections, renewed_tokens
+from argoproxy.mcp.connections import REFRESH_AHEAD, Connections, Unavailable, renewed_tokens
 from argoproxy.mcp.credential_vault import Tokens, Vault
 from argoproxy.mcp.per_user import PerUser
 from argoproxy.teamkeys.credential_store import RedisCredentials, SQLiteCredentials
@@ -154,3 +154,15 @@ def test_a_call_in_flight_is_answered_when_another_workers_refresh_brings_a_new_
 def call(server, name, args, id=1, **kw):
     return server.call({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": name,
                                                                                       "arguments": args}}, 10.0, **kw)
+
+
+def test_a_store_that_fails_during_a_refresh_is_said_by_kind(tmp_path):
+    class Failing(SQLiteCredentials):
+        def claim(self, person, server, seconds):
+            raise ConnectionError("redis://:secret-password@10.0.0.7:6379 is down")
+
+    connections = Connections(Failing(str(tmp_path / "keys.db")), lambda: Vault(b"k" * 32))
+    expired(connections)
+    with pytest.raises(Unavailable) as refused:
+        connections.token(ANN, GH)
+    assert "secret-password" not in str(refused.value) and "ConnectionError" in str(refused.value)
