@@ -166,3 +166,22 @@ def test_a_store_that_fails_during_a_refresh_is_said_by_kind(tmp_path):
     with pytest.raises(Unavailable) as refused:
         connections.token(ANN, GH)
     assert "secret-password" not in str(refused.value) and "ConnectionError" in str(refused.value)
+
+
+def test_the_least_recently_used_session_closed_for_another_persons_first_answers_its_call():
+    ann, bob = "ann-token-0123456789abcdef", "bob-token-0123456789abcdef"
+    with FakeRemote(people={ann: ANN, bob: "person-bob"}) as remote:
+        per_user = PerUser(McpServer("gh", url=remote.url, auth="per_user"), most=1)
+        try:
+            slow = {}
+            running = threading.Thread(target=lambda: slow.setdefault("answer", call(per_user, "slow", {"seconds": 0.5},
+                                                                                     person=ANN, token=ann)))
+            running.start()
+            assert poll(lambda: [m for m, _, _ in remote.seen].count("POST") == 3, timeout=5)
+            assert call(per_user, "whoami", {"text": "x"}, id=2, person="person-bob", token=bob)["result"]["content"][
+                0]["text"] == "person-bob"  # one session at most: Ann's is closed for Bob's, after her call
+            running.join(10)
+            assert slow["answer"]["result"]["content"][0]["text"] == "slept", slow
+            assert per_user.status()["sessions"] == 1
+        finally:
+            per_user.stop()
