@@ -19,8 +19,11 @@ from argoproxy.mcp.credential_vault import Tokens, Vault
 
 log = logging.getLogger("cot_proxy")
 
-REFRESH_AHEAD = 60.0  # a token this close to its expiry is refreshed before the call
+REFRESH_AHEAD = 60.0  # a token this close to its expiry is refreshed before the call (half its life, when shorter)
 REFRESH_SECONDS = 10.0
+LEASE_SECONDS = REFRESH_SECONDS + 5.0  # a refresher that died holds the lease no longer
+LEASE_POLL = 0.05  # how often a call waiting for another's refresh looks again
+EXPIRY_MARGIN = 1.0  # a token this close to its expiry is not sent while another refreshes it: it waits
 
 
 class Unavailable(Exception):
@@ -43,8 +46,7 @@ class Connections:
         self.store.put(person, server, self.vault.seal(person, server, tokens))
 
     def tokens(self, person: str, server: str) -> Tokens | None:
-        sealed = self.store.get(person, server)
-        return self.vault.open(person, server, sealed) if sealed else None
+        return self._read(person, server)[1]
 
     def forget(self, person: str, server: str | None = None) -> int:
         return self.store.delete(person, server)
@@ -53,23 +55,64 @@ class Connections:
         return self.store.servers(person)
 
     def token(self, person: str, server: McpServer, now: float | None = None) -> str | None:
-        """The person's access token for `server`, refreshed first when it expires within REFRESH_AHEAD; None: not
-        connected (or no longer: a refresh refused)."""
-        try:
-            tokens = self.tokens(person, server.name)
-        except Exception as exc:  # noqa: BLE001 - the store's and the key file's errors: said by kind only
-            raise Unavailable(f"the store of connections could not be read ({type(exc).__name__})") from None
+        """The person's access token for `server`, refreshed first when due (refresh_at); None: not connected (or
+        no longer: a refresh refused)."""
+        tokens = self._read(person, server.name)[1]
         if tokens is None:
             return None
         moment = time.time() if now is None else now
-        if tokens.expires_at and tokens.expires_at - moment < REFRESH_AHEAD:
-            refreshed = self.refresh(person, server, tokens)
-            return refreshed.access_token if refreshed is not None else None
-        return tokens.access_token
+        if not due(tokens, moment):
+            return tokens.access_token
+        try:
+            return self.renewed(person, server, tokens, moment)
+        except Unavailable:
+            raise
+        except Exception as exc:  # noqa: BLE001 - the lease's and the swap's store errors: said by kind only
+            raise Unavailable(f"the store of connections could not be reached ({type(exc).__name__})") from None
 
-    def refresh(self, person: str, server: McpServer, tokens: Tokens) -> Tokens | None:
+    def _read(self, person: str, server: str) -> tuple[bytes, Tokens | None]:
+        try:
+            sealed = self.store.get(person, server)
+            return sealed or b"", self.vault.open(person, server, sealed) if sealed else None
+        except Exception as exc:  # noqa: BLE001 - the store's and the key file's errors: said by kind only
+            raise Unavailable(f"the store of connections could not be read ({type(exc).__name__})") from None
+
+    def renewed(self, person: str, server: McpServer, tokens: Tokens, now: float) -> str | None:
+        """The token refreshed by one worker of one replica at a time (the store's lease): the others use the one
+        they read while it has not expired, else wait for the refresher's answer (REFRESH_SECONDS at most)."""
+        waited = time.monotonic()
+        while True:
+            lease = self.store.claim(person, server.name, LEASE_SECONDS)
+            if lease:
+                try:
+                    return self._refresh_leased(person, server, now)
+                finally:
+                    self.store.release(person, server.name, lease)
+            if tokens.expires_at - max(now, time.time()) > EXPIRY_MARGIN:  # still good while another refreshes
+                return tokens.access_token
+            if time.monotonic() - waited > REFRESH_SECONDS:
+                raise Unavailable("another worker's refresh of the token did not end")
+            time.sleep(LEASE_POLL)
+            read = self._read(person, server.name)[1]
+            if read is None or not due(read, now):
+                return read.access_token if read else None
+            tokens = read
+
+    def _refresh_leased(self, person: str, server: McpServer, now: float) -> str | None:
+        sealed, tokens = self._read(person, server.name)  # as the last refresher left it
+        if tokens is None or not due(tokens, now):
+            return tokens.access_token if tokens else None
+        refreshed = self.refresh(person, server, tokens, sealed)
+        if refreshed is not None:
+            return refreshed.access_token
+        held = self._read(person, server.name)[1]  # revoked meanwhile: none; connected again: the new connection's
+        return held.access_token if held is not None and not due(held, time.time()) else None
+
+    def refresh(self, person: str, server: McpServer, tokens: Tokens, sealed: bytes = b"") -> Tokens | None:
+        """A refresh at the authorization server, its answer kept over `sealed` only (the row read: a connection
+        revoked or made again meanwhile stays as it is then)."""
         if not tokens.refresh_token or not tokens.token_endpoint:
-            self.forget(person, server.name)  # expired, and nothing renews it: connect again
+            self._replace(person, server.name, sealed, None)  # expired, and nothing renews it: connect again
             return None
         client = OAuth2Session(tokens.client_id, self.client_secret(server) or None,
                                token_endpoint_auth_method="client_secret_post" if self.client_secret(server) else "none")
@@ -80,21 +123,42 @@ class Connections:
         except OAuthError as exc:  # invalid_grant: revoked, expired, or an old refresh token replayed
             log.info("mcp server %s: a person's refresh was refused (%s): they connect again", server.name,
                      str(exc.error)[:60])
-            self.forget(person, server.name)
+            self._replace(person, server.name, sealed, None)
             return None
         except Exception as exc:  # noqa: BLE001 - requests' errors hold the URL: said by kind only
             raise Unavailable(f"refreshing the token failed ({type(exc).__name__})") from None
         finally:
             client.close()
         renewed = renewed_tokens(tokens, answer)
-        self.save(person, server.name, renewed)
+        if not self._replace(person, server.name, sealed, self.vault.seal(person, server.name, renewed)):
+            return None  # revoked (or connected again) while it was refreshed: not brought back
         return renewed
+
+    def _replace(self, person: str, server: str, sealed: bytes, new: bytes | None) -> bool:
+        if not sealed:  # (a caller that read no row: plain put and delete)
+            if new is None:
+                return self.forget(person, server) > 0
+            self.store.put(person, server, new)
+            return True
+        return self.store.swap(person, server, sealed, new)
+
+
+def due(tokens: Tokens, now: float) -> bool:
+    """Whether the token is refreshed before it is used: from refresh_at (half its life, at most REFRESH_AHEAD
+    before it expires), or REFRESH_AHEAD before expiry for a row kept without one."""
+    if not tokens.expires_at:
+        return False
+    return now >= (tokens.refresh_at or tokens.expires_at - REFRESH_AHEAD)
 
 
 def renewed_tokens(old: Tokens, answer: Any) -> Tokens:
-    """A refresh's answer kept: a new refresh token replaces the old (rotation), else the old one stays."""
-    expires_in = answer.get("expires_in")
-    expires_at = answer.get("expires_at") or (time.time() + float(expires_in) if expires_in else 0.0)
+    """A refresh's answer kept: a new refresh token replaces the old (rotation), else the old one stays. It is
+    refreshed again after half its life, at most REFRESH_AHEAD before it expires (a token of a minute or less is
+    not refreshed at every call)."""
+    now, expires_in = time.time(), answer.get("expires_in")
+    expires_at = float(answer.get("expires_at") or (now + float(expires_in) if expires_in else 0.0))
+    life = max(0.0, float(expires_in) if expires_in else expires_at - now)  # (a negative one: due at once)
+    refresh_at = expires_at - min(REFRESH_AHEAD, life / 2) if expires_at else 0.0
     return Tokens(str(answer["access_token"]), str(answer.get("refresh_token") or old.refresh_token),
-                  float(expires_at), old.token_endpoint, old.issuer, old.client_id,
-                  str(answer.get("scope") or old.scope), connected_at=old.connected_at or time.time())
+                  expires_at, old.token_endpoint, old.issuer, old.client_id,
+                  str(answer.get("scope") or old.scope), refresh_at, connected_at=old.connected_at or now)

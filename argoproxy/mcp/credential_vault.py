@@ -32,6 +32,7 @@ class Tokens:
     issuer: str = ""  # that authorization server
     client_id: str = ""
     scope: str = ""
+    refresh_at: float = 0.0  # epoch seconds: refreshed from then on (0: REFRESH_AHEAD before expires_at)
     connected_at: float = 0.0  # epoch seconds: when the person connected (kept across refreshes; the console shows it)
 
     @classmethod

@@ -4,8 +4,9 @@ server's RemoteServer.
 
 The worker says whose a call is and hands the person's current token with it (mcp/person_tokens.py reads, refreshes
 or exchanges it; the supervisor keeps none at rest). A person's session is opened at their first call and kept for
-the next; a token that changed (refreshed, connected again) opens a new one and the old one ends. At most
-`most` (MCP_USER_SESSIONS_PER_SERVER) at once: the least recently used ends for a new one. A call without a person
+the next; a token that changed (refreshed, connected again) opens a new one and the old one ends once the calls it
+carries have been answered (another worker's refresh does not cut a call short). At most `most`
+(MCP_USER_SESSIONS_PER_SERVER) at once: the least recently used ends (as gently) for a new one. A call without a person
 or a token is refused, never made with another's: nothing here falls back.
 
 Runs in the supervisor (argoproxy/mcp/supervisor.py): plain threads, no gevent."""
@@ -39,6 +40,7 @@ class PersonServer(RemoteServer):
         self.person, self.token = person, token
         self.secrets = Secrets([token])
         self.token_refused = ""  # the server's 401 or 403 to this person's token, said in words
+        self.calls, self.retired = 0, False  # calls it carries now; retired: it ends after the last (PerUser.lock)
 
     def call(self, message: dict[str, Any], timeout: float, wait_ready: bool = True, on_note: Any = None,
              session: str = "", asks: frozenset[str] = frozenset(), on_ask: Any = None) -> dict[str, Any]:
@@ -90,34 +92,46 @@ class PerUser:
                                  f"The MCP server {self.name} is reached with each person's own credentials: this "
                                  "call has none.")
         held = self._session(person, token)
-        answer = held.call(message, timeout, wait_ready, on_note, session, **more)
-        if not held.ready.is_set():  # it did not open: the next call opens again (perhaps with a new token)
-            self._drop(person, held)
-        return answer
+        try:
+            return held.call(message, timeout, wait_ready, on_note, session, **more)
+        finally:
+            self._done(person, held)
 
-    def _drop(self, person: str, held: PersonServer) -> None:
+    def _done(self, person: str, held: PersonServer) -> None:
+        """A call answered; a session that did not open goes (the next call opens again, perhaps with a new token),
+        one retired ends with its last call."""
         with self.lock:
-            if self.held.get(person) is held:
+            held.calls -= 1
+            if not held.ready.is_set() and self.held.get(person) is held:
                 del self.held[person]
-        threading.Thread(target=held.stop, daemon=True, name=f"mcp-{self.name}-end").start()
+                held.retired = True
+            over = held.retired and held.calls == 0
+        if over:
+            self._end([held])
+
+    def _end(self, sessions: list[PersonServer]) -> None:
+        for old in sessions:
+            threading.Thread(target=old.stop, daemon=True, name=f"mcp-{self.name}-end").start()
 
     def _session(self, person: str, token: str) -> PersonServer:
         """The person's session, opened now when they have none or their token changed (the old one ends)."""
-        ended: list[PersonServer] = []
         with self.lock:
             held = self.held.get(person)
             if held is not None and hmac.compare_digest(held.token, token):
                 self.held.move_to_end(person)
+                held.calls += 1
                 return held
-            if held is not None:
-                ended.append(self.held.pop(person))
+            retired = [self.held.pop(person)] if held is not None else []
             while len(self.held) >= self.most:
-                ended.append(self.held.popitem(last=False)[1])
+                retired.append(self.held.popitem(last=False)[1])
+            for old in retired:
+                old.retired = True
+            ended = [old for old in retired if old.calls == 0]  # the others end with their last call (_done)
             opened = self.held[person] = PersonServer(self.server, person, token)
             opened.state = "starting"  # a call of the same person's arriving meanwhile waits for it to open
+            opened.calls = 1
             opened.start()
-        for old in ended:
-            threading.Thread(target=old.stop, daemon=True, name=f"mcp-{self.name}-end").start()
+        self._end(ended)
         return opened
 
     def end_person(self, person: str) -> bool:

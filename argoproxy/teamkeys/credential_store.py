@@ -1,10 +1,15 @@
 """Where people's sealed MCP server tokens are kept (mcp/credential_vault.py seals them): the key store, as the team
 keys are (KEYS_DB's SQLite file, a table of its own; or with REDIS_URL, Redis, shared by the replicas). A row is
-(person id, server name) -> sealed bytes: nothing here can read a token."""
+(person id, server name) -> sealed bytes: nothing here can read a token.
+
+A row's refresh is made by one worker of one replica at a time (a lease: `claim`, `release`), and its answer kept
+only over the row it was made from (`swap`): a refresh token is never sent twice (a provider that sees one again
+revokes the whole grant), and a connection revoked meanwhile is not brought back by a refresh that ends after."""
 
 from __future__ import annotations
 
 import base64
+import secrets
 import threading
 import time
 from typing import Any, Protocol
@@ -12,6 +17,14 @@ from typing import Any, Protocol
 from argoproxy import sqlite_files
 
 REDIS_PREFIX = "cot_proxy:mcp_credentials:"  # + person id: a hash of server name -> sealed (base64)
+REDIS_LEASE = "cot_proxy:mcp_credentials_lease:"  # + person id, server name: who refreshes it now
+LEASE = "lease:"  # SQLite: + person id, a row of the lease's holder (its nonce) in place of sealed bytes
+# Redis: server ARGV[1]'s row set to ARGV[3] (deleted without one) only while it holds ARGV[2]; a lease ended
+# only by its holder
+SWAP = """if redis.call('hget', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+if ARGV[3] then redis.call('hset', KEYS[1], ARGV[1], ARGV[3]) else redis.call('hdel', KEYS[1], ARGV[1]) end
+return 1"""
+RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 
 
 FLOW = "flow:"  # rows of connections being made (mcp/connect_flow.py): kept `ttl` seconds at most
@@ -22,6 +35,9 @@ class CredentialStore(Protocol):
     def get(self, person: str, server: str) -> bytes | None: ...
     def delete(self, person: str, server: str | None = None) -> int: ...
     def servers(self, person: str) -> list[str]: ...
+    def swap(self, person: str, server: str, old: bytes, new: bytes | None) -> bool: ...
+    def claim(self, person: str, server: str, seconds: float) -> str: ...
+    def release(self, person: str, server: str, lease: str) -> None: ...
 
 
 class SQLiteCredentials:
@@ -68,6 +84,30 @@ class SQLiteCredentials:
                                         (person,)).fetchall()
         return [str(row[0]) for row in rows]
 
+    def swap(self, person: str, server: str, old: bytes, new: bytes | None) -> bool:
+        """The row replaced by `new` (deleted when None) if it still holds `old`."""
+        with self.lock:
+            if new is None:
+                cur = self._conn().execute("DELETE FROM mcp_credentials WHERE person = ? AND server = ? AND sealed = ?",
+                                           (person, server, old))
+            else:
+                cur = self._conn().execute("UPDATE mcp_credentials SET sealed = ?, updated = ? WHERE person = ? AND "
+                                           "server = ? AND sealed = ?", (new, time.time(), person, server, old))
+        return bool(cur.rowcount == 1)
+
+    def claim(self, person: str, server: str, seconds: float) -> str:
+        """The lease on refreshing (person, server) for `seconds` at most: its nonce, or "" while another holds it."""
+        nonce, now = secrets.token_hex(8), time.time()
+        with self.lock:  # (a lease's row keeps when it ends in `updated`)
+            self._conn().execute("DELETE FROM mcp_credentials WHERE person = ? AND server = ? AND updated < ?",
+                                 (LEASE + person, server, now))
+            cur = self._conn().execute("INSERT OR IGNORE INTO mcp_credentials VALUES (?, ?, ?, ?)",
+                                       (LEASE + person, server, nonce.encode(), now + seconds))
+        return nonce if cur.rowcount == 1 else ""
+
+    def release(self, person: str, server: str, lease: str) -> None:
+        self.swap(LEASE + person, server, lease.encode(), None)
+
 
 class RedisCredentials:
     def __init__(self, url: str, client: Any = None) -> None:
@@ -94,6 +134,18 @@ class RedisCredentials:
 
     def servers(self, person: str) -> list[str]:
         return sorted(str(name) for name in self.redis.hkeys(REDIS_PREFIX + person))
+
+    def swap(self, person: str, server: str, old: bytes, new: bytes | None) -> bool:
+        said = [base64.b64encode(value).decode() for value in (old, new) if value is not None]
+        return bool(self.redis.eval(SWAP, 1, REDIS_PREFIX + person, server, *said))
+
+    def claim(self, person: str, server: str, seconds: float) -> str:
+        nonce = secrets.token_hex(8)
+        held = self.redis.set(f"{REDIS_LEASE}{person}\x00{server}", nonce, nx=True, px=max(1, int(seconds * 1000)))
+        return nonce if held else ""
+
+    def release(self, person: str, server: str, lease: str) -> None:
+        self.redis.eval(RELEASE, 1, f"{REDIS_LEASE}{person}\x00{server}", lease)
 
 
 def credential_store(keys_db: str, redis_url: str = "") -> CredentialStore:

@@ -28,7 +28,8 @@ opener's alone (another person's token on it: 403, counted in `crossed`); a toke
 token -> person) gets a new access token for that person (added to `people`) and a new refresh token (rotated:
 the old one is refused from then on, `invalid_grant`).
 
-`resource_metadata`: its protected resource metadata (RFC 9728), served to anyone at its well-known URL."""
+`resource_metadata`: its protected resource metadata (RFC 9728), served to anyone at its well-known URL and named in
+its 401s (`resource_metadata`), as a server behind a real authorization server says where its tokens come from."""
 
 from __future__ import annotations
 
@@ -42,6 +43,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 VERSION = "2025-11-25"
+METADATA = "/.well-known/oauth-protected-resource/mcp"
 TOOLS = [
     {"name": "echo", "inputSchema": {"type": "object", "properties": {"text": {"type": "string"}}}},
     {"name": "add", "inputSchema": {"type": "object", "properties": {"a": {"type": "number"}, "b": {"type": "number"}}}},
@@ -77,7 +79,7 @@ class FakeRemote:
         self.calls: list[tuple[str, str]] = []  # whoami's: (the person, its text)
         self.crossed = 0  # requests on one person's session with another's token
         self.refresh: dict[str, str] = {}  # refresh token -> person (POST /token)
-        self.resource_metadata: dict[str, Any] | None = None
+        self.resource_metadata: dict[str, Any] | None = None  # RFC 9728's document, when set
         self.sse_answers = sse_answers
         self.sessions: dict[str, Session] = {}
         self.seen: list[tuple[str, str, dict[str, str]]] = []
@@ -183,9 +185,11 @@ class Handler(BaseHTTPRequestHandler):
             self.end_headers()
             return False
         if self.fake.people is not None and self.headers.get("Authorization", "")[7:] not in self.fake.people:
-            self.fake.refused.append("not a person's token")
+            self.fake.refused.append(f"not a person's token ({self.command})")
             self.send_response(401)
-            self.send_header("WWW-Authenticate", 'Bearer error="invalid_token"')
+            named = (f', resource_metadata="http://{self.server.server_address[0]}:{self.fake.port}{METADATA}"'
+                     if self.fake.resource_metadata else "")
+            self.send_header("WWW-Authenticate", f'Bearer error="invalid_token"{named}')
             self.send_header("Content-Length", "0")
             self.end_headers()
             return False
@@ -339,6 +343,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         if self.path.startswith("/.well-known/oauth-protected-resource") and self.fake.resource_metadata:
+            self.fake.seen.append((self.command, self.path, dict(self.headers.items())))
             return self.send_json(200, self.fake.resource_metadata)
         if not self.gate():
             return
