@@ -16,7 +16,7 @@ usage), the tool definitions in it (how many, their tokens by the same tokenizer
 and the wall time. A measurement, not a test: nothing is asserted, and a tiny model may well fail the task.
 
 Run: python bench/tool_search_agents.py [--settings off,auto,on] [--threads 1] [--ctx 8192] [--timeout 900]
-         [--max-tokens 256] [--max-turns 6] [--short]
+         [--max-tokens 256] [--max-turns 6] [--repeat 1] [--short] [--model-template]
   --short: Claude Code with a one-line system prompt and none of its own tools (--system-prompt, --tools ""), as
   tests/agents/test_llama.py runs it: only the MCP catalog is left to measure. Minutes per setting on 2 cores.
 """
@@ -52,8 +52,7 @@ FAKES = ROOT / "tests" / "fakes"
 SHORT = ("--system-prompt", "You are a terse assistant. Use your tools to do what you are asked.", "--tools", "")
 # SmolLM2's own chat template renders no tools, and llama.cpp's server then drops them (the model never sees them,
 # the prompt's tokens do not count them). This one is ChatML, as the model's, with tools as Hermes 2 Pro and Qwen
-# 2.5 render them; from its <tool_call>, llama.cpp
-# knows the format and parses the model's calls.
+# 2.5 render them; from its <tool_call>, llama.cpp knows the format and parses the model's calls.
 TOOLS_TEMPLATE = """\
 {%- if messages[0]['role'] == 'system' %}{%- set system = messages[0]['content'] %}{%- set rest = messages[1:] %}
 {%- else %}{%- set system = 'You are a helpful AI assistant named SmolLM, trained by Hugging Face' %}{%- set rest = messages %}{%- endif %}
@@ -89,6 +88,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=900, help="seconds for one Claude Code run")
     parser.add_argument("--max-tokens", type=int, default=256, help="each answer's limit (LLM_PARAMS)")
     parser.add_argument("--max-turns", type=int, default=6, help="Claude Code's --max-turns")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each setting (the model samples)")
     parser.add_argument("--short", action="store_true", help="a one-line system prompt, no built-in tools")
     parser.add_argument("--model-template", action="store_true",
                         help="the model's own chat template (which drops tools) instead of TOOLS_TEMPLATE")
@@ -130,8 +130,10 @@ class Recorder(FakeOpenAI):
         return True  # its streams go on as they came, usage and all
 
     def default_answer(self, method: str, path: str, body: bytes) -> Reply | Stream:
-        answer = requests.request(method, self.real + "/" + path.split("/v1/", 1)[-1], data=body or None,
-                                  timeout=self.timeout, stream=True, headers={"Content-Type": "application/json"})
+        # /v1/... to the server's /v1, anything else (/props: the proxy asks whether the server is local) to its root
+        url = self.real + "/" + path.split("/v1/", 1)[1] if "/v1/" in path else self.real.removesuffix("/v1") + path
+        answer = requests.request(method, url, data=body or None, timeout=self.timeout, stream=True,
+                                  headers={"Content-Type": "application/json"})
         kind = answer.headers.get("Content-Type", "application/json")
         chat = method == "POST" and path.endswith("/chat/completions")
         if "event-stream" in kind:
@@ -150,19 +152,42 @@ class Recorder(FakeOpenAI):
             self.chats.append(Exchange(json.loads(body), answer.status_code, bytes(seen), kind))
 
 
-def reported_prompt_tokens(exchange: Exchange) -> int | None:
-    """usage.prompt_tokens of the answer, whole or streamed (the last event that carries it)."""
-    if "event-stream" not in exchange.kind:
+def events(exchange: Exchange) -> list[dict[str, Any]]:
+    """The answer as chat completion objects: the whole one, or each event of the stream."""
+    lines = [exchange.raw.decode(errors="replace")] if "event-stream" not in exchange.kind else \
+        [line[5:] for line in exchange.raw.decode(errors="replace").splitlines() if line.startswith("data:")]
+    found = []
+    for text in lines:
         try:
-            return json.loads(exchange.raw)["usage"]["prompt_tokens"]
-        except (ValueError, KeyError, TypeError):
-            return None
-    found = None
-    for line in exchange.raw.decode(errors="replace").splitlines():
-        if line.startswith("data:") and line[5:].strip() not in ("", "[DONE]"):
-            usage = json.loads(line[5:]).get("usage") or {}
-            found = usage.get("prompt_tokens", found)
-    return found
+            found.append(json.loads(text))
+        except ValueError:  # [DONE], or a body that is no JSON
+            continue
+    return [event for event in found if isinstance(event, dict)]
+
+
+def reported_prompt_tokens(exchange: Exchange) -> int | None:
+    """usage.prompt_tokens of the answer (the last event that carries it)."""
+    counts = [(e.get("usage") or {}).get("prompt_tokens") for e in events(exchange)]
+    return next((n for n in reversed(counts) if isinstance(n, int)), None)
+
+
+def model_calls(exchange: Exchange) -> list[str]:
+    """The tool calls the model wrote in its answer ("name arguments"), whole or streamed (deltas by index)."""
+    parts: dict[int, list[str]] = {}
+    for index, name, arguments in (piece for event in events(exchange) for piece in _call_pieces(event)):
+        named = parts.setdefault(index, ["", ""])
+        named[0] += name
+        named[1] += arguments
+    return [f"{name} {arguments}" for name, arguments in parts.values()]
+
+
+def _call_pieces(event: dict[str, Any]) -> Iterator[tuple[int, str, str]]:
+    """(index, name, arguments) of each tool call, or piece of one, in a chat completion or a stream's event."""
+    for choice in event.get("choices") or []:
+        said = choice.get("delta") or choice.get("message") or {}
+        for position, call in enumerate(said.get("tool_calls") or []):
+            function = call.get("function") or {}
+            yield call.get("index", position), function.get("name") or "", function.get("arguments") or ""
 
 
 class ServerCount:
@@ -175,6 +200,14 @@ class ServerCount:
         made = requests.post(self.root + "/tokenize", json={"content": text}, timeout=60)
         made.raise_for_status()
         return len(made.json()["tokens"])
+
+    def definitions(self, tools: list[dict[str, Any]]) -> int:
+        return self.tokens(json.dumps(tools, separators=(",", ":")))
+
+    def window(self) -> int | None:
+        """The window a request gets (llama.cpp holds it to the model's training context whatever --ctx asks)."""
+        props = requests.get(self.root + "/props", timeout=60).json()
+        return (props.get("default_generation_settings") or {}).get("n_ctx")
 
     def prompt(self, body: dict[str, Any]) -> int:
         made = requests.post(self.root + "/apply-template", json=body, timeout=60)
@@ -191,12 +224,13 @@ class Outcome:
     seconds: float
     requests: int = 0
     first_tokens: int | None = None  # the first request with tools, as the server counted it
-    counted_by: str = ""
     tools: int = 0
     mcp_tools: int = 0
     tool_tokens: int | None = None
+    mcp_tokens: int | None = None
     first_status: int | None = None
     calls: list[dict[str, Any]] = field(default_factory=list)  # what the catalog server recorded
+    asked: list[str] = field(default_factory=list)  # the tool calls the model wrote
     output: str = ""
 
     @property
@@ -226,7 +260,7 @@ def proxy_settings(args: argparse.Namespace, setting: str, relay: Recorder, reco
 def run_claude(args: argparse.Namespace, setting: str, relay: Recorder, scratch: Path) -> Outcome:
     """`cot-proxy run -- claude ...` to its end or the time limit (then SIGTERM: run stops the proxy it started)."""
     record, home, workdir = scratch / f"calls-{setting}.jsonl", scratch / f"home-{setting}", scratch / "work"
-    workdir.mkdir(exist_ok=True)
+    workdir.mkdir(parents=True, exist_ok=True)
     program = claude_program()
     test = quiet_run("claude", TASK)
     write_own_config(home, test)
@@ -262,36 +296,41 @@ def stopped(proc: subprocess.Popen) -> str:
 
 
 def measure(outcome: Outcome, chats: list[Exchange], count: ServerCount) -> Outcome:
-    """The first request that declares tools, counted: as the server reported it, or by its template."""
+    """What the model asked, and the first request that declares tools, counted."""
     outcome.requests = len(chats)
+    outcome.asked = [call for chat in chats for call in model_calls(chat)]
     first = next((c for c in chats if c.body.get("tools")), None)
-    if first is None:
-        return outcome
+    return outcome if first is None else _count_first(outcome, first, count)
+
+
+def _count_first(outcome: Outcome, first: Exchange, count: ServerCount) -> Outcome:
+    """Its tools, and its tokens as the server reported them, or by its template where it refused the request."""
     tools = first.body["tools"]
-    outcome.first_status = first.status
-    outcome.tools = len(tools)
-    outcome.mcp_tools = sum(1 for t in tools if (t.get("function") or {}).get("name", "").startswith("mcp__"))
-    outcome.tool_tokens = count.tokens(json.dumps(tools, separators=(",", ":")))
+    mcp = [t for t in tools if (t.get("function") or {}).get("name", "").startswith("mcp__")]
+    outcome.first_status, outcome.tools, outcome.mcp_tools = first.status, len(tools), len(mcp)
+    outcome.tool_tokens, outcome.mcp_tokens = count.definitions(tools), count.definitions(mcp)
     reported = reported_prompt_tokens(first) if first.status == 200 else None
-    if reported is not None:
-        outcome.first_tokens, outcome.counted_by = reported, "usage.prompt_tokens"
-    else:
-        outcome.first_tokens, outcome.counted_by = count.prompt(first.body), "/apply-template + /tokenize"
+    outcome.first_tokens = count.prompt(first.body) if reported is None else reported
     return outcome
 
 
 # ---- the report -------------------------------------------------------------------------------------------------
 
 def table(outcomes: list[Outcome], args: argparse.Namespace) -> str:
-    rows = ["| MCP_TOOL_SEARCH | first request, tokens | tool definitions (MCP) | their tokens | task done "
-            "| exit | model requests | wall time |", "| --- | ---: | ---: | ---: | --- | ---: | ---: | ---: |"]
+    rows = ["| MCP_TOOL_SEARCH | first request, tokens | tools (MCP) | MCP tools' tokens | all tools' tokens "
+            "| task done | exit | model requests | tool calls asked | wall time |",
+            "| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: |"]
     for o in outcomes:
         first = "-" if o.first_tokens is None else f"{o.first_tokens:,}" + ("" if o.first_status == 200 else
                                                                            f" (refused: {o.first_status})")
-        rows.append(f"| {o.setting} | {first} | {o.tools} ({o.mcp_tools}) | "
-                    f"{'-' if o.tool_tokens is None else f'{o.tool_tokens:,}'} | {'yes' if o.done else 'no'} | "
-                    f"{'timeout' if o.exit is None else o.exit} | {o.requests} | {o.seconds:.0f} s |")
+        rows.append(f"| {o.setting} | {first} | {o.tools} ({o.mcp_tools}) | {_number(o.mcp_tokens)} | "
+                    f"{_number(o.tool_tokens)} | {'yes' if o.done else 'no'} | "
+                    f"{'timeout' if o.exit is None else o.exit} | {o.requests} | {len(o.asked)} | {o.seconds:.0f} s |")
     return "\n".join(rows)
+
+
+def _number(value: int | None) -> str:
+    return "-" if value is None else f"{value:,}"
 
 
 def enable_tool_search() -> str:
@@ -306,29 +345,32 @@ def main(argv: list[str] | None = None) -> int:
         template = None if args.model_template else Path(made) / "tools.jinja"
         if template is not None:
             template.write_text(TOOLS_TEMPLATE)
-        outcomes = run_all(args, Path(made), template)
+        outcomes, window = run_all(args, Path(made), template)
     mode = "a one-line system prompt, no built-in tools" if args.short else "its own system prompt and tools"
     print(f"Claude Code {pins()['claude'][1]} ({mode}) through `cot-proxy run` on llama.cpp's server, SmolLM2-135M-"
-          f"Instruct, window {args.ctx:,}, {args.threads} thread(s), "
+          f"Instruct, window {_number(window)} (--ctx {args.ctx:,}), {args.threads} thread(s), "
           f"{'its own chat template' if args.model_template else 'a chat template with tools'}; 133 MCP tools on two "
           f"servers; ENABLE_TOOL_SEARCH={enable_tool_search()} (set by run); task: {TASK!r}\n")
     print(table(outcomes, args))
     return 0
 
 
-def run_all(args: argparse.Namespace, scratch: Path, template: Path | None) -> list[Outcome]:
+def run_all(args: argparse.Namespace, scratch: Path, template: Path | None) -> tuple[list[Outcome], int | None]:
     outcomes = []
     with llama_cpp_server(n_ctx=args.ctx, threads=args.threads, chat_template=template) as real, \
             Recorder(real.base_url, args.timeout) as relay:
         count = ServerCount(real.base_url)
-        for setting in args.settings:
+        for setting, turn in [(s, n) for s in args.settings for n in range(args.repeat)]:
             relay.chats.clear()
-            print(f"MCP_TOOL_SEARCH={setting}: running Claude Code ...", file=sys.stderr, flush=True)
-            outcome = measure(run_claude(args, setting, relay, scratch), list(relay.chats), count)
-            print(f"  {table([outcome], args).splitlines()[-1]}\n  calls recorded: {outcome.calls}\n"
+            print(f"MCP_TOOL_SEARCH={setting}: running Claude Code ({turn + 1}/{args.repeat}) ...", file=sys.stderr,
+                  flush=True)
+            outcome = measure(run_claude(args, setting, relay, scratch / f"{setting}-{turn}"), list(relay.chats),
+                              count)
+            print(f"  {table([outcome], args).splitlines()[-1]}\n  the model asked: {outcome.asked}\n"
+                  f"  the catalog server recorded: {outcome.calls}\n"
                   f"  run's output (tail): {outcome.output[-1500:]}", file=sys.stderr, flush=True)
             outcomes.append(outcome)
-    return outcomes
+        return outcomes, count.window()
 
 
 if __name__ == "__main__":
