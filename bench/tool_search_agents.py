@@ -344,6 +344,7 @@ def enable_tool_search() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))  # through the finally blocks
     with tempfile.TemporaryDirectory(prefix="tool_search_agents_") as made:
         template = None if args.model_template else Path(made) / "tools.jinja"
         if template is not None:
