@@ -140,7 +140,9 @@ class Recorder(FakeOpenAI):
         kind = answer.headers.get("Content-Type", "application/json")
         chat = method == "POST" and path.endswith("/chat/completions")
         if "event-stream" in kind:
-            return Stream(self._relay(answer, body if chat else None, kind), headers={"Content-Type": kind})
+            # the events a generator: the fake writes each piece as the server sends it
+            pieces: Any = self._relay(answer, body if chat else None, kind)
+            return Stream(pieces, headers={"Content-Type": kind})
         if chat:
             self.chats.append(Exchange(json.loads(body), answer.status_code, answer.content, kind))
         return Reply(answer.content, status=answer.status_code, headers={"Content-Type": kind})
@@ -319,7 +321,7 @@ def _count_first(outcome: Outcome, first: Exchange, count: ServerCount) -> Outco
 
 # ---- the report -------------------------------------------------------------------------------------------------
 
-def table(outcomes: list[Outcome], args: argparse.Namespace) -> str:
+def table(outcomes: list[Outcome]) -> str:
     rows = ["| MCP_TOOL_SEARCH | first request, tokens | tools (MCP) | MCP tools' tokens | all tools' tokens "
             "| task done | exit | model requests | tool calls asked | wall time |",
             "| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: |"]
@@ -355,26 +357,28 @@ def main(argv: list[str] | None = None) -> int:
           f"Instruct, window {_number(window)} (--ctx {args.ctx:,}), {args.threads} thread(s), "
           f"{'its own chat template' if args.model_template else 'a chat template with tools'}; 133 MCP tools on two "
           f"servers; ENABLE_TOOL_SEARCH={enable_tool_search()} (set by run); task: {TASK!r}\n")
-    print(table(outcomes, args))
+    print(table(outcomes))
     return 0
 
 
 def run_all(args: argparse.Namespace, scratch: Path, template: Path | None) -> tuple[list[Outcome], int | None]:
-    outcomes = []
-    with llama_cpp_server(n_ctx=args.ctx, threads=args.threads, chat_template=template) as real, \
-            Recorder(real.base_url, args.timeout) as relay:
-        count = ServerCount(real.base_url)
-        for setting, turn in [(s, n) for s in args.settings for n in range(args.repeat)]:
-            relay.chats.clear()
-            print(f"MCP_TOOL_SEARCH={setting}: running Claude Code ({turn + 1}/{args.repeat}) ...", file=sys.stderr,
-                  flush=True)
-            outcome = measure(run_claude(args, setting, relay, scratch / f"{setting}-{turn}"), list(relay.chats),
-                              count)
-            print(f"  {table([outcome], args).splitlines()[-1]}\n  the model asked: {outcome.asked}\n"
-                  f"  the catalog server recorded: {outcome.calls}\n"
-                  f"  run's output (tail): {outcome.output[-1500:]}", file=sys.stderr, flush=True)
-            outcomes.append(outcome)
+    with llama_cpp_server(n_ctx=args.ctx, threads=args.threads, chat_template=template) as real:
+        relay, count = Recorder(real.base_url, args.timeout), ServerCount(real.base_url)
+        with relay:
+            outcomes = [run_one(args, setting, turn, relay, count, scratch)
+                        for setting in args.settings for turn in range(args.repeat)]
         return outcomes, count.window()
+
+
+def run_one(args: argparse.Namespace, setting: str, turn: int, relay: Recorder, count: ServerCount,
+            scratch: Path) -> Outcome:
+    relay.chats.clear()
+    print(f"MCP_TOOL_SEARCH={setting}: running Claude Code ({turn + 1}/{args.repeat}) ...", file=sys.stderr, flush=True)
+    outcome = measure(run_claude(args, setting, relay, scratch / f"{setting}-{turn}"), list(relay.chats), count)
+    print(f"  {table([outcome]).splitlines()[-1]}\n  the model asked: {outcome.asked}\n"
+          f"  the catalog server recorded: {outcome.calls}\n  run's output (tail): {outcome.output[-1500:]}",
+          file=sys.stderr, flush=True)
+    return outcome
 
 
 if __name__ == "__main__":
