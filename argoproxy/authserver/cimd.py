@@ -75,7 +75,7 @@ class Documents:
             raise DocumentRefused(f"it is larger than {MOST_REGISTRATION} bytes")
         try:
             document = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: arrays nested thousands deep
             raise DocumentRefused("it is no JSON") from None
         if not isinstance(document, dict) or document.get("client_id") != url:
             raise DocumentRefused("its client_id is not the URL it was fetched from")

@@ -163,7 +163,7 @@ class AuthServerPages:
                 raise InvalidClientMetadataError(f"The registration is larger than {MOST_REGISTRATION} bytes.")
             try:
                 data = json.loads(raw)
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: arrays nested thousands deep
                 raise InvalidClientMetadataError("The registration is no JSON.") from None
         except OAuth2Error as error:
             return Reply(*error()).answer()

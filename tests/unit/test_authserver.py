@@ -223,6 +223,14 @@ def test_an_oversize_or_broken_registration_and_the_cap(world, monkeypatch):
     assert status == 429 and body["error"] == "temporarily_unavailable" and MOST_CLIENTS == 10_000
 
 
+DEEP = b"[" * 5000 + b"]" * 5000  # nested past json's recursion limit, within every size bound
+
+
+def test_a_registration_nested_past_the_recursion_limit_is_refused_not_a_500(world):
+    status, _, body = ask(world, "oauth_register", "POST", "/oauth/register", DEEP)
+    assert status == 400 and body["error"] == "invalid_client_metadata", body
+
+
 def test_a_token_request_not_sent_as_a_form_is_refused_in_oauths_shape(world):
     for body, headers in ((b'{"grant_type": "authorization_code"}', {"Content-Type": "application/json"}),
                           (b"code=" + b"x" * 20000, {"Content-Type": "application/x-www-form-urlencoded"})):
@@ -362,7 +370,7 @@ def test_a_metadata_document_names_its_client(world):
     assert status == 200 and "access_token" in got
 
 
-@pytest.mark.parametrize("case", ["mismatch", "oversize", "redirect", "secret", "private", "http"])
+@pytest.mark.parametrize("case", ["mismatch", "oversize", "redirect", "secret", "private", "http", "deep"])
 @responses_lib.activate
 def test_a_bad_metadata_document_is_refused(world, case, monkeypatch):
     url = DOC_URL if case != "http" else "http://app.example.net/client.json"
@@ -374,6 +382,8 @@ def test_a_bad_metadata_document_is_refused(world, case, monkeypatch):
         responses_lib.get(DOC_URL, status=302, headers={"Location": "http://169.254.169.254/"})
     elif case == "secret":
         responses_lib.get(DOC_URL, json=document(token_endpoint_auth_method="client_secret_basic"))
+    elif case == "deep":
+        responses_lib.get(DOC_URL, body=DEEP)
     elif case == "private":
         world.pages.documents.resolver = lambda host, port: ["93.184.216.34", "10.0.0.7"]
     params = auth_params(url, pkce()[1])
