@@ -402,6 +402,36 @@ def test_a_document_host_that_turns_private_between_the_check_and_the_fetch_is_r
     assert status == 400 and "non-public" in body["message"], body
 
 
+class Dripping:
+    """A document's answer that sends one byte a read, each a second later (the clock below): endless."""
+    status_code = 200
+
+    def __init__(self, clock: list[float]) -> None:
+        self.clock, self.raw = clock, self
+
+    def read1(self, most: int, decode_content: bool = True) -> bytes:
+        self.clock[0] += 1.0
+        return b" "
+
+    read = read1
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+
+def test_a_document_dripped_a_byte_at_a_time_is_refused_within_the_fetchs_seconds():
+    clock = [0.0]
+    session = SimpleNamespace(get=lambda *a, **k: Dripping(clock), trust_env=True)
+    documents = Documents("mcp", resolver=lambda host, port: ["93.184.216.34"], session=session,  # type: ignore[arg-type]
+                          clock=lambda: clock[0])
+    with pytest.raises(cimd.DocumentRefused, match="not sent within 5 seconds"):
+        documents.client(DOC_URL)
+    assert clock[0] <= cimd.FETCH_SECONDS + 2
+
+
 def test_only_public_addresses_are_documents_hosts():
     assert cimd.public("93.184.216.34") and not any(
         cimd.public(a) for a in ("127.0.0.1", "10.1.2.3", "169.254.169.254", "::1", "fd00::1", "192.168.1.1"))
