@@ -113,6 +113,9 @@ class AuthServerPages:
             grant = self.server.get_consent_grant(request)
         except OAuth2Error as error:
             return self.refused(request, error)
+        except ValueError:  # Authlib will not quote a value with `"`, `\\` or non-ASCII in an error's description
+            raise ProxyError(400, "The authorization request is refused (invalid_request): a parameter holds a "
+                                  "quote, a backslash or a character that is not ASCII.", code="invalid_request") from None
         live = self.sessions.of(req.headers)
         if live is None:  # signed in first, then back here (signin/pages.py reads the cookie)
             back = base64.urlsafe_b64encode(f"/oauth/authorize?{query}".encode()).decode()

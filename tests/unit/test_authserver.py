@@ -272,6 +272,8 @@ def test_a_confidential_client_authenticates_with_its_secret(world):
 # ---------------------------------------------------------------- the authorization request
 @pytest.mark.parametrize("change, redirected, error", [
     ({"redirect_uri": "http://127.0.0.1:33418/other"}, False, "invalid_request"),
+    ({"redirect_uri": 'http://127.0.0.1:33418/"x\\y'}, False, "invalid_request"),  # Authlib's ValueError: not a 500
+    ({"response_type": "c\u00f6de"}, False, "invalid_request"),
     ({"client_id": "mcp-nobody"}, False, "invalid_client"),
     ({"code_challenge": None, "code_challenge_method": None}, True, "invalid_request"),
     ({"code_challenge_method": "plain"}, True, "invalid_request"),
