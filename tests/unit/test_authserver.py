@@ -10,6 +10,7 @@ import base64
 import hashlib
 import json
 import secrets
+import time
 from types import SimpleNamespace
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -229,6 +230,17 @@ DEEP = b"[" * 5000 + b"]" * 5000  # nested past json's recursion limit, within e
 def test_a_registration_nested_past_the_recursion_limit_is_refused_not_a_500(world):
     status, _, body = ask(world, "oauth_register", "POST", "/oauth/register", DEEP)
     assert status == 400 and body["error"] == "invalid_client_metadata", body
+
+
+def test_a_client_not_yet_approved_is_kept_an_hour_an_approved_one_90_days(world, client):
+    """A flood of registrations fills MOST_CLIENTS for an hour past its end, not for 90 days."""
+    def life() -> float:
+        row = world.grants._conn().execute("SELECT expires FROM oauth_grants WHERE name = ?",
+                                           ("client:" + client,)).fetchone()
+        return float(row[0]) - time.time()
+    assert 3500 < life() <= 3600
+    code_for(world, client, pkce())
+    assert life() > 89 * 86400
 
 
 def test_a_token_request_not_sent_as_a_form_is_refused_in_oauths_shape(world):
