@@ -156,7 +156,10 @@ class AuthServerPages:
         except OAuth2Error as error:
             return Reply(*error()).answer()
         request = FormRequest("POST", f"{self.public_url}/oauth/token", req.headers, "", body)
-        reply: Reply = self.server.create_token_response(request)
+        try:
+            reply: Reply = self.server.create_token_response(request)
+        except ValueError:  # Authlib's decoding of a Basic header that is not UTF-8
+            return Reply(*InvalidRequestError("A value of the request (its Basic credentials) is not UTF-8.")()).answer()
         return reply.answer()
 
     def register(self, query: str, req: Request) -> Answer:
