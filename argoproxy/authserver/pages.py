@@ -114,8 +114,8 @@ class AuthServerPages:
         except OAuth2Error as error:
             return self.refused(request, error)
         except ValueError:  # Authlib will not quote a value with `"`, `\\` or non-ASCII in an error's description
-            raise ProxyError(400, "The authorization request is refused (invalid_request): a parameter holds a "
-                                  "quote, a backslash or a character that is not ASCII.", code="invalid_request") from None
+            raise ProxyError(400, "The authorization request is refused (invalid_request): a parameter holds a quote, "
+                                  "a backslash or a character that is not ASCII.", code="invalid_request") from None
         live = self.sessions.of(req.headers)
         if live is None:  # signed in first, then back here (signin/pages.py reads the cookie)
             back = base64.urlsafe_b64encode(f"/oauth/authorize?{query}".encode()).decode()
@@ -159,7 +159,8 @@ class AuthServerPages:
         try:
             reply: Reply = self.server.create_token_response(request)
         except ValueError:  # Authlib's decoding of a Basic header that is not UTF-8
-            return Reply(*InvalidRequestError("A value of the request (its Basic credentials) is not UTF-8.")()).answer()
+            refused = InvalidRequestError("A value of the request (its Basic credentials) is not UTF-8.")
+            return Reply(*refused()).answer()
         return reply.answer()
 
     def register(self, query: str, req: Request) -> Answer:
