@@ -68,14 +68,14 @@ class Documents:
                     raise DocumentRefused("its host reached a non-public address")
                 if got.status_code != 200:
                     raise DocumentRefused(f"fetching it answered {got.status_code} (redirects are not followed)")
-                body = got.raw.read(MOST_REGISTRATION + 1, decode_content=True)
+                body = self.read_within(got, self.clock() + FETCH_SECONDS)
         except requests.RequestException as exc:
             raise DocumentRefused(f"it could not be fetched ({type(exc).__name__})") from None
         if len(body) > MOST_REGISTRATION:
             raise DocumentRefused(f"it is larger than {MOST_REGISTRATION} bytes")
         try:
             document = json.loads(body)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: arrays nested thousands deep
             raise DocumentRefused("it is no JSON") from None
         if not isinstance(document, dict) or document.get("client_id") != url:
             raise DocumentRefused("its client_id is not the URL it was fetched from")
@@ -86,6 +86,22 @@ class Documents:
         if problem:
             raise DocumentRefused(problem)
         return client_of(url, document, self.scope)
+
+    def read_within(self, got: requests.Response, deadline: float) -> bytes:
+        """Up to MOST_REGISTRATION + 1 bytes of the body, whatever has arrived at each read, by `deadline` (give or
+        take one read's timeout): the per-read timeout alone lets a host that drips a byte a second hold it for
+        hours."""
+        parts: list[bytes] = []
+        size = 0
+        while size <= MOST_REGISTRATION:
+            piece = got.raw.read1(MOST_REGISTRATION + 1 - size, decode_content=True)
+            if not piece:
+                break
+            parts.append(piece)
+            size += len(piece)
+            if self.clock() > deadline:
+                raise DocumentRefused(f"it was not sent within {FETCH_SECONDS:g} seconds")
+        return b"".join(parts)
 
     def checked_url(self, url: str) -> None:
         try:

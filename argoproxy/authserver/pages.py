@@ -113,6 +113,9 @@ class AuthServerPages:
             grant = self.server.get_consent_grant(request)
         except OAuth2Error as error:
             return self.refused(request, error)
+        except ValueError:  # Authlib will not quote a value with `"`, `\\` or non-ASCII in an error's description
+            raise ProxyError(400, "The authorization request is refused (invalid_request): a parameter holds a quote, "
+                                  "a backslash or a character that is not ASCII.", code="invalid_request") from None
         live = self.sessions.of(req.headers)
         if live is None:  # signed in first, then back here (signin/pages.py reads the cookie)
             back = base64.urlsafe_b64encode(f"/oauth/authorize?{query}".encode()).decode()
@@ -153,7 +156,11 @@ class AuthServerPages:
         except OAuth2Error as error:
             return Reply(*error()).answer()
         request = FormRequest("POST", f"{self.public_url}/oauth/token", req.headers, "", body)
-        reply: Reply = self.server.create_token_response(request)
+        try:
+            reply: Reply = self.server.create_token_response(request)
+        except ValueError:  # Authlib's decoding of a Basic header that is not UTF-8
+            refused = InvalidRequestError("A value of the request (its Basic credentials) is not UTF-8.")
+            return Reply(*refused()).answer()
         return reply.answer()
 
     def register(self, query: str, req: Request) -> Answer:
@@ -163,7 +170,7 @@ class AuthServerPages:
                 raise InvalidClientMetadataError(f"The registration is larger than {MOST_REGISTRATION} bytes.")
             try:
                 data = json.loads(raw)
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: arrays nested thousands deep
                 raise InvalidClientMetadataError("The registration is no JSON.") from None
         except OAuth2Error as error:
             return Reply(*error()).answer()

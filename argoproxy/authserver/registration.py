@@ -1,6 +1,8 @@
 """Dynamic client registration (RFC 7591) at POST /oauth/register: Authlib's endpoint, open (MCP clients register
 without an admin: the consent page stands between a registered client and a person's tokens), bounded: the
-proxy's checks of clients.py first, MOST_CLIENTS registered at once."""
+proxy's checks of clients.py first, MOST_CLIENTS registered at once. A client no person has approved yet is kept
+PENDING_SECONDS (an approval keeps it CLIENT_SECONDS: pages.py), so a flood of registrations holds the cap only while
+it lasts, not for CLIENT_SECONDS."""
 
 from __future__ import annotations
 
@@ -13,9 +15,10 @@ from authlib.oauth2.rfc7591.errors import InvalidClientMetadataError, InvalidRed
 
 from argoproxy.authserver.clients import client_of, metadata_problem
 from argoproxy.authserver.grant_store import GrantStore
-from argoproxy.authserver.server import CLIENT_SECONDS, digest
+from argoproxy.authserver.server import digest
 
-MOST_CLIENTS = 10_000  # registrations kept at once (each lives CLIENT_SECONDS from its last sign-in)
+MOST_CLIENTS = 10_000  # registrations kept at once (each lives CLIENT_SECONDS from its last approval)
+PENDING_SECONDS = 3600.0  # a registration's life until a person first approves it (a sign-in takes minutes)
 
 
 class RegistrationsFull(OAuth2Error):  # type: ignore[misc]
@@ -60,5 +63,5 @@ class Registration(ClientRegistrationEndpoint):  # type: ignore[misc]
         secret = client_info.get("client_secret")
         client = client_of(client_info["client_id"], {**request.payload.data, **client_metadata}, self.scope,
                            digest(secret) if secret else "")
-        self.grants.put("client:" + client.client_id, client.to_json(), CLIENT_SECONDS)
+        self.grants.put("client:" + client.client_id, client.to_json(), PENDING_SECONDS)
         return client

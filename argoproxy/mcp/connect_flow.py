@@ -147,7 +147,7 @@ class ConnectPages:
         try:
             with self.http.post(found.registration_endpoint, json=body, timeout=10.0, allow_redirects=False) as resp:
                 said = resp.json() if resp.status_code in (200, 201) else None
-        except (requests.RequestException, ValueError):
+        except (requests.RequestException, ValueError, RecursionError):
             said = None
         if not isinstance(said, dict) or not isinstance(said.get("client_id"), str):
             raise DiscoveryFailed(f"registering a client at {origin_of(found.issuer)} failed")

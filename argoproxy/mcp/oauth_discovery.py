@@ -130,6 +130,6 @@ def _document(url: str, http: requests.Session) -> dict[str, Any] | None:
         raise DiscoveryFailed(f"{origin_of(url)} sent a metadata document longer than {MAX_DOCUMENT} bytes")
     try:
         document = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: arrays nested thousands deep
         return None
     return document if isinstance(document, dict) else None

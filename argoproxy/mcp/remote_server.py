@@ -356,7 +356,7 @@ class RemoteServer(StdioServer, HttpSse):  # (the older HTTP+SSE transport's met
         if body.lstrip().startswith(b"["):
             try:
                 batch = json.loads(body)
-            except ValueError:
+            except (ValueError, RecursionError):
                 batch = None
             if isinstance(batch, list):
                 for message in batch:

@@ -110,6 +110,8 @@ class AccessTokens:
 
     def introspected(self, token: str, path: str) -> dict[str, Any]:
         """The issuer's answer for an opaque token (introspection.py: kept, and bounded per worker)."""
+        if self.provider.endpoint("introspection_endpoint") is None:  # no way to check it: it cannot be good here
+            raise self.invalid(path, "the token is no JWT, and the issuer offers no introspection to check others")
         answer = self.introspection.answer(token)
         if answer.get("active") is not True:
             raise self.invalid(path, "the issuer says the token is not active (expired, revoked or unknown)")
@@ -167,7 +169,7 @@ def unverified_issuer(token: str) -> str:
     """A JWT's `iss`, read before its signature is checked: only to pick the keys that check it."""
     try:
         claims = json.loads(jws.extract_compact(token.encode("ascii")).payload)
-    except (JoseError, ValueError, UnicodeError):
+    except (JoseError, ValueError, UnicodeError, RecursionError):  # RecursionError: claims nested a thousand deep
         return ""
     return str(claims.get("iss", "")) if isinstance(claims, dict) else ""
 

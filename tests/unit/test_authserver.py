@@ -10,6 +10,7 @@ import base64
 import hashlib
 import json
 import secrets
+import time
 from types import SimpleNamespace
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -223,9 +224,31 @@ def test_an_oversize_or_broken_registration_and_the_cap(world, monkeypatch):
     assert status == 429 and body["error"] == "temporarily_unavailable" and MOST_CLIENTS == 10_000
 
 
+DEEP = b"[" * 5000 + b"]" * 5000  # nested past json's recursion limit, within every size bound
+
+
+def test_a_registration_nested_past_the_recursion_limit_is_refused_not_a_500(world):
+    status, _, body = ask(world, "oauth_register", "POST", "/oauth/register", DEEP)
+    assert status == 400 and body["error"] == "invalid_client_metadata", body
+
+
+def test_a_client_not_yet_approved_is_kept_an_hour_an_approved_one_90_days(world, client):
+    """A flood of registrations fills MOST_CLIENTS for an hour past its end, not for 90 days."""
+    def life() -> float:
+        row = world.grants._conn().execute("SELECT expires FROM oauth_grants WHERE name = ?",
+                                           ("client:" + client,)).fetchone()
+        return float(row[0]) - time.time()
+    assert 3500 < life() <= 3600
+    code_for(world, client, pkce())
+    assert life() > 89 * 86400
+
+
 def test_a_token_request_not_sent_as_a_form_is_refused_in_oauths_shape(world):
+    not_utf8 = {"Content-Type": "application/x-www-form-urlencoded",
+                "Authorization": "Basic " + base64.b64encode(b"\xff\xfe:\xff").decode()}  # Authlib's ValueError
     for body, headers in ((b'{"grant_type": "authorization_code"}', {"Content-Type": "application/json"}),
-                          (b"code=" + b"x" * 20000, {"Content-Type": "application/x-www-form-urlencoded"})):
+                          (b"code=" + b"x" * 20000, {"Content-Type": "application/x-www-form-urlencoded"}),
+                          (b"grant_type=authorization_code&code=x", not_utf8)):
         status, _, got = ask(world, "oauth_token", "POST", "/oauth/token", body, headers)
         assert status == 400 and got["error"] == "invalid_request", got
 
@@ -264,6 +287,8 @@ def test_a_confidential_client_authenticates_with_its_secret(world):
 # ---------------------------------------------------------------- the authorization request
 @pytest.mark.parametrize("change, redirected, error", [
     ({"redirect_uri": "http://127.0.0.1:33418/other"}, False, "invalid_request"),
+    ({"redirect_uri": 'http://127.0.0.1:33418/"x\\y'}, False, "invalid_request"),  # Authlib's ValueError: not a 500
+    ({"response_type": "c\u00f6de"}, False, "invalid_request"),
     ({"client_id": "mcp-nobody"}, False, "invalid_client"),
     ({"code_challenge": None, "code_challenge_method": None}, True, "invalid_request"),
     ({"code_challenge_method": "plain"}, True, "invalid_request"),
@@ -362,7 +387,7 @@ def test_a_metadata_document_names_its_client(world):
     assert status == 200 and "access_token" in got
 
 
-@pytest.mark.parametrize("case", ["mismatch", "oversize", "redirect", "secret", "private", "http"])
+@pytest.mark.parametrize("case", ["mismatch", "oversize", "redirect", "secret", "private", "http", "deep"])
 @responses_lib.activate
 def test_a_bad_metadata_document_is_refused(world, case, monkeypatch):
     url = DOC_URL if case != "http" else "http://app.example.net/client.json"
@@ -374,6 +399,8 @@ def test_a_bad_metadata_document_is_refused(world, case, monkeypatch):
         responses_lib.get(DOC_URL, status=302, headers={"Location": "http://169.254.169.254/"})
     elif case == "secret":
         responses_lib.get(DOC_URL, json=document(token_endpoint_auth_method="client_secret_basic"))
+    elif case == "deep":
+        responses_lib.get(DOC_URL, body=DEEP)
     elif case == "private":
         world.pages.documents.resolver = lambda host, port: ["93.184.216.34", "10.0.0.7"]
     params = auth_params(url, pkce()[1])
@@ -390,6 +417,36 @@ def test_a_document_host_that_turns_private_between_the_check_and_the_fetch_is_r
     params = auth_params(DOC_URL, pkce()[1])
     status, _, body = ask(world, "oauth_authorize", "GET", "/oauth/authorize?" + urlencode(params), None, world.cookie)
     assert status == 400 and "non-public" in body["message"], body
+
+
+class Dripping:
+    """A document's answer that sends one byte a read, each a second later (the clock below): endless."""
+    status_code = 200
+
+    def __init__(self, clock: list[float]) -> None:
+        self.clock, self.raw = clock, self
+
+    def read1(self, most: int, decode_content: bool = True) -> bytes:
+        self.clock[0] += 1.0
+        return b" "
+
+    read = read1
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+
+def test_a_document_dripped_a_byte_at_a_time_is_refused_within_the_fetchs_seconds():
+    clock = [0.0]
+    session = SimpleNamespace(get=lambda *a, **k: Dripping(clock), trust_env=True)
+    documents = Documents("mcp", resolver=lambda host, port: ["93.184.216.34"], session=session,  # type: ignore[arg-type]
+                          clock=lambda: clock[0])
+    with pytest.raises(cimd.DocumentRefused, match="not sent within 5 seconds"):
+        documents.client(DOC_URL)
+    assert clock[0] <= cimd.FETCH_SECONDS + 2
 
 
 def test_only_public_addresses_are_documents_hosts():

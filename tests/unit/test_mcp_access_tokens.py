@@ -89,6 +89,30 @@ def test_an_hmac_token_keyed_with_the_public_key_is_refused():
     assert refused.value.status == 401 and 'error="invalid_token"' in refused.value.headers["WWW-Authenticate"]
 
 
+def test_a_jwt_whose_claims_nest_past_the_recursion_limit_is_a_401():
+    def part(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+    header = part(json.dumps({"alg": "RS256", "kid": "k1"}).encode())
+    deep = f'{header}.{part(b"[" * 3000 + b"]" * 3000)}.{part(b"sig")}'
+    with pytest.raises(ProxyError) as refused:
+        tokens().record(bearer(deep), "mcp")
+    assert refused.value.status == 401 and refused.value.code == "invalid_token"
+
+
+class NoIntrospection(Provider):
+    def document(self) -> dict:
+        return {"issuer": ISSUER}
+
+
+def test_an_opaque_token_where_the_issuer_offers_no_introspection_is_a_401_not_a_502():
+    resource = ProtectedResource(PUBLIC, ISSUER, ("mcp",), ("git",))
+    checker = AccessTokens(resource, NoIntrospection(), Store(), ("cot-proxy", "secret"))  # type: ignore[arg-type]
+    with pytest.raises(ProxyError) as refused:
+        checker.record(bearer("opaque"), "mcp")
+    assert refused.value.status == 401 and "offers no introspection" in refused.value.message
+    assert 'error="invalid_token"' in refused.value.headers["WWW-Authenticate"]
+
+
 def test_the_challenge_names_the_servers_metadata_and_the_scopes():
     challenge = tokens().challenge("mcp/git")
     assert challenge.status == 401 and challenge.headers["WWW-Authenticate"] == (
