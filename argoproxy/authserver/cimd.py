@@ -2,7 +2,10 @@
 an https URL names the document describing the client, fetched from there. The fetch is bounded (MOST_REGISTRATION
 bytes, FETCH_SECONDS, no redirect followed) and reaches public addresses only: a host that resolves to a private,
 loopback, link-local or otherwise non-global address is refused, before the request and again by the address the
-connection reached (a name that changes its answer in between). Documents are kept KEEP_SECONDS per process."""
+connection reached (a name that changes its answer in between). Documents are kept KEEP_SECONDS per process.
+Anyone may name a URL at /oauth/authorize before signing in, so the fetches are bounded per worker too (FETCHES a
+second, a burst of FETCH_BURST, FETCHES_AT_ONCE under way: signin/introspection.py's CallBudget) and a refused URL
+is answered from memory for REFUSED_SECONDS: the proxy cannot be made to fetch for whoever asks."""
 
 from __future__ import annotations
 
@@ -17,11 +20,14 @@ from urllib.parse import urlsplit
 import requests
 
 from argoproxy.authserver.clients import MOST_REGISTRATION, McpClient, client_of, metadata_problem
+from argoproxy.signin.introspection import CallBudget
 from argoproxy.teamkeys.lookup_cache import LRU
 
 FETCH_SECONDS = 5.0
 KEEP_SECONDS = 300.0
 MOST_KEPT = 1024
+REFUSED_SECONDS = 60.0
+FETCHES, FETCH_BURST, FETCHES_AT_ONCE = 2.0, 10, 4
 
 
 class DocumentRefused(ValueError):
@@ -47,13 +53,24 @@ class Documents:
         self.session = session or requests.Session()
         self.session.trust_env = False  # the document's host is reached directly: no environment proxy between
         self._kept: LRU[tuple[McpClient, float]] = LRU(MOST_KEPT)
+        self._refused: LRU[tuple[str, float]] = LRU(MOST_KEPT)  # apart: refusals cannot push out a client in use
         self._lock = threading.Lock()
+        self.budget = CallBudget(FETCHES, FETCH_BURST, FETCHES_AT_ONCE, clock, over=lambda: DocumentRefused(
+            "too many new client metadata documents to fetch now: try again in a few seconds"))
 
     def client(self, url: str) -> McpClient:
-        held = self._kept.get(url)
+        held, refused = self._kept.get(url), self._refused.get(url)
         if held is not None and self.clock() - held[1] < KEEP_SECONDS:
             return held[0]
-        client = self.fetched(url)
+        if refused is not None and self.clock() - refused[1] < REFUSED_SECONDS:
+            raise DocumentRefused(refused[0])
+        with self.budget.call():  # over it: refused now, not remembered (the URL may be good)
+            try:
+                client = self.fetched(url)
+            except DocumentRefused as exc:
+                with self._lock:
+                    self._refused.put(url, (str(exc), self.clock()))
+                raise
         with self._lock:
             self._kept.put(url, (client, self.clock()))
         return client

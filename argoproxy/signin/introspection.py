@@ -29,25 +29,27 @@ RATE, BURST, IN_FLIGHT = 10.0, 20, 8  # introspection calls a second, at once af
 MOST_ANSWER = 64 * 1024
 
 
-class IntrospectionBudget:
-    """The issuer's calls this worker may make: a token bucket of `rate` a second holding at most `burst`, and at
-    most `in_flight` under way."""
+class CallBudget:
+    """The outside calls this worker may make for what clients send (the issuer's introspections here; the client
+    metadata documents of authserver/cimd.py): a token bucket of `rate` a second holding at most `burst`, and at most
+    `in_flight` under way; past them `over()` is raised."""
 
     def __init__(self, rate: float = RATE, burst: int = BURST, in_flight: int = IN_FLIGHT,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, over: Callable[[], Exception] | None = None) -> None:
         self.rate, self.burst, self.in_flight, self.clock = rate, burst, in_flight, clock
+        self.over = over or busy
         self._tokens, self._at, self._running = float(burst), clock(), 0
         self._lock = threading.Lock()
 
     @contextmanager
     def call(self) -> Iterator[None]:
-        """One call's share, or the 503 that answers the token instead."""
+        """One call's share, or `over()` (the 503 that answers the token) instead."""
         with self._lock:
             now = self.clock()
             self._tokens = min(float(self.burst), self._tokens + (now - self._at) * self.rate)
             self._at = now
             if self._tokens < 1 or self._running >= self.in_flight:
-                raise busy()
+                raise self.over()
             self._tokens -= 1
             self._running += 1
         try:
@@ -67,9 +69,9 @@ class Introspection:
     """The issuer's answers for opaque tokens, kept and bounded as the module says."""
 
     def __init__(self, provider: OpenIdProvider, client: tuple[str, str], clock: Callable[[], float] = time.time,
-                 budget: IntrospectionBudget | None = None) -> None:
+                 budget: CallBudget | None = None) -> None:
         self.provider, self.client, self.clock = provider, client, clock
-        self.budget = budget or IntrospectionBudget()
+        self.budget = budget or CallBudget()
         self._active: LRU[tuple[dict[str, Any], float]] = LRU(ACTIVE_ENTRIES)
         self._refused: LRU[tuple[dict[str, Any], float]] = LRU(REFUSED_ENTRIES)
         self._lock = threading.Lock()

@@ -449,6 +449,31 @@ def test_a_document_dripped_a_byte_at_a_time_is_refused_within_the_fetchs_second
     assert clock[0] <= cimd.FETCH_SECONDS + 2
 
 
+@responses_lib.activate
+def test_documents_named_by_anyone_are_fetched_within_a_bound_and_a_refused_one_is_not_fetched_again():
+    """/oauth/authorize names a document before anyone signs in: the proxy must not fetch for whoever asks."""
+    clock = [0.0]
+    documents = Documents("mcp", resolver=lambda host, port: ["93.184.216.34"], clock=lambda: clock[0])
+    urls = [f"https://app{i}.example.net/client.json" for i in range(40)]
+    for url in urls:
+        responses_lib.get(url, status=404)
+    said = []
+    for url in urls:
+        with pytest.raises(cimd.DocumentRefused) as refused:
+            documents.client(url)
+        said.append(str(refused.value))
+    assert len(responses_lib.calls) == cimd.FETCH_BURST  # the rest refused without a request
+    assert sum("too many" in why for why in said) == len(urls) - cimd.FETCH_BURST
+    with pytest.raises(cimd.DocumentRefused, match="answered 404"):
+        documents.client(urls[0])  # refused before: answered from memory
+    assert len(responses_lib.calls) == cimd.FETCH_BURST
+    clock[0] += cimd.REFUSED_SECONDS + 1  # later: the budget has refilled and the refusal is forgotten
+    responses_lib.replace(responses_lib.GET, urls[0], json=document(client_id=urls[0]))
+    responses_lib.replace(responses_lib.GET, urls[-1], json=document(client_id=urls[-1]))
+    assert documents.client(urls[0]).client_id == urls[0]
+    assert documents.client(urls[-1]).client_id == urls[-1]  # over the bound once, not remembered as refused
+
+
 def test_only_public_addresses_are_documents_hosts():
     assert cimd.public("93.184.216.34") and not any(
         cimd.public(a) for a in ("127.0.0.1", "10.1.2.3", "169.254.169.254", "::1", "fd00::1", "192.168.1.1"))
