@@ -4,7 +4,7 @@ bytes, FETCH_SECONDS, no redirect followed) and reaches public addresses only: a
 loopback, link-local or otherwise non-global address is refused, before the request and again by the address the
 connection reached (a name that changes its answer in between). Documents are kept KEEP_SECONDS per process.
 Anyone may name a URL at /oauth/authorize before signing in, so the fetches are bounded per worker too (FETCHES a
-second, a burst of FETCH_BURST, FETCHES_AT_ONCE under way: signin/introspection.py's CallBudget) and a refused URL
+second, a burst of FETCH_BURST, FETCHES_AT_ONCE under way: signin/introspection.py's OutboundBudget) and a refused URL
 is answered from memory for REFUSED_SECONDS: the proxy cannot be made to fetch for whoever asks."""
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import requests
 
 from argoproxy.authserver.clients import MOST_REGISTRATION, McpClient, client_of, metadata_problem
-from argoproxy.signin.introspection import CallBudget
+from argoproxy.signin.introspection import OutboundBudget
 from argoproxy.teamkeys.lookup_cache import LRU
 
 FETCH_SECONDS = 5.0
@@ -55,7 +55,7 @@ class Documents:
         self._kept: LRU[tuple[McpClient, float]] = LRU(MOST_KEPT)
         self._refused: LRU[tuple[str, float]] = LRU(MOST_KEPT)  # apart: refusals cannot push out a client in use
         self._lock = threading.Lock()
-        self.budget = CallBudget(FETCHES, FETCH_BURST, FETCHES_AT_ONCE, clock, over=lambda: DocumentRefused(
+        self.budget = OutboundBudget(FETCHES, FETCH_BURST, FETCHES_AT_ONCE, clock, over=lambda: DocumentRefused(
             "too many new client metadata documents to fetch now: try again in a few seconds"))
 
     def client(self, url: str) -> McpClient:

@@ -29,7 +29,7 @@ RATE, BURST, IN_FLIGHT = 10.0, 20, 8  # introspection calls a second, at once af
 MOST_ANSWER = 64 * 1024
 
 
-class CallBudget:
+class OutboundBudget:
     """The outside calls this worker may make for what clients send (the issuer's introspections here; the client
     metadata documents of authserver/cimd.py): a token bucket of `rate` a second holding at most `burst`, and at most
     `in_flight` under way; past them `over()` is raised."""
@@ -69,9 +69,9 @@ class Introspection:
     """The issuer's answers for opaque tokens, kept and bounded as the module says."""
 
     def __init__(self, provider: OpenIdProvider, client: tuple[str, str], clock: Callable[[], float] = time.time,
-                 budget: CallBudget | None = None) -> None:
+                 budget: OutboundBudget | None = None) -> None:
         self.provider, self.client, self.clock = provider, client, clock
-        self.budget = budget or CallBudget()
+        self.budget = budget or OutboundBudget()
         self._active: LRU[tuple[dict[str, Any], float]] = LRU(ACTIVE_ENTRIES)
         self._refused: LRU[tuple[dict[str, Any], float]] = LRU(REFUSED_ENTRIES)
         self._lock = threading.Lock()

@@ -161,7 +161,7 @@ def test_the_introspection_caches_are_bounded_and_junk_pushes_out_no_good_token(
     issuer_knows("good")
     clock = [NOW]
     checker = tokens(clock)
-    checker.introspection.budget = introspection.CallBudget(clock=lambda: clock[0])
+    checker.introspection.budget = introspection.OutboundBudget(clock=lambda: clock[0])
     assert checker.record(bearer("good"), "mcp").owner == ALICE.id
     for n in range(50):
         clock[0] += 0.1  # within the rate: every junk token asked once
@@ -180,7 +180,7 @@ def test_a_flood_of_distinct_junk_tokens_costs_at_most_the_budgets_calls():
     issuer_knows("good")
     clock = [NOW]
     checker = tokens(clock)
-    checker.introspection.budget = introspection.CallBudget(clock=lambda: clock[0])
+    checker.introspection.budget = introspection.OutboundBudget(clock=lambda: clock[0])
     assert checker.record(bearer("good"), "mcp").owner == ALICE.id
     statuses = []
     for second in range(3):
@@ -200,7 +200,7 @@ def test_a_flood_of_distinct_junk_tokens_costs_at_most_the_budgets_calls():
 
 def test_introspections_in_flight_are_bounded():
     import threading
-    budget = introspection.CallBudget(rate=1000, burst=1000, in_flight=2)
+    budget = introspection.OutboundBudget(rate=1000, burst=1000, in_flight=2)
     entered, release = threading.Semaphore(0), threading.Event()
 
     def call() -> None:
