@@ -189,13 +189,27 @@ def read_form(req: Request) -> bytes:
     return bytes(body)
 
 
+def shown_host(uri: str) -> str:
+    """The redirect URI's host:port as a person should read it: a non-ASCII host in its ASCII (IDNA) form, so that a
+    lookalike (a Cyrillic 'а' for 'a') shows as the different name it is."""
+    where = urlsplit(uri).netloc
+    if where.isascii():
+        return where
+    host, _, port = where.rpartition(":") if where.rpartition(":")[2].isdigit() else (where, "", "")
+    try:
+        ascii_host = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        ascii_host = host.encode("ascii", "backslashreplace").decode("ascii")
+    return ascii_host + (f":{port}" if port else "")
+
+
 def consent_page(grant: Any, who: str, csrf: str) -> Answer:
     """Which client, which resource, for whom: approve (a POST with the session's CSRF token) or deny."""
     request, client = grant.request, grant.request.client
     fields = "".join(f'<input type="hidden" name="{html.escape(k)}" value="{html.escape(v)}">'
                      for k, v in request.payload.data.items() if k not in ("csrf", "decision"))
     name = client.name or client.client_id
-    where = urlsplit(request.payload.redirect_uri).netloc
+    where = shown_host(request.payload.redirect_uri)
     page = (f"<!doctype html><html><head><meta charset=\"utf-8\"><title>Allow {html.escape(name[:80])}?</title>"
             "<style>body{font-family:sans-serif;max-width:36em;margin:3em auto}</style></head><body>"
             f"<h1>Allow {html.escape(name)}?</h1>"

@@ -521,3 +521,11 @@ def test_two_replicas_on_redis_share_codes_refresh_tokens_and_the_key(world, red
     assert redeem(one, client, code, verifier[0])[0] == 400  # taken once, whichever replica is asked
     status, _, body = token(two, grant_type="refresh_token", refresh_token=again["refresh_token"], client_id=client)
     assert status == 400 and "revoked" in body["error_description"]  # the replay revoked the family on both
+
+
+def test_the_consent_page_shows_a_lookalike_host_in_its_ascii_form():
+    from argoproxy.authserver.pages import shown_host
+    assert shown_host("https://аpple.com/cb") == "xn--pple-43d.com"  # a Cyrillic 'а': not apple.com
+    assert shown_host("https://аpple.com:8443/cb") == "xn--pple-43d.com:8443"
+    assert shown_host("http://127.0.0.1:9000/cb") == "127.0.0.1:9000"
+    assert shown_host("https://app.example.net/cb").isascii()
