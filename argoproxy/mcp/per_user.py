@@ -5,7 +5,8 @@ server's RemoteServer.
 The worker says whose a call is and hands the person's current token with it (mcp/person_tokens.py reads, refreshes
 or exchanges it; the supervisor keeps none at rest). A person's session is opened at their first call and kept for
 the next; a token that changed (refreshed, connected again) opens a new one and the old one ends once the calls it
-carries have been answered (another worker's refresh does not cut a call short). At most `most`
+carries have been answered (another worker's refresh does not cut a call short), ended with the new token (the old
+one may have expired). A connection ended, or found gone by a worker, ends the person's session (end_person). At most `most`
 (MCP_USER_SESSIONS_PER_SERVER) at once: the least recently used ends (as gently) for a new one. A call without a person
 or a token is refused, never made with another's: nothing here falls back.
 
@@ -52,6 +53,13 @@ class PersonServer(RemoteServer):
         if self.token_refused and not self.ready.is_set():
             return jsonrpc.error(message.get("id"), jsonrpc.SERVER_UNAVAILABLE, self.token_refused)
         return super().call(message, timeout, wait_ready, on_note, session, asks, on_ask)
+
+    def handed(self, token: str) -> None:
+        """The person's newer token, for what this retired session still sends (its end, a DELETE): the one it
+        opened with may have expired, and a server that refuses it keeps the session until its own timeout. The
+        same person's, for the same server: never another's."""
+        self.secrets = Secrets([self.token, token])
+        self.token = token
 
     def _refusal(self, resp: Any) -> str:
         if resp.status_code not in (401, 403):
@@ -122,6 +130,8 @@ class PerUser:
                 held.calls += 1
                 return held
             retired = [self.held.pop(person)] if held is not None else []
+            if held is not None:
+                held.handed(token)  # it ends with the token the person has now
             while len(self.held) >= self.most:
                 retired.append(self.held.popitem(last=False)[1])
             for old in retired:

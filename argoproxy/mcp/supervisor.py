@@ -25,6 +25,8 @@ call at a time (kept open for the next), one JSON line each way (argoproxy/mcp/l
       the servers a key narrowed by tool globs reaches are set)
   {"op": "ended", "session": ID}                                       -> {} (a session Redis held was DELETEd;
       its streams and per_session processes end, here and on the other replicas: replicas.py)
+  {"op": "end_person", "person": ID, "servers": [NAME, ...]}           -> {"ended": [NAME, ...]} (a person's
+      connection ended, or a worker found none: their sessions at those per_user servers end; connection_end.py)
   A call with "relay": true may be sent {"ask": {...}} lines before its answer: the server's requests of its client
       (client_requests.py), for the capabilities in "asks" (else those its session declared at initialize);
   {"op": "reply", "session": ID, "message": {...}}                      -> {"replied": true|false} (the client's
@@ -307,6 +309,8 @@ class Supervisor:
 
     def served(self, op: Any, request: dict[str, Any], on_note: Callable[[dict[str, Any]], None] | None,
                on_ask: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+        if op == "end_person":
+            return {"ended": self.person_ended(str(request.get("person") or ""), request.get("servers"))}
         server = self.servers.get(str(request.get("server")))
         message = request.get("message")
         if server is None or not isinstance(message, dict):
@@ -324,6 +328,11 @@ class Supervisor:
             finally:
                 self.notices.drop_level(str(request.get("session", "")))
         return {"error": "unknown op"}
+
+    def person_ended(self, person: str, names: Any) -> list[str]:
+        """The names of the per_user servers among `names` where the person's session ended."""
+        servers = [(str(name), self.servers.get(str(name))) for name in (names if isinstance(names, list) else [])]
+        return [name for name, server in servers if isinstance(server, PerUser) and server.end_person(person)]
 
     def lowered(self, server: StdioServer, session: str, level: str) -> None:
         """A 2026-07-28 request's log level counted as a session's while its call runs (notices.py's set_level); a
