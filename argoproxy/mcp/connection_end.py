@@ -32,7 +32,7 @@ TELL_SECONDS = 5.0  # the supervisor's answer to an end_person (it ends the sess
 def revoke(tokens: Tokens, secret: str = "") -> list[str]:
     """The connection's tokens revoked at its authorization server; the hints ("refresh_token", "access_token") of
     the requests it took (HTTP 200, RFC 7009 §2.2)."""
-    url, took = tokens.revocation_endpoint, []
+    url, took = tokens.revocation_endpoint, list[str]()
     if not url:
         return took
     client = OAuth2Session(tokens.client_id, secret or None,
@@ -51,7 +51,7 @@ def _revoked(client: OAuth2Session, url: str, hint: str, token: str) -> bool:
     try:
         with client.revoke_token(url, token=token, token_type_hint=hint, timeout=REVOKE_SECONDS,
                                  allow_redirects=False) as resp:
-            status = resp.status_code
+            status = int(resp.status_code)
     except Exception as exc:  # noqa: BLE001 - requests' and Authlib's errors may hold the URL: said by kind
         log.info("mcp: revoking a person's %s at %s failed (%s)", hint, origin_of(url), type(exc).__name__)
         return False

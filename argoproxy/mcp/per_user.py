@@ -19,7 +19,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from typing import Any
+from typing import Any, Mapping
 
 from argoproxy.config.mcp_servers import McpServer
 from argoproxy.mcp import jsonrpc
@@ -172,3 +172,10 @@ class PerUser:
         return {"name": self.name, "kind": "remote", "state": "ready", "per_user": True, "sessions": len(held),
                 "ready": ready, "restarts": sum(s.restarts for s in held), "pid": None, "error": "",
                 "server_info": {}, "capabilities": {}}
+
+
+def ended_at(servers: Mapping[str, Any], person: Any, names: Any) -> list[str]:
+    """A person's sessions ended at the per_user servers among `names` (the supervisor's end_person op); the names
+    of those where one was held."""
+    named = [servers.get(str(name)) for name in (names if isinstance(names, list) else [])]
+    return [found.name for found in named if isinstance(found, PerUser) and found.end_person(str(person or ""))]

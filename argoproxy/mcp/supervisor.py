@@ -64,7 +64,7 @@ from argoproxy.mcp import jsonrpc, room, stdio_server
 from argoproxy.mcp.client_requests import Rounds, proxy_id
 from argoproxy.mcp.launch import shared_places
 from argoproxy.mcp.per_session import Bounds, KeyCheck, PerSession
-from argoproxy.mcp.per_user import PerUser
+from argoproxy.mcp.per_user import PerUser, ended_at
 from argoproxy.mcp.notices import KINDS, LEVELS, MAX_LISTENERS, Listener, Notices, request_level
 from argoproxy.mcp.notices import MAX_PER_OWNER as MAX_STREAMS_PER_KEY
 from argoproxy.mcp.remote_server import RemoteServer
@@ -310,7 +310,7 @@ class Supervisor:
     def served(self, op: Any, request: dict[str, Any], on_note: Callable[[dict[str, Any]], None] | None,
                on_ask: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
         if op == "end_person":
-            return {"ended": self.person_ended(str(request.get("person") or ""), request.get("servers"))}
+            return {"ended": ended_at(self.servers, request.get("person"), request.get("servers"))}
         server = self.servers.get(str(request.get("server")))
         message = request.get("message")
         if server is None or not isinstance(message, dict):
@@ -328,11 +328,6 @@ class Supervisor:
             finally:
                 self.notices.drop_level(str(request.get("session", "")))
         return {"error": "unknown op"}
-
-    def person_ended(self, person: str, names: Any) -> list[str]:
-        """The names of the per_user servers among `names` where the person's session ended."""
-        servers = [(str(name), self.servers.get(str(name))) for name in (names if isinstance(names, list) else [])]
-        return [name for name, server in servers if isinstance(server, PerUser) and server.end_person(person)]
 
     def lowered(self, server: StdioServer, session: str, level: str) -> None:
         """A 2026-07-28 request's log level counted as a session's while its call runs (notices.py's set_level); a
