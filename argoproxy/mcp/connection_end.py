@@ -15,6 +15,7 @@ import functools
 import logging
 import os
 import threading
+from typing import Any
 
 from authlib.integrations.requests_client import OAuth2Session
 
@@ -44,6 +45,8 @@ def revoke(tokens: Tokens, secret: str = "") -> list[str]:
                 took += [hint] if _revoked(client, url, hint, token) else []
     finally:
         client.close()
+    if took:
+        log.info("mcp: an ended connection's %s revoked at %s", " and ".join(took), origin_of(url))
     return took
 
 
@@ -52,12 +55,23 @@ def _revoked(client: OAuth2Session, url: str, hint: str, token: str) -> bool:
         with client.revoke_token(url, token=token, token_type_hint=hint, timeout=REVOKE_SECONDS,
                                  allow_redirects=False) as resp:
             status = int(resp.status_code)
+            said = _error(resp) if status != 200 else ""
     except Exception as exc:  # noqa: BLE001 - requests' and Authlib's errors may hold the URL: said by kind
         log.info("mcp: revoking a person's %s at %s failed (%s)", hint, origin_of(url), type(exc).__name__)
         return False
-    if status != 200:
-        log.info("mcp: %s answered HTTP %s to revoking a person's %s", origin_of(url), status, hint)
+    if status != 200:  # (unsupported_token_type, from a server that cannot revoke a JWT access token, among them)
+        log.info("mcp: %s answered HTTP %s to revoking a person's %s", origin_of(url), f"{status} {said}".strip(), hint)
     return status == 200
+
+
+def _error(resp: Any) -> str:
+    """The OAuth error code of a refusal (RFC 7009 §2.2.1), bounded; "" when it says none."""
+    try:
+        said = resp.json()
+    except ValueError:
+        return ""
+    error = said.get("error") if isinstance(said, dict) else None
+    return "".join(c for c in str(error)[:40] if c.isalnum() or c in "_-") if error else ""
 
 
 def revoke_later(tokens: Tokens, secret: str = "") -> threading.Thread:

@@ -52,7 +52,7 @@ def world(module_fake, tmp_path_factory):
     home = tmp_path_factory.mktemp("per_user")
     store = SQLiteKeyStore(home / "keys.db")
     now, people = time.time(), {}
-    for name in ("ann", "bob", "cy", "dee", "eve", "fay", "hal", "gus", "ivy"):
+    for name in ("ann", "bob", "cy", "dee", "eve", "fay", "hal", "gus", "ivy", "kim"):
         claims = {"sub": name, "email": f"{name}@x.org", "email_verified": True, "name": name}
         people[name] = store.signed_in(person_of_claims(claims, "http://127.0.0.1:9", "groups", now), False).id
         store.create(KeyRecord(f"{name}-key", digest(f"sk-{name}-key"), "sk-" + name, created=now,
@@ -326,6 +326,41 @@ def test_a_connection_gone_from_the_store_ends_the_session_at_the_persons_next_c
     assert not [h for m, _, h in remote.seen if m == "DELETE" and h.get("Authorization") == f"Bearer {IVY_TOKEN}"]
     assert whoami(proxy, "sk-ivy-key", "ivy")[0]["error"]["code"] == -32600
     assert ended_upstream(remote, IVY_TOKEN)
+
+
+def test_a_disconnect_revokes_the_refresh_token_at_the_real_authorization_server(world):
+    """RFC 7009 end to end: Kim connects (dynamic registration at the suite's provider, a refresh token issued),
+    disconnects; the proxy revokes her tokens there after answering, and her refresh token is refused from then on."""
+    proxy, remote, people, held = world
+    public = "https://llm.example.com"
+    provider = OidcProvider(resources={remote.url: "tools"}, refresh_tokens=True).start()
+    try:
+        remote.resource_metadata = {"resource": remote.url, "authorization_servers": [provider.issuer],
+                                    "scopes_supported": ["tools"]}
+        proxy.store.create_session(session_digest("kim-console-session"),
+                                   ConsoleSession(people["kim"], "kim-csrf", time.time(), time.time()))
+        signed = {"Cookie": "__Host-cot_console=kim-console-session"}
+        browser = requests.Session()
+        start = browser.get(proxy.url + "/ui/connect/gh", headers=signed, allow_redirects=False)
+        assert start.status_code == 303, start.text
+        back = through_provider(browser, start.headers["Location"], public, "alice")
+        done = browser.get(proxy.url + back[len(public):], headers=signed, allow_redirects=False)
+        assert done.status_code == 303, done.text
+        tokens = proxy.vault.open(people["kim"], "gh", held.get(people["kim"], "gh"))
+        assert tokens.refresh_token and tokens.revocation_endpoint.startswith(provider.issuer)
+        gone = requests.delete(proxy.url + "/ui/connect/gh", timeout=30, headers={
+            **signed, "X-CSRF-Token": "kim-csrf", "Origin": f"http://127.0.0.1:{proxy.port}"})
+        assert gone.json() == {"disconnected": True}
+        # (its access token, a JWT, the provider cannot revoke: unsupported_token_type, said in the log)
+        assert poll(lambda: "an ended connection's refresh_token revoked at" in proxy.read_log())
+        assert "HTTP 400 unsupported_token_type to revoking a person's access_token" in proxy.read_log()
+        again = requests.post(tokens.token_endpoint, timeout=30, data={
+            "grant_type": "refresh_token", "refresh_token": tokens.refresh_token, "client_id": tokens.client_id})
+        assert again.status_code == 400 and again.json()["error"] == "invalid_grant", again.text
+    finally:
+        remote.resource_metadata = None
+        provider.stop()
+    assert tokens.refresh_token not in proxy.read_log() and tokens.access_token not in proxy.read_log()
 
 
 def test_registration_where_the_authorization_server_issues_no_refresh_tokens_is_made_without_the_grant(tmp_path):
