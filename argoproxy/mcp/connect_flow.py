@@ -158,7 +158,7 @@ class ConnectPages:
             with self.http.post(endpoint, json=body, timeout=10.0, allow_redirects=False) as resp:
                 said = resp.json() if resp.status_code in (200, 201, 400) else None
                 status = resp.status_code
-        except (requests.RequestException, ValueError):
+        except (requests.RequestException, ValueError, RecursionError):  # (JSON nested past the recursion limit)
             return None
         if status == 400:
             return str(said.get("error", ""))[:40] if isinstance(said, dict) else None

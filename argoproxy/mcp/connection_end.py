@@ -68,7 +68,7 @@ def _error(resp: Any) -> str:
     """The OAuth error code of a refusal (RFC 7009 §2.2.1), bounded; "" when it says none."""
     try:
         said = resp.json()
-    except ValueError:
+    except (ValueError, RecursionError):  # (JSON nested past the recursion limit)
         return ""
     error = said.get("error") if isinstance(said, dict) else None
     return "".join(c for c in str(error)[:40] if c.isalnum() or c in "_-") if error else ""
