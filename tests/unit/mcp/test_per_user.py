@@ -190,13 +190,14 @@ def test_a_new_token_opens_a_new_session_and_the_least_recently_used_goes(remote
 def test_a_session_replaced_for_an_expired_token_ends_with_the_persons_current_one(remote, per_user):
     remote.people["ann-renewed-token-0123456789"] = ANN
     assert text(call(per_user, "whoami", person=ANN, token=ANN_TOKEN)) == ANN
-    old = per_user.held[ANN]
+    old = per_user.held[ANN].session_id
     del remote.people[ANN_TOKEN]  # it expired: the server refuses it from now on
     assert text(call(per_user, "whoami", person=ANN, token="ann-renewed-token-0123456789")) == ANN
     ended = poll(lambda: [h for m, _, h in remote.seen if m == "DELETE"])
     assert [h["Authorization"] for h in ended] == ["Bearer ann-renewed-token-0123456789"]
-    assert ended[0]["Mcp-Session-Id"] == old.session_id or not old.session_id  # the old session's, ended
-    assert remote.refused == [] and remote.crossed == 0
+    assert old and [h["Mcp-Session-Id"] for h in ended] == [old]  # the old session's, ended
+    assert not [why for why in remote.refused if why.endswith("(DELETE)")] and remote.crossed == 0  # (its GET stream
+    # may have been refused the expired token meanwhile)
 
 
 def test_a_persons_sessions_end_when_the_supervisor_is_told_and_no_one_elses(remote, tmp_path):
