@@ -39,8 +39,11 @@ from argoproxy.edge.listener_proof import PROOF_PATH
 SIGNIN_ROUTES = (("ui/auth/login", "signin_login", {"GET"}), ("ui/auth/callback", "signin_callback", {"GET"}),
                  ("ui/auth/me", "signin_me", {"GET"}), ("ui/logout", "signin_logout", {"POST"}))
 # The proxy as MCP clients' authorization server (argoproxy/authserver/; 404 while it is not one)
-AUTHSERVER_ROUTES = (("oauth/authorize", "oauth_authorize", {"GET", "POST"}), ("oauth/token", "oauth_token", {"POST"}),
-                     ("oauth/register", "oauth_register", {"POST"}), ("oauth/jwks", "oauth_jwks", {"GET", "HEAD"}))
+# (OPTIONS: a web page's preflight, where a route answers other sites' pages: edge/cors.py)
+AUTHSERVER_ROUTES = (("oauth/authorize", "oauth_authorize", {"GET", "POST"}),
+                     ("oauth/token", "oauth_token", {"POST", "OPTIONS"}),
+                     ("oauth/register", "oauth_register", {"POST", "OPTIONS"}),
+                     ("oauth/jwks", "oauth_jwks", {"GET", "HEAD", "OPTIONS"}))
 AUTHSERVER_KINDS = ("oauth_server_metadata", *(kind for _, kind, _ in AUTHSERVER_ROUTES))
 ALL_METHODS = frozenset({"GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "HEAD"})
 API_KINDS = {"chat/completions": "chat", "completions": "completions", "embeddings": "embeddings"}
@@ -176,7 +179,7 @@ def resource_metadata(parts: tuple[str, ...]) -> Route | None:
     if key[:2] != RESOURCE_METADATA or len(parts) > 4 or (len(parts) > 2 and key[2] != "mcp"):
         return None
     return Route("oauth_resource", "own", encode_path(RESOURCE_METADATA + tuple(key[2:3]) + parts[3:]),
-                 frozenset({"GET", "HEAD"}))
+                 frozenset({"GET", "HEAD", "OPTIONS"}))
 
 
 SERVER_METADATA = (".well-known", "oauth-authorization-server")  # RFC 8414 (argoproxy/authserver/)
@@ -187,7 +190,8 @@ def server_metadata(parts: tuple[str, ...]) -> Route | None:
     there: a PUBLIC_URL with one), the authorization server's metadata (an own, open route)."""
     if tuple(p.lower() for p in parts[:2]) != SERVER_METADATA:
         return None
-    return Route("oauth_server_metadata", "own", encode_path(SERVER_METADATA + parts[2:]), frozenset({"GET", "HEAD"}))
+    return Route("oauth_server_metadata", "own", encode_path(SERVER_METADATA + parts[2:]),
+                 frozenset({"GET", "HEAD", "OPTIONS"}))
 
 
 ADMIN_METHODS = frozenset({"GET", "POST", "PATCH", "DELETE"})

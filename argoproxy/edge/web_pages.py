@@ -14,7 +14,8 @@ page's own host name made to resolve to 127.0.0.1) the page reads the answers to
 
 Clients that are not browsers (the SDKs, curl, coding agents) send no `Origin` and name the host they connect
 to. With HOST=0.0.0.0 (containers, a Service) the host names a deployment answers to are not known here: only
-the `Origin` rule applies, and a rebinding page is stopped only by ENABLE_AUTH.
+the `Origin` rule applies, and a rebinding page is stopped only by ENABLE_AUTH. The OAuth routes that answer any
+site's pages (cors.py's CORS_KINDS: metadata, keys, registration, token) are exempt from the `Origin` rule alone.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from argoproxy.config.listener import is_loopback
+from argoproxy.edge.cors import CORS_KINDS
 from argoproxy.errors import ProxyError
 
 if TYPE_CHECKING:
@@ -45,7 +47,7 @@ class WebPages:
             self.hosts.add(public.hostname.rstrip("."))
             self.origins.add(f"{public.scheme}://{public.netloc}".lower())
 
-    def check(self, req: Request) -> None:
+    def check(self, req: Request, kind: str = "") -> None:
         host = req.host.strip().lower()
         if not req.host_sent and req.protocol == "HTTP/1.1":  # RFC 9112 3.2: a 400, whatever the listener
             raise ProxyError(400, "An HTTP/1.1 request must name the host it is sent to (a Host header).",
@@ -55,7 +57,7 @@ class WebPages:
                                   f"this request names `{host[:100]}` (a web page's, by DNS rebinding? A reverse "
                                   "proxy's name goes in ALLOWED_HOSTS).", code="host_not_allowed")
         origin = req.headers.get("Origin")
-        if origin is not None and not self._allowed(origin.strip().lower(), host):
+        if origin is not None and kind not in CORS_KINDS and not self._allowed(origin.strip().lower(), host):
             raise ProxyError(403, f"Requests from web pages of other sites are refused (Origin `{origin[:100]}`); "
                                   "ALLOWED_ORIGINS lists the ones that may.", code="origin_not_allowed")
 

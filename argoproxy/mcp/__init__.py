@@ -39,7 +39,8 @@ same keys as its models (docs/mcp.md).
 - Each person's own credentials (`auth: per_user`, `auth: token_exchange`; docs/mcp-credentials.md): per_user.py, a
   server's upstream session per person in the supervisor, with the token the worker hands it; person_tokens.py,
   whose a call is and what it carries (or the input_required round, -32042 or error that sends them to the console);
-  connections.py, their tokens read and refreshed; credential_vault.py, sealed with AES-GCM under
+  connections.py, their tokens read and refreshed; connection_end.py, what a connection's end sets off (its tokens
+  revoked at the authorization server, RFC 7009; the person's sessions ended in the supervisor); credential_vault.py, sealed with AES-GCM under
   CREDENTIALS_KEY_FILE (the rows: teamkeys/credential_store.py); connect_flow.py and oauth_discovery.py,
   /ui/connect/NAME's authorization code flow (its client: pre-registered, the proxy's Client ID Metadata Document,
   or registered) and the discovery before it; token_exchange.py, RFC 8693 at OIDC_ISSUER.

@@ -10,7 +10,10 @@
                                     server says it sends one (and whenever sent); the code exchanged (Authlib's
                                     OAuth2Session, the PKCE verifier, `resource`, no redirect followed); the tokens
                                     kept sealed (connections.py); then to /ui
-  DELETE /ui/connect/NAME           with the session's CSRF token (X-CSRF-Token): the connection forgotten
+  DELETE /ui/connect/NAME           the connection ended (connections.py's `end`: its tokens revoked, its sessions
+                                    ended); a session's change, held by whoever mounts these pages to the
+                                    console's one rule (serve/mcp_mount.py: console/authorize.check_change, its
+                                    CSRF token and this site's Origin) before it reaches here
   GET    /ui/connect/client-metadata.json  no sign-in: the proxy's Client ID Metadata Document (the OAuth draft
                                     MCP 2025-11-25 names; its URL is the client_id, under an https PUBLIC_URL only:
                                     no server name holds a dot, so it is no server's page)
@@ -21,7 +24,6 @@ or verifier is ever in an answer or a log line."""
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import logging
 import secrets
@@ -48,7 +50,7 @@ MOST_PARAM = 2048
 NO_STORE = {"Cache-Control": "no-store"}
 CLIENT_METADATA = "client-metadata.json"  # /ui/connect/<this>: the proxy's client metadata document
 METADATA_SECONDS = 300  # how long an authorization server may keep it (a server added shows within this)
-Who = Callable[[Mapping[str, str]], "tuple[str, str] | None"]  # request headers -> (person id, CSRF token)
+Who = Callable[[Mapping[str, str]], "str | None"]  # request headers -> the signed-in person's id
 
 
 class ConnectPages:
@@ -75,12 +77,9 @@ class ConnectPages:
                 return redirect("/ui/auth/login")
             raise ProxyError(401, "Not signed in: /ui/auth/login signs in.", type="authentication_error",
                              code="not_signed_in")
-        person, csrf = signed
+        person = signed
         if method == "DELETE" and not callback:
-            if not hmac.compare_digest(headers.get("X-CSRF-Token", ""), csrf) or not csrf:
-                raise ProxyError(403, "Disconnecting needs the session's CSRF token (X-CSRF-Token).",
-                                 type="permission_error", code="csrf_token_invalid")
-            gone = self.connections.forget(person, name)
+            gone = self.connections.end(person, name)
             return Answer(b'{"disconnected": %s}' % (b"true" if gone else b"false"), 200, NO_STORE,
                           content_type="application/json")
         if method != "GET":
@@ -144,15 +143,26 @@ class ConnectPages:
                 "application_type": "web",  # MCP 2026-07-28 asks it: a browser returns to a remote host
                 "grant_types": ["authorization_code", "refresh_token"], "response_types": ["code"],
                 "token_endpoint_auth_method": "none"}
-        try:
-            with self.http.post(found.registration_endpoint, json=body, timeout=10.0, allow_redirects=False) as resp:
-                said = resp.json() if resp.status_code in (200, 201) else None
-        except (requests.RequestException, ValueError, RecursionError):
-            said = None
+        said = self.registration(found.registration_endpoint, body)
+        if said == "invalid_client_metadata":  # perhaps the refresh_token grant it does not issue: asked without it
+            said = self.registration(found.registration_endpoint, {**body, "grant_types": ["authorization_code"]})
         if not isinstance(said, dict) or not isinstance(said.get("client_id"), str):
             raise DiscoveryFailed(f"registering a client at {origin_of(found.issuer)} failed")
         self.registered[found.issuer] = said["client_id"]
         return str(said["client_id"])
+
+    def registration(self, endpoint: str, body: dict[str, Any]) -> Any:
+        """The registration endpoint's answer: the client's metadata (a 200 or 201), else the error code it said
+        (RFC 7591 §3.2.2), else None."""
+        try:
+            with self.http.post(endpoint, json=body, timeout=10.0, allow_redirects=False) as resp:
+                said = resp.json() if resp.status_code in (200, 201, 400) else None
+                status = resp.status_code
+        except (requests.RequestException, ValueError, RecursionError):  # (JSON nested past the recursion limit)
+            return None
+        if status == 400:
+            return str(said.get("error", ""))[:40] if isinstance(said, dict) else None
+        return said
 
     # ------------------------------------------------------------ GET /ui/connect/NAME/callback
     def finish(self, server: McpServer, person: str, query: str) -> Answer:
@@ -182,7 +192,8 @@ class ConnectPages:
             client.close()
         if not isinstance(answer, dict) or not isinstance(answer.get("access_token"), str):
             raise failed(server, "its authorization server did not give tokens for the code")
-        base = Tokens("", "", 0.0, flow["token_endpoint"], flow["issuer"], flow["client_id"])
+        base = Tokens("", "", 0.0, flow["token_endpoint"], flow["issuer"], flow["client_id"],
+                      revocation_endpoint=str(flow.get("revocation_endpoint") or ""))
         self.connections.save(person, server.name, renewed_tokens(base, answer))
         log.info("mcp server %s: a person connected", server.name)
         return redirect("/ui")

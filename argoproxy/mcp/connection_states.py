@@ -35,8 +35,9 @@ class ConnectionStates:
                 "renews": bool(tokens.refresh_token) if tokens else None}
 
     def forget(self, person: str, server: str | None = None) -> int:
-        """The person's connection to `server` (None: every one) ended; how many there were."""
-        return self.connections.forget(person, server)
+        """The person's connection to `server` (None: every one) ended (revoked, its sessions ended); how many there
+        were."""
+        return self.connections.end(person, server)
 
 
 def connection_states(settings: Any) -> ConnectionStates:

@@ -1,8 +1,9 @@
 """Each person's connections to `auth: per_user` MCP servers (docs/mcp-credentials.md): their tokens kept sealed
 (credential_vault.py) in the key store (credential_store.py), read for a call and refreshed before they expire (an
 answer with a new refresh token rotates the one kept; a refresh the server refuses, a replayed old refresh token
-among its reasons, is the connection's end: the person connects again). A token is never logged, and no error
-here names one."""
+among its reasons, is the connection's end: the person connects again). A person's Disconnect or an admin's
+revocation is `end`: the rows deleted, then their tokens revoked and their sessions ended (connection_end.py). A token
+is never logged, and no error here names one."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from authlib.integrations.requests_client import OAuth2Session
 from authlib.integrations.base_client.errors import OAuthError
 
 from argoproxy.config.mcp_servers import McpServer
+from argoproxy.mcp import connection_end
 from argoproxy.teamkeys.credential_store import CredentialStore
 from argoproxy.mcp.credential_vault import Tokens, Vault
 
@@ -32,9 +34,13 @@ class Unavailable(Exception):
 
 class Connections:
     def __init__(self, store: CredentialStore, vault: Callable[[], Vault],
-                 client_secret: Callable[[McpServer], str] = lambda server: "") -> None:
+                 client_secret: Callable[[McpServer], str] = lambda server: "",
+                 servers: tuple[McpServer, ...] = ()) -> None:
         self.store, self._vault, self.client_secret = store, vault, client_secret
+        self.servers = {s.name: s for s in servers}  # a revocation's client secret, by the row's server name
         self.opened: Vault | None = None
+        self.revoke: Callable[[Tokens, str], Any] = connection_end.revoke_later
+        self.end_sessions: Callable[[str, list[str]], Any] = connection_end.end_sessions
 
     @property
     def vault(self) -> Vault:
@@ -50,6 +56,27 @@ class Connections:
 
     def forget(self, person: str, server: str | None = None) -> int:
         return self.store.delete(person, server)
+
+    def end(self, person: str, server: str | None = None) -> int:
+        """The person's connection to `server` (None: every one) ended by them or an admin: the rows deleted, then
+        their tokens revoked where the authorization server offers it, and the person's sessions ended in this
+        replica's supervisor; how many rows there were."""
+        names = [server] if server is not None else self.connected(person)
+        held = {name: self._held(person, name) for name in names}
+        gone = self.forget(person, server)
+        for name, tokens in held.items():
+            if tokens is not None and tokens.revocation_endpoint:
+                known = self.servers.get(name)
+                mine = known is not None and known.client_id and known.client_id == tokens.client_id
+                self.revoke(tokens, self.client_secret(known) if mine and known is not None else "")
+        self.end_sessions(person, names)
+        return gone
+
+    def _held(self, person: str, server: str) -> Tokens | None:
+        try:
+            return self._read(person, server)[1]
+        except Unavailable:  # (deleted all the same; only its revocation is lost)
+            return None
 
     def connected(self, person: str) -> list[str]:
         return self.store.servers(person)
@@ -161,4 +188,5 @@ def renewed_tokens(old: Tokens, answer: Any) -> Tokens:
     refresh_at = expires_at - min(REFRESH_AHEAD, life / 2) if expires_at else 0.0
     return Tokens(str(answer["access_token"]), str(answer.get("refresh_token") or old.refresh_token),
                   expires_at, old.token_endpoint, old.issuer, old.client_id,
-                  str(answer.get("scope") or old.scope), refresh_at, connected_at=old.connected_at or now)
+                  str(answer.get("scope") or old.scope), refresh_at, connected_at=old.connected_at or now,
+                  revocation_endpoint=old.revocation_endpoint)

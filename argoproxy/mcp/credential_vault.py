@@ -34,6 +34,7 @@ class Tokens:
     scope: str = ""
     refresh_at: float = 0.0  # epoch seconds: refreshed from then on (0: REFRESH_AHEAD before expires_at)
     connected_at: float = 0.0  # epoch seconds: when the person connected (kept across refreshes; the console shows it)
+    revocation_endpoint: str = ""  # where its tokens are revoked when the connection ends (RFC 7009), if offered
 
     @classmethod
     def of(cls, value: Any) -> Tokens | None:

@@ -36,6 +36,7 @@ class AuthServer:
     iss_parameter: bool = False  # RFC 9207: it says `iss` on its answers, which is then checked
     scopes: tuple[str, ...] = ()  # the protected resource's scopes_supported
     metadata_documents: bool = False  # it takes a client_id that is the URL of the client's metadata document
+    revocation_endpoint: str = ""  # RFC 7009: where a connection's tokens are revoked at its end
 
 
 def discover(url: str, http: requests.Session) -> AuthServer:
@@ -101,7 +102,8 @@ def auth_server(issuer: str, http: requests.Session) -> AuthServer:
                               _endpoint(document, "token_endpoint"),
                               _endpoint(document, "registration_endpoint", needed=False),
                               document.get("authorization_response_iss_parameter_supported") is True,
-                              metadata_documents=document.get("client_id_metadata_document_supported") is True)
+                              metadata_documents=document.get("client_id_metadata_document_supported") is True,
+                              revocation_endpoint=_endpoint(document, "revocation_endpoint", needed=False))
         except ValueError as exc:
             raise DiscoveryFailed(f"the authorization server {origin_of(issuer)}: {exc}") from None
     raise DiscoveryFailed(f"the authorization server {origin_of(issuer)} has no metadata (RFC 8414, OpenID discovery)")

@@ -5,7 +5,8 @@ server's RemoteServer.
 The worker says whose a call is and hands the person's current token with it (mcp/person_tokens.py reads, refreshes
 or exchanges it; the supervisor keeps none at rest). A person's session is opened at their first call and kept for
 the next; a token that changed (refreshed, connected again) opens a new one and the old one ends once the calls it
-carries have been answered (another worker's refresh does not cut a call short). At most `most`
+carries have been answered (another worker's refresh does not cut a call short), ended with the new token (the old
+one may have expired). A connection ended, or found gone by a worker, ends the person's session (end_person). At most `most`
 (MCP_USER_SESSIONS_PER_SERVER) at once: the least recently used ends (as gently) for a new one. A call without a person
 or a token is refused, never made with another's: nothing here falls back.
 
@@ -18,7 +19,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from typing import Any
+from typing import Any, Mapping
 
 from argoproxy.config.mcp_servers import McpServer
 from argoproxy.mcp import jsonrpc
@@ -52,6 +53,13 @@ class PersonServer(RemoteServer):
         if self.token_refused and not self.ready.is_set():
             return jsonrpc.error(message.get("id"), jsonrpc.SERVER_UNAVAILABLE, self.token_refused)
         return super().call(message, timeout, wait_ready, on_note, session, asks, on_ask)
+
+    def handed(self, token: str) -> None:
+        """The person's newer token, for what this retired session still sends (its end, a DELETE): the one it
+        opened with may have expired, and a server that refuses it keeps the session until its own timeout. The
+        same person's, for the same server: never another's."""
+        self.secrets = Secrets([self.token, token])
+        self.token = token
 
     def _refusal(self, resp: Any) -> str:
         if resp.status_code not in (401, 403):
@@ -122,6 +130,8 @@ class PerUser:
                 held.calls += 1
                 return held
             retired = [self.held.pop(person)] if held is not None else []
+            if held is not None:
+                held.handed(token)  # it ends with the token the person has now
             while len(self.held) >= self.most:
                 retired.append(self.held.popitem(last=False)[1])
             for old in retired:
@@ -162,3 +172,10 @@ class PerUser:
         return {"name": self.name, "kind": "remote", "state": "ready", "per_user": True, "sessions": len(held),
                 "ready": ready, "restarts": sum(s.restarts for s in held), "pid": None, "error": "",
                 "server_info": {}, "capabilities": {}}
+
+
+def ended_at(servers: Mapping[str, Any], person: Any, names: Any) -> list[str]:
+    """A person's sessions ended at the per_user servers among `names` (the supervisor's end_person op); the names
+    of those where one was held."""
+    named = [servers.get(str(name)) for name in (names if isinstance(names, list) else [])]
+    return [found.name for found in named if isinstance(found, PerUser) and found.end_person(str(person or ""))]

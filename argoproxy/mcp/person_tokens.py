@@ -70,7 +70,8 @@ class PersonTokens:
             token = self.connections.token(person, server)
         except Unavailable as exc:
             return self._refused(message, jsonrpc.SERVER_UNAVAILABLE, f"The MCP server {name}: {exc}.")
-        if token is None:
+        if token is None:  # (a session this replica's supervisor still holds for them, from before, ends)
+            self.connections.end_sessions(person, [name])
             return self.not_connected(server, message)
         return {"person": person, "token": token}
 
@@ -127,7 +128,7 @@ def person_tokens(settings: Any) -> PersonTokens:
     store = credential_store(settings.keys_db, settings.redis_url)
     connections = Connections(store, lambda: vault_at(settings.credentials_key_file),
                               client_secret=lambda server: os.environ.get(server.client_secret_env, "").strip()
-                              if server.client_secret_env else "")
+                              if server.client_secret_env else "", servers=tuple(settings.mcp_servers))
     exchange = None
     if any(s.auth == "token_exchange" for s in settings.mcp_servers):
         from argoproxy.config.signin_settings import client_secret

@@ -25,6 +25,8 @@ call at a time (kept open for the next), one JSON line each way (argoproxy/mcp/l
       the servers a key narrowed by tool globs reaches are set)
   {"op": "ended", "session": ID}                                       -> {} (a session Redis held was DELETEd;
       its streams and per_session processes end, here and on the other replicas: replicas.py)
+  {"op": "end_person", "person": ID, "servers": [NAME, ...]}           -> {"ended": [NAME, ...]} (a person's
+      connection ended, or a worker found none: their sessions at those per_user servers end; connection_end.py)
   A call with "relay": true may be sent {"ask": {...}} lines before its answer: the server's requests of its client
       (client_requests.py), for the capabilities in "asks" (else those its session declared at initialize);
   {"op": "reply", "session": ID, "message": {...}}                      -> {"replied": true|false} (the client's
@@ -62,7 +64,7 @@ from argoproxy.mcp import jsonrpc, room, stdio_server
 from argoproxy.mcp.client_requests import Rounds, proxy_id
 from argoproxy.mcp.launch import shared_places
 from argoproxy.mcp.per_session import Bounds, KeyCheck, PerSession
-from argoproxy.mcp.per_user import PerUser
+from argoproxy.mcp.per_user import PerUser, ended_at
 from argoproxy.mcp.notices import KINDS, LEVELS, MAX_LISTENERS, Listener, Notices, request_level
 from argoproxy.mcp.notices import MAX_PER_OWNER as MAX_STREAMS_PER_KEY
 from argoproxy.mcp.remote_server import RemoteServer
@@ -307,6 +309,8 @@ class Supervisor:
 
     def served(self, op: Any, request: dict[str, Any], on_note: Callable[[dict[str, Any]], None] | None,
                on_ask: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+        if op == "end_person":
+            return {"ended": ended_at(self.servers, request.get("person"), request.get("servers"))}
         server = self.servers.get(str(request.get("server")))
         message = request.get("message")
         if server is None or not isinstance(message, dict):

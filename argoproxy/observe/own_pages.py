@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Callable
 
 from argoproxy.edge import listener_proof
+from argoproxy.edge.cors import CORS_KINDS, opened
 from argoproxy.edge.http_objects import Answer
 from argoproxy.errors import ProxyError
 
@@ -50,6 +51,8 @@ class OwnPages:
         own = self.door_answer(route.front, route.kind) if route.front != "openai" else None
         if own is not None:
             return Answer.json(own)
+        if route.kind in CORS_KINDS and req is not None:  # other sites' pages read these (edge/cors.py)
+            return opened(req.method, route.methods, lambda: self.kinds[route.kind](route.kind, query, req))
         return self.kinds[route.kind](route.kind, query, req)
 
     def metrics_answer(self, kind: str, query: str, req: Request | None) -> Answer:

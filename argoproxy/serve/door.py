@@ -85,7 +85,7 @@ class Door:
                           if door.claims_client(req.headers, target.query)), route)
         call.client = structs.replace(call.client, path=route.path, front=route.front)
         call.plan.kind, call.plan.path, call.plan.query = route.kind, route.path, target.query
-        self.web_pages.check(req)
+        self.web_pages.check(req, route.kind)
         self.auth.check(req, route)
         front = front_named(route.front) if route.front != "openai" else None  # the chat door: no lookup
         if call.plan.query:  # a client key never goes upstream (a door's key parameters, with auth off too)

@@ -84,15 +84,17 @@ def mount_mcp(door: Door) -> McpEndpoint | None:
 def mount_connect(door: Door) -> None:
     """/ui/connect/NAME[/callback]: a person connects to a per_user server (mcp/connect_flow.py). Console routes:
     no key asked (edge/auth.py), the person is their console session."""
+    from argoproxy.console.authorize import check_change
     from argoproxy.edge.paths import encode_path
+    from argoproxy.signin.principal import principal_of
     from argoproxy.mcp.connect_flow import ConnectPages
     from argoproxy.mcp.person_tokens import person_tokens
     settings = door.settings
     tokens = person_tokens(settings)
 
-    def who(headers: Any) -> tuple[str, str] | None:
+    def who(headers: Any) -> str | None:
         live = door.auth.sessions.of(headers) if door.auth.sessions is not None else None
-        return (live.person.id, live.csrf) if live is not None else None
+        return live.person.id if live is not None else None
 
     pages = ConnectPages(settings.mcp_servers, tokens.connections, settings.public_url, who,
                          client_secret=tokens.connections.client_secret)
@@ -111,6 +113,9 @@ def mount_connect(door: Door) -> None:
         req = call.client.request
         assert req is not None
         parts = route.path.split("/")
+        signed = principal_of(req, door.auth) if req.method == "DELETE" else None
+        if signed is not None:  # a session's change: the console's one rule (its CSRF token, this site's Origin)
+            check_change(signed, req)
         answer = pages.answer(parts[2], len(parts) == 4, req.method, req.target.partition("?")[2], req.headers)
         return door.record(call, answer)
 

@@ -83,6 +83,37 @@ def test_the_proxy_says_it_is_the_authorization_server_and_serves_the_metadata(w
     assert "the proxy is the authorization server for MCP clients (MCP_OAUTH_SERVER=auto)" in log
 
 
+def test_a_client_in_another_sites_page_discovers_registers_and_redeems_across_origins(world):
+    """The MCP Inspector's way (a page of its own site): each OAuth route it reads answers the preflight and carries
+    Access-Control-Allow-Origin: *, never with credentials; the authorization endpoint, a navigation, does not."""
+    page = {"Origin": "http://localhost:6274"}
+    routes = {"/.well-known/oauth-protected-resource/mcp": "GET", "/.well-known/oauth-authorization-server": "GET",
+              "/oauth/jwks": "GET", "/oauth/register": "POST", "/oauth/token": "POST"}
+    for path, method in routes.items():
+        asked = requests.options(world.public + path, timeout=10, headers={
+            **page, "Access-Control-Request-Method": method,
+            "Access-Control-Request-Headers": "content-type,mcp-protocol-version"})
+        assert asked.status_code == 204 and asked.headers["Access-Control-Allow-Origin"] == "*", (path, asked.text)
+        assert method in asked.headers["Access-Control-Allow-Methods"].split(", ")
+        assert {"Content-Type", "MCP-Protocol-Version"} <= set(asked.headers["Access-Control-Allow-Headers"].split(", "))
+        assert "Access-Control-Allow-Credentials" not in asked.headers
+    for path in list(routes)[:3]:
+        read = requests.get(world.public + path, headers=page, timeout=10)
+        assert read.status_code == 200 and read.headers["Access-Control-Allow-Origin"] == "*", (path, read.text)
+    made = requests.post(world.public + "/oauth/register", headers=page, timeout=10, json={
+        "redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none", "client_name": "inspector"})
+    assert made.status_code == 201 and made.headers["Access-Control-Allow-Origin"] == "*", made.text
+    refused = requests.post(world.public + "/oauth/token", headers=page, timeout=10, data={
+        "grant_type": "authorization_code", "code": "no-such-code", "client_id": made.json()["client_id"],
+        "redirect_uri": REDIRECT, "code_verifier": "v" * 43})
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant"  # the page reads why
+    assert refused.headers["Access-Control-Allow-Origin"] == "*"
+    navigation = requests.options(world.public + "/oauth/authorize", headers=page, timeout=10)
+    assert navigation.status_code in (403, 405) and "Access-Control-Allow-Origin" not in navigation.headers
+    posted = requests.post(world.public + "/oauth/authorize", headers=page, data={"decision": "approve"}, timeout=10)
+    assert posted.status_code == 403 and "Access-Control-Allow-Origin" not in posted.headers  # the Origin rule holds
+
+
 def test_the_mcp_sdks_oauth_client_signs_in_at_the_proxy_and_its_persons_globs_hold(world):
     import httpx2
     from mcp.client.auth import OAuthClientProvider

@@ -20,7 +20,11 @@ import pytest
 import requests
 from joserfc import jwt
 
-from argoproxy.mcp.credential_vault import Tokens, vault_at
+from argoproxy.config.mcp_servers import McpServer, McpServers
+from argoproxy.mcp.connect_flow import ConnectPages
+from argoproxy.mcp.connections import Connections
+from argoproxy.mcp.credential_vault import Tokens, Vault, vault_at
+from argoproxy.mcp.oauth_discovery import auth_server
 from argoproxy.people.membership import person_of_claims
 from argoproxy.signin.sessions import digest as session_digest
 from argoproxy.teamkeys.credential_store import SQLiteCredentials
@@ -29,6 +33,7 @@ from argoproxy.teamkeys.records import KeyRecord, digest
 from argoproxy.teamkeys.store import SQLiteKeyStore
 from tests.fakes.fake_mcp_http import FakeRemote
 from tests.oidc_provider import OidcProvider, through_provider
+from tests.polling import poll
 from tests.proxy_process import running_proxy
 
 ADMIN = "admin-key-of-the-per-user-test"
@@ -38,6 +43,7 @@ INIT = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
         "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
 URL_ELICITATION = {"elicitation": {"form": {}, "url": {}}}
 FAY_TOKEN = "fay-gh-access-token-0123456789"
+GUS_TOKEN, IVY_TOKEN = "gus-gh-access-token-0123456789", "ivy-gh-access-token-0123456789"
 CONNECT = "https://llm.example.com/ui/connect/gh"
 
 
@@ -46,7 +52,7 @@ def world(module_fake, tmp_path_factory):
     home = tmp_path_factory.mktemp("per_user")
     store = SQLiteKeyStore(home / "keys.db")
     now, people = time.time(), {}
-    for name in ("ann", "bob", "cy", "dee", "eve", "fay", "hal"):
+    for name in ("ann", "bob", "cy", "dee", "eve", "fay", "hal", "gus", "ivy", "kim"):
         claims = {"sub": name, "email": f"{name}@x.org", "email_verified": True, "name": name}
         people[name] = store.signed_in(person_of_claims(claims, "http://127.0.0.1:9", "groups", now), False).id
         store.create(KeyRecord(f"{name}-key", digest(f"sk-{name}-key"), "sk-" + name, created=now,
@@ -54,7 +60,8 @@ def world(module_fake, tmp_path_factory):
     vault, held = vault_at(str(home / "credentials.key")), SQLiteCredentials(str(home / "keys.db"))
     for name, token in (("ann", ANN_TOKEN), ("bob", BOB_TOKEN)):  # as a connection from the console leaves them
         held.put(people[name], "gh", vault.seal(people[name], "gh", Tokens(token)))
-    with FakeRemote(people={ANN_TOKEN: people["ann"], BOB_TOKEN: people["bob"]}) as remote:
+    with FakeRemote(people={ANN_TOKEN: people["ann"], BOB_TOKEN: people["bob"], GUS_TOKEN: people["gus"],
+                            IVY_TOKEN: people["ivy"]}) as remote:
         remote.refresh["dee-refresh-1"] = people["dee"]
         # Dee's token expired: it is refreshed at the server's token endpoint before her call (rotated there)
         held.put(people["dee"], "gh", vault.seal(people["dee"], "gh", Tokens(
@@ -282,3 +289,95 @@ def test_a_person_connects_at_an_authorization_server_that_fetches_the_proxys_cl
     remote.people[tokens.access_token] = people["hal"]
     assert whoami(proxy, "sk-hal-key", "hal")[0]["result"]["content"][0]["text"] == people["hal"]
     assert tokens.access_token not in proxy.read_log()
+
+
+def ended_upstream(remote, token):
+    """The remote server's DELETEs of a session (its end) sent with `token`, waited for."""
+    return poll(lambda: [h for m, _, h in remote.seen if m == "DELETE" and h.get("Authorization") == f"Bearer {token}"])
+
+
+def test_a_disconnect_at_the_connect_page_holds_the_consoles_origin_rule_and_ends_the_session_at_once(world):
+    proxy, remote, people, held = world
+    gus = people["gus"]
+    held.put(gus, "gh", proxy.vault.seal(gus, "gh", Tokens(GUS_TOKEN)))
+    assert whoami(proxy, "sk-gus-key", "gus")[0]["result"]["content"][0]["text"] == gus  # his upstream session
+    proxy.store.create_session(session_digest("gus-console-session"),
+                               ConsoleSession(gus, "gus-csrf", time.time(), time.time()))
+    signed = {"Cookie": "__Host-cot_console=gus-console-session", "X-CSRF-Token": "gus-csrf"}
+    same_site = {"Origin": f"http://127.0.0.1:{proxy.port}"}
+    for headers, code in ((signed, "origin_not_allowed"),  # no Origin: not the console's page
+                          ({**signed, **same_site, "X-CSRF-Token": "wrong"}, "csrf_token_invalid")):
+        refused = requests.delete(proxy.url + "/ui/connect/gh", headers=headers, timeout=30)
+        assert refused.status_code == 403 and refused.json()["error"]["code"] == code, refused.text
+    assert held.servers(gus) == ["gh"]
+    done = requests.delete(proxy.url + "/ui/connect/gh", headers={**signed, **same_site}, timeout=30)
+    assert done.status_code == 200 and done.json() == {"disconnected": True} and held.servers(gus) == []
+    assert ended_upstream(remote, GUS_TOKEN)  # at once, by the supervisor told: no call of his was needed
+
+
+def test_a_connection_gone_from_the_store_ends_the_session_at_the_persons_next_call(world):
+    """As another replica's revocation leaves it: the row gone from the shared store, this replica's supervisor still
+    holding the session. The worker finding no connection tells it."""
+    proxy, remote, people, held = world
+    ivy = people["ivy"]
+    held.put(ivy, "gh", proxy.vault.seal(ivy, "gh", Tokens(IVY_TOKEN)))
+    assert whoami(proxy, "sk-ivy-key", "ivy")[0]["result"]["content"][0]["text"] == ivy
+    assert held.delete(ivy, "gh") == 1
+    assert not [h for m, _, h in remote.seen if m == "DELETE" and h.get("Authorization") == f"Bearer {IVY_TOKEN}"]
+    assert whoami(proxy, "sk-ivy-key", "ivy")[0]["error"]["code"] == -32600
+    assert ended_upstream(remote, IVY_TOKEN)
+
+
+def test_a_disconnect_revokes_the_refresh_token_at_the_real_authorization_server(world):
+    """RFC 7009 end to end: Kim connects (dynamic registration at the suite's provider, a refresh token issued),
+    disconnects; the proxy revokes her tokens there after answering, and her refresh token is refused from then on."""
+    proxy, remote, people, held = world
+    public = "https://llm.example.com"
+    provider = OidcProvider(resources={remote.url: "tools"}, refresh_tokens=True).start()
+    try:
+        remote.resource_metadata = {"resource": remote.url, "authorization_servers": [provider.issuer],
+                                    "scopes_supported": ["tools"]}
+        proxy.store.create_session(session_digest("kim-console-session"),
+                                   ConsoleSession(people["kim"], "kim-csrf", time.time(), time.time()))
+        signed = {"Cookie": "__Host-cot_console=kim-console-session"}
+        browser = requests.Session()
+        start = browser.get(proxy.url + "/ui/connect/gh", headers=signed, allow_redirects=False)
+        assert start.status_code == 303, start.text
+        back = through_provider(browser, start.headers["Location"], public, "alice")
+        done = browser.get(proxy.url + back[len(public):], headers=signed, allow_redirects=False)
+        assert done.status_code == 303, done.text
+        tokens = proxy.vault.open(people["kim"], "gh", held.get(people["kim"], "gh"))
+        assert tokens.refresh_token and tokens.revocation_endpoint.startswith(provider.issuer)
+        gone = requests.delete(proxy.url + "/ui/connect/gh", timeout=30, headers={
+            **signed, "X-CSRF-Token": "kim-csrf", "Origin": f"http://127.0.0.1:{proxy.port}"})
+        assert gone.json() == {"disconnected": True}
+        # (its access token, a JWT, the provider cannot revoke: unsupported_token_type, said in the log)
+        assert poll(lambda: "an ended connection's refresh_token revoked at" in proxy.read_log())
+        assert "HTTP 400 unsupported_token_type to revoking a person's access_token" in proxy.read_log()
+        again = requests.post(tokens.token_endpoint, timeout=30, data={
+            "grant_type": "refresh_token", "refresh_token": tokens.refresh_token, "client_id": tokens.client_id})
+        assert again.status_code == 400 and again.json()["error"] == "invalid_grant", again.text
+    finally:
+        remote.resource_metadata = None
+        provider.stop()
+    assert tokens.refresh_token not in proxy.read_log() and tokens.access_token not in proxy.read_log()
+
+
+def test_registration_where_the_authorization_server_issues_no_refresh_tokens_is_made_without_the_grant(tmp_path):
+    """The suite's provider without `refresh_tokens` refuses a registration asking the refresh_token grant; the
+    proxy registers again without it (the person connects again when their token expires)."""
+    mcp_url, public = "http://127.0.0.1:9/mcp", "http://localhost:8080"
+    provider = OidcProvider(resources={mcp_url: "tools"}).start()
+    try:
+        found = auth_server(provider.issuer, requests.Session())
+        asked = requests.post(found.registration_endpoint, timeout=30, json={
+            "redirect_uris": [public + "/ui/connect/gh/callback"], "application_type": "web",
+            "grant_types": ["authorization_code", "refresh_token"], "token_endpoint_auth_method": "none"})
+        assert asked.status_code == 400 and asked.json()["error"] == "invalid_client_metadata", asked.text
+        connections = Connections(SQLiteCredentials(str(tmp_path / "keys.db")), lambda: Vault(b"k" * 32))
+        pages = ConnectPages(McpServers([McpServer("gh", url=mcp_url, auth="per_user")]), connections, public,
+                             lambda headers: None)
+        client_id = pages.register(pages.servers["gh"], found)
+        assert client_id and pages.registered == {provider.issuer: client_id}
+    finally:
+        provider.stop()

@@ -1,15 +1,17 @@
 """The console's side of each person's MCP credentials and ARGO username (console/connections_api.py,
 mcp/connection_states.py), in-process on a proxy with an `auth: per_user` and an `auth: token_exchange` server: a
 person sees their own connections (connected, since when, until when; never a token) and disconnects with their
-session's CSRF token and Origin; an admin reads and revokes one person's connection, audited; a lead reads but does
-not revoke; an admin sets and clears an ARGO username as `--argo-user` does, and a hostile one is refused."""
+session's CSRF token and Origin; an admin reads and revokes one person's connection, audited; either way its tokens
+are revoked at the authorization server (RFC 7009); a lead reads but does not revoke; an admin sets and clears an ARGO username as `--argo-user` does, and a hostile one is refused."""
 
 from __future__ import annotations
 
 import json
 import time
+from urllib.parse import parse_qs
 
 import pytest
+import responses
 
 from argoproxy.config.settings import load_settings
 from argoproxy.edge.http_objects import Request
@@ -22,6 +24,7 @@ from argoproxy.teamkeys.credential_store import SQLiteCredentials
 from argoproxy.teamkeys.records import KeyRecord, TeamRecord, digest
 from argoproxy.teamkeys.store import SQLiteKeyStore
 from tests.fakes.fake_upstream import FakeUpstream
+from tests.polling import poll
 
 ADMIN = "admin-connections-key"
 HOST = "localhost:5000"
@@ -54,10 +57,11 @@ class World:
         self.store.create(KeyRecord("ann-key", digest("sk-ann-key"), "sk-ann", created=time.time(),
                                     owner=self.people["ann"], team="red"))
 
-    def connect(self, name: str, server: str = "gh", **more) -> None:
-        """A connection as the console's flow leaves one (connect_flow.py: renewed_tokens over an empty base)."""
+    def connect(self, name: str, server: str = "gh", revocation_endpoint: str = "", **more) -> None:
+        """A connection as the console's flow leaves one (connect_flow.py: renewed_tokens over its base)."""
+        base = Tokens("", client_id="proxy-client", revocation_endpoint=revocation_endpoint)
         self.held.put(self.people[name], server, self.vault.seal(self.people[name], server, renewed_tokens(
-            Tokens(""), {"access_token": ANN_TOKEN, "refresh_token": "ann-refresh", "expires_in": 3600, **more})))
+            base, {"access_token": ANN_TOKEN, "refresh_token": "ann-refresh", "expires_in": 3600, **more})))
 
     def call(self, method, target, body=None, role=None, **headers):
         sent = {"Host": HOST, "User-Agent": "connections-test", **(self.headers[role] if role else {}), **headers}
@@ -119,6 +123,22 @@ def test_an_admin_reads_and_revokes_one_connection_a_lead_reads_only(world):
     assert (entry.action, entry.who, entry.fields) == ("people.connections.revoke", "ada@x.org",
                                                        {"revoked": "1", "server": "gh"})
     assert world.call("DELETE", "/admin/v1/people/ann@x.org/connections", role="admin_key")[1] == {"revoked": 1}
+    assert world.held.servers(world.people["ann"]) == []
+
+
+def test_a_disconnect_and_an_admins_revocation_revoke_the_tokens_at_the_authorization_server(world):
+    revoke = "https://as.example.com/revoke"
+    with responses.RequestsMock() as mocked:
+        mocked.post(revoke, status=200)
+        for role, target in (("ann", "/admin/v1/me/connections/gh"), ("ada", "/admin/v1/people/ann@x.org/connections"),
+                             ("ada", "/admin/v1/people/ann@x.org/connections/gh")):
+            world.connect("ann", revocation_endpoint=revoke)
+            before = len(mocked.calls)
+            assert world.call("DELETE", target, role=role)[0] == 200, target
+            assert poll(lambda: len(mocked.calls) == before + 2), target  # after the answer, on a thread of its own
+            sent = [parse_qs(c.request.body) for c in mocked.calls[before:]]
+            assert [(b["token"], b["token_type_hint"], b["client_id"]) for b in sent] == [
+                (["ann-refresh"], ["refresh_token"], ["proxy-client"]), ([ANN_TOKEN], ["access_token"], ["proxy-client"])]
     assert world.held.servers(world.people["ann"]) == []
 
 

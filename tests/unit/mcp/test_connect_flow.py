@@ -13,6 +13,7 @@ import responses
 
 from argoproxy.config.mcp_servers import McpServer, McpServers
 from argoproxy.errors import ProxyError
+from argoproxy.mcp import connection_end
 from argoproxy.mcp.connect_flow import ConnectPages
 from argoproxy.mcp.connections import Connections
 from argoproxy.teamkeys.credential_store import SQLiteCredentials
@@ -21,7 +22,7 @@ from argoproxy.mcp.credential_vault import Tokens, Vault
 MCP = "https://tools.example.com/mcp"
 PRM = "https://tools.example.com/.well-known/oauth-protected-resource/mcp"
 ISSUER = "https://as.example.com"
-ANN, BOB = ("person-ann", "csrf-ann"), ("person-bob", "csrf-bob")
+ANN, BOB = "person-ann", "person-bob"
 PUBLIC = "https://llm.example.com"
 
 
@@ -109,17 +110,66 @@ def test_metadata_for_another_issuer_or_resource_is_refused(pages, remote):
         begin(pages)
 
 
-def test_not_signed_in_goes_to_sign_in_and_disconnecting_needs_the_csrf_token(pages, remote):
+def test_not_signed_in_goes_to_sign_in_and_a_disconnect_ends_the_connection(pages, remote):
     assert pages.answer("gh", False, "GET", "", {}).headers["Location"] == "/ui/auth/login"
     pages.connections.save("person-ann", "gh", Tokens("ann-access"))
-    with pytest.raises(ProxyError, match="CSRF") as caught:
-        pages.answer("gh", False, "DELETE", "", {"Cookie": "cookie-ann", "X-CSRF-Token": "wrong"})
-    assert caught.value.status == 403 and pages.connections.connected("person-ann") == ["gh"]
-    answer = pages.answer("gh", False, "DELETE", "", {"Cookie": "cookie-ann", "X-CSRF-Token": "csrf-ann"})
+    with pytest.raises(ProxyError) as caught:
+        pages.answer("gh", False, "DELETE", "", {})
+    assert caught.value.status == 401 and pages.connections.connected("person-ann") == ["gh"]
+    # (its CSRF token and Origin: the console's check, made where the pages are mounted: test_mcp_per_user.py)
+    answer = pages.answer("gh", False, "DELETE", "", {"Cookie": "cookie-ann"})
     assert json.loads(answer.response) == {"disconnected": True} and pages.connections.connected("person-ann") == []
     with pytest.raises(ProxyError) as caught:
         pages.answer("docs", False, "GET", "", {"Cookie": "cookie-ann"})
     assert caught.value.status == 404
+
+
+def test_a_disconnect_revokes_both_tokens_at_the_authorization_server_and_ends_the_persons_sessions(pages, remote,
+                                                                                                       caplog):
+    remote.replace(responses.GET, ISSUER + "/.well-known/oauth-authorization-server",
+                   json=as_metadata(revocation_endpoint=ISSUER + "/revoke"))
+    remote.post(ISSUER + "/revoke", status=200)
+    revoked, ended = [], []
+    pages.connections.revoke = lambda tokens, secret: revoked.append(connection_end.revoke(tokens, secret))
+    pages.connections.end_sessions = lambda person, servers: ended.append((person, servers))
+    _, asked = begin(pages)
+    back(pages, {"state": asked["state"], "code": "the-code", "iss": ISSUER})
+    assert pages.connections.tokens("person-ann", "gh").revocation_endpoint == ISSUER + "/revoke"
+    caplog.set_level("DEBUG")
+    answer = pages.answer("gh", False, "DELETE", "", {"Cookie": "cookie-ann"})
+    assert json.loads(answer.response) == {"disconnected": True} and pages.connections.connected("person-ann") == []
+    sent = [{k: v[0] for k, v in parse_qs(c.request.body).items()} for c in remote.calls if c.request.url.endswith(
+        "/revoke")]
+    assert sent == [{"token": "ann-refresh", "token_type_hint": "refresh_token", "client_id": "registered-client"},
+                    {"token": "ann-access", "token_type_hint": "access_token", "client_id": "registered-client"}]
+    assert revoked == [["refresh_token", "access_token"]] and ended == [("person-ann", ["gh"])]
+    assert "ann-refresh" not in caplog.text and "ann-access" not in caplog.text
+
+
+def test_a_revocation_refused_or_unreachable_is_best_effort_and_says_no_token(caplog):
+    tokens = Tokens("ann-access", "ann-refresh", 0.0, ISSUER + "/token", ISSUER, "cot",
+                    revocation_endpoint=ISSUER + "/revoke")
+    caplog.set_level("INFO")
+    with responses.RequestsMock() as mocked:
+        mocked.post(ISSUER + "/revoke", status=503)
+        mocked.post(ISSUER + "/revoke", status=307, headers={"Location": "https://evil.example.com/r"})
+        assert connection_end.revoke(tokens) == []  # neither taken; the redirect not followed
+        assert len(mocked.calls) == 2
+    with responses.RequestsMock():  # nothing listens: refused, said by kind
+        assert connection_end.revoke(tokens, "a-secret") == []
+    assert connection_end.revoke(Tokens("ann-access")) == []  # no revocation_endpoint: nothing sent
+    assert "HTTP 503" in caplog.text and "ConnectionError" in caplog.text
+    assert "ann-" not in caplog.text and "a-secret" not in caplog.text
+
+
+def test_a_registration_refused_for_the_refresh_grant_is_made_again_without_it(pages, remote):
+    remote.replace(responses.POST, ISSUER + "/register", status=400, json={
+        "error": "invalid_client_metadata", "error_description": "grant_types can only contain 'implicit' or "
+                                                                 "'authorization_code'"})
+    remote.add(responses.POST, ISSUER + "/register", status=201, json={"client_id": "no-refresh-client"})
+    assert begin(pages)[1]["client_id"] == "no-refresh-client"
+    asked = [json.loads(c.request.body)["grant_types"] for c in remote.calls if c.request.url.endswith("/register")]
+    assert asked == [["authorization_code", "refresh_token"], ["authorization_code"]]
 
 
 def test_a_token_endpoint_that_redirects_elsewhere_is_not_followed(pages, remote):

@@ -16,9 +16,11 @@ from argoproxy.mcp.connections import Connections
 from argoproxy.teamkeys.credential_store import RedisCredentials, SQLiteCredentials
 from argoproxy.mcp.credential_vault import Tokens, Vault, vault_at
 from argoproxy.mcp.per_user import PerUser
+from argoproxy.mcp.supervisor import Supervisor
 from argoproxy.mcp.person_tokens import (BY_ELICITATION, BY_ROUND, CONNECT_STATE, PersonTokens,
                                          URL_ELICITATION_REQUIRED, caller, connect_round, page_by)
 from tests.fakes.fake_mcp_http import FakeRemote
+from tests.polling import poll
 
 ANN, BOB = "person-ann", "person-bob"
 ANN_TOKEN, BOB_TOKEN = "ann-access-token-0123456789abcdef", "bob-access-token-0123456789abcdef"
@@ -185,10 +187,43 @@ def test_a_new_token_opens_a_new_session_and_the_least_recently_used_goes(remote
         server.stop()
 
 
+def test_a_session_replaced_for_an_expired_token_ends_with_the_persons_current_one(remote, per_user):
+    remote.people["ann-renewed-token-0123456789"] = ANN
+    assert text(call(per_user, "whoami", person=ANN, token=ANN_TOKEN)) == ANN
+    old = per_user.held[ANN].session_id
+    del remote.people[ANN_TOKEN]  # it expired: the server refuses it from now on
+    assert text(call(per_user, "whoami", person=ANN, token="ann-renewed-token-0123456789")) == ANN
+    ended = poll(lambda: [h for m, _, h in remote.seen if m == "DELETE"])
+    assert [h["Authorization"] for h in ended] == ["Bearer ann-renewed-token-0123456789"]
+    assert old and [h["Mcp-Session-Id"] for h in ended] == [old]  # the old session's, ended
+    assert not [why for why in remote.refused if why.endswith("(DELETE)")] and remote.crossed == 0  # (its GET stream
+    # may have been refused the expired token meanwhile)
+
+
+def test_a_persons_sessions_end_when_the_supervisor_is_told_and_no_one_elses(remote, tmp_path):
+    held = Supervisor([McpServer("gh", url=remote.url, auth="per_user"), McpServer("docs", url=remote.url)],
+                      str(tmp_path))
+    try:
+        for person, token in ((ANN, ANN_TOKEN), (BOB, BOB_TOKEN)):
+            answer = held.answer({"op": "call", "server": "gh", "person": person, "token": token, "timeout": 10,
+                                  "message": {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                                              "params": {"name": "whoami", "arguments": {}}}})
+            assert text(answer["message"]) == person
+        told = held.answer({"op": "end_person", "person": ANN, "servers": ["gh", "docs", "nope", 7]})
+        assert told == {"ended": ["gh"]} and list(held.servers["gh"].held) == [BOB]
+        assert [h["Authorization"] for m, _, h in remote.seen if m == "DELETE"] == [f"Bearer {ANN_TOKEN}"]
+        assert held.answer({"op": "end_person", "person": ANN, "servers": ["gh"]}) == {"ended": []}
+        assert held.answer({"op": "end_person", "servers": "gh"}) == {"ended": []}
+    finally:
+        held.stop()
+
+
 # ------------------------------------------------------------ the worker's side
 def test_a_person_not_connected_is_sent_to_the_console_page_and_a_connected_one_carries_their_token(connections):
     tokens = PersonTokens(McpServers([GH, McpServer("docs", url="https://d.example.com/mcp")]), connections,
                           "https://llm.example.com/")
+    told = []
+    connections.end_sessions = lambda person, servers: told.append((person, servers))
     message = {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "x"}}
     assert tokens.fields("docs", message) == {}  # the proxy's own credentials: nothing added
     assert tokens.fields("gh", message)["refused"]["error"]["code"] == -32600  # no person (a service key)
@@ -210,6 +245,7 @@ def test_a_person_not_connected_is_sent_to_the_console_page_and_a_connected_one_
         assert asked == {"method": "elicitation/create", "params": {
             "mode": "url", "url": "https://llm.example.com/ui/connect/gh", "message": asked["params"]["message"]}}
         page_by.reset(paging)
+        assert told == [(ANN, ["gh"])] * 3  # each time: a session of theirs the supervisor still holds ends
         connections.save(ANN, "gh", Tokens(ANN_TOKEN))
         assert tokens.fields("gh", message) == {"person": ANN, "token": ANN_TOKEN}
     finally:
