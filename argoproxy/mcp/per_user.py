@@ -42,6 +42,7 @@ class PersonServer(RemoteServer):
         self.secrets = Secrets([token])
         self.token_refused = ""  # the server's 401 or 403 to this person's token, said in words
         self.calls, self.retired = 0, False  # calls it carries now; retired: it ends after the last (PerUser.lock)
+        self.end_token = ""  # the person's newer token, for its end once retired (handed)
 
     def call(self, message: dict[str, Any], timeout: float, wait_ready: bool = True, on_note: Any = None,
              session: str = "", asks: frozenset[str] = frozenset(), on_ask: Any = None) -> dict[str, Any]:
@@ -55,11 +56,17 @@ class PersonServer(RemoteServer):
         return super().call(message, timeout, wait_ready, on_note, session, asks, on_ask)
 
     def handed(self, token: str) -> None:
-        """The person's newer token, for what this retired session still sends (its end, a DELETE): the one it
-        opened with may have expired, and a server that refuses it keeps the session until its own timeout. The
-        same person's, for the same server: never another's."""
+        """The person's newer token, for this retired session's end (a DELETE): the one it opened with may have
+        expired, and a server that refuses it keeps the session until its own timeout. The calls it still carries
+        keep the token it opened with (a server may hold a session to its token). The same person's, for the same
+        server: never another's."""
         self.secrets = Secrets([self.token, token])
-        self.token = token
+        self.end_token = token
+
+    def _kill(self) -> None:
+        if self.end_token:  # its calls are answered (PerUser ends it after its last): only its end is sent now
+            self.token = self.end_token
+        super()._kill()
 
     def _refusal(self, resp: Any) -> str:
         if resp.status_code not in (401, 403):

@@ -151,6 +151,30 @@ def test_a_call_in_flight_is_answered_when_another_workers_refresh_brings_a_new_
             per_user.stop()
 
 
+def test_a_call_that_has_its_session_but_has_not_sent_yet_keeps_the_token_the_session_opened_with():
+    """A refresh elsewhere hands the retired session the person's new token for its end only: a call that took the
+    session just before (its request not sent yet) still sends the old one, which the session belongs to (a server
+    may hold a session to its token: the fake counts any other as crossed)."""
+    old, new = "ann-token-before-0123456789", "ann-token-after-0123456789"
+    with FakeRemote(people={old: ANN, new: ANN}) as remote:
+        per_user = PerUser(McpServer("gh", url=remote.url, auth="per_user"), most=4)
+        try:
+            assert call(per_user, "whoami", {"text": "x"}, person=ANN, token=old)["result"]["content"][0]["text"] == ANN
+            taken = per_user._session(ANN, old)  # a call between taking its session and sending its request
+            assert call(per_user, "whoami", {"text": "y"}, id=2, person=ANN, token=new)["result"]["content"][0][
+                "text"] == ANN  # the new token's session
+            try:
+                late = taken.call({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
+                                   "params": {"name": "whoami", "arguments": {"text": "z"}}}, 10.0)
+            finally:
+                per_user._done(ANN, taken)
+            assert late["result"]["content"][0]["text"] == ANN and remote.crossed == 0, late
+            ended = poll(lambda: [h for m, _, h in remote.seen if m == "DELETE"], timeout=5)
+            assert [h["Authorization"] for h in ended] == [f"Bearer {new}"]  # its end: with the newer token
+        finally:
+            per_user.stop()
+
+
 def call(server, name, args, id=1, **kw):
     return server.call({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": name,
                                                                                       "arguments": args}}, 10.0, **kw)
