@@ -71,7 +71,12 @@ class PersonServer(RemoteServer):
     def _refusal(self, resp: Any) -> str:
         if resp.status_code not in (401, 403):
             return super()._refusal(resp)
-        if self.server.auth == "token_exchange":
+        wanted = scope_challenge(resp.headers.get("WWW-Authenticate", "")) if resp.status_code == 403 else None
+        if wanted is not None:  # MCP's step-up: never widened on the person's behalf
+            self.token_refused = (f"The MCP server {self.name} asks for more scopes than this connection holds "
+                                  f"({wanted[:200]!r}): an admin adds them to its entry's `scopes`, then the person "
+                                  f"connects again at /ui/connect/{self.name}.")
+        elif self.server.auth == "token_exchange":
             self.token_refused = (f"The MCP server {self.name} refused the credentials sent for this person, the "
                                   f"token the provider exchanged for its audience ({self.origin} answered HTTP "
                                   f"{resp.status_code}): the exchanged token lacks the audience or scopes it needs.")
@@ -80,6 +85,16 @@ class PersonServer(RemoteServer):
                                   f"own token ({self.origin} answered HTTP {resp.status_code}: expired, revoked or "
                                   f"for another audience): connecting again at /ui/connect/{self.name} gives a new one.")
         return self.token_refused
+
+
+def scope_challenge(header: str) -> str | None:
+    """The scopes a 403's `WWW-Authenticate: Bearer error="insufficient_scope", scope="..."` asks for (RFC 6750 §3.1;
+    MCP 2025-11-25's scope challenge), or None: no such challenge."""
+    from werkzeug.datastructures import WWWAuthenticate  # (the one parser the MCP package uses: oauth_discovery.py)
+    said = WWWAuthenticate.from_header(header) if header else None
+    if said is None or said.type != "bearer" or said.parameters.get("error") != "insufficient_scope":
+        return None
+    return str(said.parameters.get("scope") or "")
 
 
 class PerUser:

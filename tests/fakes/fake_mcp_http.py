@@ -84,6 +84,7 @@ class FakeRemote:
         self.sessions: dict[str, Session] = {}
         self.seen: list[tuple[str, str, dict[str, str]]] = []
         self.refused: list[str] = []  # why each refused request was refused
+        self.scope_needed = ""  # set: a person's token is refused 403 insufficient_scope naming it (MCP's step-up)
         self.httpd = Listening((host, port), Handler)
         self.httpd.daemon_threads = True
         self.httpd.handle_error = lambda *_: None  # type: ignore[method-assign]  # a client gone: nothing to say
@@ -190,6 +191,13 @@ class Handler(BaseHTTPRequestHandler):
             named = (f', resource_metadata="http://{self.server.server_address[0]}:{self.fake.port}{METADATA}"'
                      if self.fake.resource_metadata else "")
             self.send_header("WWW-Authenticate", f'Bearer error="invalid_token"{named}')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return False
+        if self.fake.people is not None and self.fake.scope_needed:
+            self.fake.refused.append(f"insufficient scope ({self.command})")
+            self.send_response(403)
+            self.send_header("WWW-Authenticate", f'Bearer error="insufficient_scope", scope="{self.fake.scope_needed}"')
             self.send_header("Content-Length", "0")
             self.end_headers()
             return False

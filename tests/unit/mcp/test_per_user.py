@@ -279,3 +279,12 @@ def test_the_caller_is_each_threads_own(connections):
     [t.start() for t in threads]
     [t.join() for t in threads]
     assert seen == {ANN: ANN_TOKEN, BOB: BOB_TOKEN}
+
+
+def test_a_server_asking_for_more_scopes_is_refused_clearly_and_never_widened(per_user, remote):
+    """MCP's step-up (a 403 naming the scopes it wants): the proxy does not re-authorize on the person's behalf."""
+    remote.scope_needed = "repo admin:org"
+    answer = call(per_user, "whoami", person=ANN, token=ANN_TOKEN)
+    message = answer["error"]["message"]
+    assert "asks for more scopes" in message and "'repo admin:org'" in message and "/ui/connect/gh" in message
+    assert ANN_TOKEN not in json.dumps(answer) and remote.calls == []
