@@ -157,7 +157,7 @@ def test_a_failing_store_is_not_read_ahead_again_and_the_cache_still_fails_close
 
 LOOP_READS = r"""
 from gevent import monkey; monkey.patch_all()
-import gc, gevent, subprocess, sys, tempfile, os, time
+import gevent, subprocess, sys, tempfile, os, time
 from argoproxy import sqlite_files
 from argoproxy.teamkeys.records import KeyRecord, digest
 from argoproxy.teamkeys.store import SQLiteKeyStore
@@ -173,15 +173,20 @@ assert pooled == [1]  # the first read opens the file: in the pool
 for _ in range(50):
     assert keys.find(digest("sk-alice")).name == "alice"
 assert pooled == [1], len(pooled)  # reads that need no wait: on the loop
-del keys
-gc.collect()  # the stores' connections closed
-
-# Another process holds the file in exclusive locking mode (taken while no one had it open): a read on the loop
-# would wait for it, up to 5 s, every greenlet of the worker with it. It waits in the pool, the loop running.
+# Another process holds a file in exclusive locking mode (taken while no one had it open): a read on the loop would
+# wait for it, up to 5 s, every greenlet of the worker with it. It waits in the pool, the loop running. The file is
+# one this process never opened: a connection of the stores above, held by a pool thread's last task until that
+# thread runs another, would keep WAL's shared lock on theirs and the exclusive lock would never come.
+locked = os.path.join(tempfile.mkdtemp(), "keys.db")
+subprocess.run([sys.executable, "-c", (
+    "import time\n"
+    "from argoproxy.teamkeys.records import KeyRecord, digest\n"
+    "from argoproxy.teamkeys.store import SQLiteKeyStore\n"
+    f"SQLiteKeyStore({locked!r}).create(KeyRecord('alice', digest('sk-alice'), 'sk-ali', created=time.time()))\n")],
+    check=True, timeout=30)
 holder = subprocess.Popen([sys.executable, "-c", (
     "import sqlite3, sys\n"
-    f"db = sqlite3.connect({path!r}, isolation_level=None, timeout=60)\n"  # the closed stores' last reader may
-    # still be closing in gevent's pool on a busy machine: the lock is taken once it has
+    f"db = sqlite3.connect({locked!r}, isolation_level=None, timeout=20)\n"
     "db.execute('PRAGMA locking_mode=EXCLUSIVE')\n"
     "db.execute('BEGIN EXCLUSIVE')\n"
     "db.execute('UPDATE keys SET rpm = 7')\n"
@@ -190,7 +195,7 @@ holder = subprocess.Popen([sys.executable, "-c", (
     "db.execute('COMMIT')\n"
     "db.close()\n")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 assert holder.stdout.readline().strip() == "locked"
-keys = SQLiteKeyStore(path)
+keys = SQLiteKeyStore(locked)
 pooled.clear()
 reading = gevent.spawn(keys.find, digest("sk-alice"))
 for _ in range(5):  # the loop runs while the read waits for the lock
