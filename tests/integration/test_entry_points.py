@@ -131,6 +131,16 @@ def test_a_seed_argo_config_runs_argo_through_every_entry_point(tmp_path: Path, 
                 "argo_embedding_url, ...) and no backend: key, 1 gevent worker)") in text, text
 
 
+def test_gunicorn_with_its_config_file_alone_finds_the_app(tmp_path: Path) -> None:
+    """`gunicorn -c gunicorn.conf.py`, as docs/install.md and docs/settings.md write it, without `cot_proxy:app`: the
+    config file names the app (it used to stop: "No application module specified"). Gunicorn's --check-config loads
+    the config and the app, and serves nothing."""
+    env = clean_env(tmp_path, TARGET_BASE_URL="http://127.0.0.1:9/v1", PORT=str(free_port()), PYTHONPATH=str(ROOT))
+    result = subprocess.run([sys.executable, "-m", "gunicorn", "-c", str(ROOT / "gunicorn.conf.py"), "--check-config"],
+                            cwd=ROOT, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
 @pytest.mark.parametrize("how", ["flag", "environment"])
 def test_native_openai_chooses_argo(tmp_path: Path, how: str) -> None:
     with FakeOpenAI() as native:
