@@ -50,9 +50,10 @@ def tool_allowed(shown: str, globs: Globs) -> bool:
 
 
 class Catalog:
-    def __init__(self, servers: tuple[str, ...], call: Call) -> None:
+    def __init__(self, servers: tuple[str, ...], call: Call, personal: frozenset[str] = frozenset()) -> None:
         self.servers = servers
         self.call = call
+        self.personal = personal  # per-person servers: a listing they refuse is the caller's state, not a failure
         self.reached: dict[str, bool] = {}  # this request's answers of `reaches`
 
     def reaches(self, server: str, globs: Globs) -> bool:
@@ -127,8 +128,11 @@ class Catalog:
             answer = self.call(server, {"jsonrpc": "2.0", "id": page, "method": method, "params": params})
             result = answer.get("result")
             if not isinstance(result, dict):
-                # a server that is down is logged as it restarts, not at each listing that leaves it out
-                if answer.get("error", {}).get("code") not in (jsonrpc.METHOD_NOT_FOUND, jsonrpc.SERVER_UNAVAILABLE):
+                # a server that is down is logged as it restarts, not at each listing that leaves it out; a
+                # per-person server refused to someone not connected (or to no person) at every listing of theirs
+                quiet = server in self.personal or answer.get("error", {}).get("code") in (
+                    jsonrpc.METHOD_NOT_FOUND, jsonrpc.SERVER_UNAVAILABLE)
+                if not quiet:
                     log.warning("mcp server %s: %s failed: %.200s", server, method, answer.get("error"))
                 break
             found = result.get(member)

@@ -101,15 +101,16 @@ class McpEndpoint:
         self.names = ToolNames(lambda server: self.catalog("").tool_names(server))
         self.streams = listening.StreamSlots(None)  # the GET and listen streams this worker may hold (room_for)
         self.search = ToolSearch()  # MCP_TOOL_SEARCH: off until serve/mcp_mount.py sets it (tool_search.py)
+        self.personal: frozenset[str] = frozenset()  # the servers reached with each person's own credentials
 
     def catalog(self, session: str, check: SessionCheck | None = None, owner: str = "") -> Catalog:
         """The servers as this session's calls reach them (a cancellation names the session's request id); with
         `check`, the request's first call is its session's check too. `owner`: whose calls they are (a per_session
         server's process is chosen by it)."""
         if check is not None:
-            return Catalog(self.servers, check.call)
+            return Catalog(self.servers, check.call, self.personal)
         return Catalog(self.servers, lambda server, message: self.link.call(
-            server, message, self.limits.of(server).timeout, session, key=owner))
+            server, message, self.limits.of(server).timeout, session, key=owner), self.personal)
 
     # ------------------------------------------------------------ HTTP
     def answer(self, req: Request, server: str | None, owner: str, globs: Globs, context: Any = None) -> Answer:

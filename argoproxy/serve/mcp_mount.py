@@ -47,6 +47,7 @@ def mount_mcp(door: Door) -> McpEndpoint | None:
     if any(s.per_person for s in servers):  # each person's own token to those servers (docs/mcp-credentials.md)
         from argoproxy.mcp.person_tokens import person_tokens
         link.person_fields = person_tokens(settings).fields
+        endpoint.personal = frozenset(s.name for s in servers if s.per_person)
     endpoint.streams = room_for(settings.worker_class, settings.threads)  # GET and listen streams a worker holds
     endpoint.search = ToolSearch(settings.mcp_tool_search, settings.mcp_tool_search_share,
                                  settings.mcp_tool_search_tools, settings.mcp_tool_search_window, count_text)

@@ -131,6 +131,7 @@ def test_a_person_not_connected_is_sent_to_the_console_and_sees_no_tools_of_it(w
     listed = rpc(conn, headers, "tools/list", {})
     conn.close()
     assert not [t for t in listed["result"]["tools"] if t["name"].startswith("gh__")]
+    assert "mcp server gh: tools/list failed" not in proxy.read_log()  # their state, not the server's failure
     conn, headers = session(proxy, "sk-ann-key")
     listed = rpc(conn, headers, "tools/list", {})
     conn.close()

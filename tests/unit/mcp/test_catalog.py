@@ -178,3 +178,18 @@ def test_arguments_that_are_no_object_are_refused_before_any_server(given):
         message = {"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {"name": "git__status", "arguments": fine}}
         assert catalog.target(None, message, ()) == ("git", {**message, "params": {**message["params"], "name": "status"}})
     assert catalog.target(None, {"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {"name": "git__log"}}, ())[0] == "git"
+
+
+def test_a_per_person_servers_refusal_leaves_it_out_of_the_listing_without_a_warning(caplog):
+    """A person not connected to a per_user server (or a key no person owns) lists tools: the server is left out, as
+    docs/mcp-credentials.md says, and that is their state, not a failure: it used to log a warning at each listing."""
+    def servers(server, message):
+        if server == "gh":
+            return jsonrpc.error(message["id"], jsonrpc.INVALID_REQUEST, "Connect your account to gh first")
+        if server == "docs":
+            return jsonrpc.error(message["id"], jsonrpc.INVALID_REQUEST, "broken")
+        return Servers()(server, message)
+    with caplog.at_level("WARNING", logger="cot_proxy"):
+        assert listed(Catalog(("git", "gh", "docs"), servers, frozenset({"gh"}))) == ["git__status", "git__log",
+                                                                                     "git__push"]
+    assert [r.getMessage()[:30] for r in caplog.records] == ["mcp server docs: tools/list fa"]  # a shared one's: said
