@@ -47,6 +47,12 @@ def error(id: RequestId | None, code: int, message: str, data: Any = None) -> di
     return {"jsonrpc": "2.0", "id": id, "error": body}
 
 
+def refusal(status: int, body: dict[str, Any]) -> dict[str, Any]:
+    """The proxy's error in OpenAI's shape, as a JSON-RPC error: what MCP clients read in a 4xx's body (the SDKs show
+    its message; of any other body only the status), OpenAI's fields in `data`."""
+    return error(None, INTERNAL_ERROR if status >= 500 else INVALID_REQUEST, body["error"]["message"], body["error"])
+
+
 def result(id: RequestId, value: dict[str, Any]) -> dict[str, Any]:
     return {"jsonrpc": "2.0", "id": id, "result": value}
 

@@ -23,6 +23,7 @@ from argoproxy.edge.web_pages import WebPages
 from argoproxy.errors import ProxyError, named
 from argoproxy.fronts import DoorArgs, Front, front_named
 from argoproxy.jsonfast import dumps
+from argoproxy.mcp import jsonrpc
 from argoproxy.observe.refusals import error_cause
 from argoproxy.pipeline.call import Call
 from argoproxy.pipeline.request_shape import validate
@@ -148,6 +149,7 @@ class Door:
             body = front.error_body(status, named(body["error"], rid, call.client.client_request_id), rid)
         else:
             named(body["error"], rid, call.client.client_request_id)  # so that a client's report leads to the log line
+        body = jsonrpc.refusal(status, body) if call.plan.kind == "mcp" and front is None else body  # /mcp: MCP's
         raw = err.raw if call.plan.exchange is None else None  # relayed as it came
         data = self.answers.secrets.data(raw if raw is not None else dumps(body))
         if not call.outcome.observed:  # observed with what is sent: the DEBUG line said out=0B for an error's body

@@ -189,6 +189,28 @@ def test_a_disabled_person_or_one_without_a_team_or_unknown_is_refused(world):
     for login, said in (("dave", "disabled"), ("carol", "no team"), ("bob", "not signed in")):
         status, _, body = call(world, signed(world, login))
         assert status == 403 and said in body["error"]["message"], (login, body)
+        # MCP's own shape, as /mcp's other errors: a JSON-RPC error (what an MCP client shows), the code in `data`
+        assert (body["jsonrpc"], body["id"], body["error"]["code"]) == ("2.0", None, -32600), body
+        assert body["error"]["data"]["code"] == "access_denied", body
+
+
+def test_the_mcp_sdk_shows_a_refused_persons_reason(world):
+    """The SDK reads a JSON-RPC error in a 4xx's body, and only that: the OpenAI-shaped body /mcp used to send for
+    a person it refuses reached a person as "Server returned an error response", with no reason."""
+    import httpx2
+    from mcp.client.streamable_http import streamable_http_client
+    from mcp.shared.exceptions import MCPError
+
+    async def run() -> str:
+        async with httpx2.AsyncClient(headers=bearer(signed(world, "bob")), timeout=30) as http:
+            async with streamable_http_client(world.public + "/mcp", http_client=http) as streams:
+                async with mcp.ClientSession(*streams) as session:
+                    try:
+                        await session.initialize()
+                    except MCPError as exc:
+                        return str(exc)
+        return "initialized"
+    assert "has not signed in to the proxy yet: sign in once at" in asyncio.run(run())
 
 
 def test_proxy_keys_still_work_beside_tokens(world):
@@ -196,7 +218,7 @@ def test_proxy_keys_still_work_beside_tokens(world):
     assert call(world, ADMIN)[0] == 200
     assert call(world, world.team_key)[0] == 200
     status, _, body = call(world, "sk-proxy-not-a-key")
-    assert status == 401 and body["error"]["code"] == "invalid_api_key"
+    assert status == 401 and body["error"]["data"]["code"] == "invalid_api_key"
     assert world.provider.introspections() == before  # a key (or a mistyped one) is never sent to the issuer
 
 
