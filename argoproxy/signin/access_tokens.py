@@ -220,6 +220,7 @@ def protect_mcp(settings: Any, provider: OpenIdProvider, store: Any, auth: Any) 
                                  tuple(s.name for s in settings.mcp_servers))
     auth.access_tokens = AccessTokens(resource, provider, store, (settings.oidc_client_id, client_secret(settings)),
                                       settings.oidc_default_team, settings.oidc_inactive_days)
-    threading.Thread(target=lambda: log.info(describe_issuer(provider, settings.mcp_oauth_server)),
+    threading.Thread(target=lambda: log.info(describe_issuer(provider, settings.mcp_oauth_server,
+                                                             resource.resource("mcp"))),
                      name="mcp-oauth-issuer", daemon=True).start()
     return resource.answer

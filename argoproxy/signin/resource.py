@@ -74,9 +74,10 @@ def offered_ways(document: Mapping[str, Any]) -> list[str]:
                                         document.get("client_id_metadata_document_supported") is True)) if offered]
 
 
-def describe_issuer(provider: OpenIdProvider, mode: str = "issuer") -> str:
+def describe_issuer(provider: OpenIdProvider, mode: str = "issuer", audience: str = "<PUBLIC_URL>/mcp") -> str:
     """One line: what the issuer offers MCP clients (a client id without pre-registration), from its discovery, and
-    who issues /mcp's tokens then (MCP_OAUTH_SERVER)."""
+    who issues /mcp's tokens then (MCP_OAUTH_SERVER); `audience`: what the issuer's tokens must name (the one value
+    its operator sets up there)."""
     if mode == "proxy":
         return (f"MCP OAuth: the proxy is the authorization server for MCP clients (MCP_OAUTH_SERVER=proxy); people "
                 f"sign in at {provider.issuer}")
@@ -93,4 +94,4 @@ def describe_issuer(provider: OpenIdProvider, mode: str = "issuer") -> str:
         return (f"MCP OAuth: {provider.issuer} offers neither dynamic client registration nor Client ID Metadata "
                 f"Documents: MCP clients need a client registered there by hand (docs/mcp-auth.md)")
     return (f"MCP OAuth: MCP clients sign in at {provider.issuer} ({' and '.join(ways)}); its tokens for /mcp must "
-            f"carry the audience {{PUBLIC_URL}}/mcp (RFC 8707 resource indicators)")
+            f"carry the audience {audience} (RFC 8707 resource indicators)")

@@ -186,6 +186,8 @@ def test_the_start_up_line_says_who_issues_the_tokens():
     assert "(MCP_OAUTH_SERVER=proxy)" in describe_issuer(offered, "proxy")  # type: ignore[arg-type]
     assert "registered there by hand" in describe_issuer(Provider(), "issuer")  # type: ignore[arg-type]
     assert "MCP clients sign in at" in describe_issuer(offered, "auto")  # type: ignore[arg-type]
+    said = describe_issuer(offered, "auto", "https://proxy.example.org/mcp")  # type: ignore[arg-type]
+    assert "carry the audience https://proxy.example.org/mcp (" in said  # the value to set up there, not a name
 
 
 def test_off_unless_the_proxy_is_the_authorization_server(world, tmp_path):
