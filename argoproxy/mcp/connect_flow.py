@@ -80,8 +80,8 @@ class ConnectPages:
         person = signed
         if method == "DELETE" and not callback:
             gone = self.connections.end(person, name)
-            return Answer(b'{"disconnected": %s}' % (b"true" if gone else b"false"), 200, NO_STORE,
-                          content_type="application/json")
+            said = {"server": name, "disconnected": bool(gone)}  # as the console's route answers it
+            return Answer(json.dumps(said).encode(), 200, NO_STORE, content_type="application/json")
         if method != "GET":
             raise ProxyError(405, "GET starts a connection; DELETE ends it.", code="method_not_allowed")
         return self.finish(server, person, query) if callback else self.start(server, person)

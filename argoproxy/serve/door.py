@@ -23,7 +23,6 @@ from argoproxy.edge.web_pages import WebPages
 from argoproxy.errors import ProxyError, named
 from argoproxy.fronts import DoorArgs, Front, front_named
 from argoproxy.jsonfast import dumps
-from argoproxy.mcp import jsonrpc
 from argoproxy.observe.refusals import error_cause
 from argoproxy.pipeline.call import Call
 from argoproxy.pipeline.request_shape import validate
@@ -139,8 +138,7 @@ class Door:
             return self.meant_for(target)
 
     def error_answer(self, call: Call, err: ProxyError) -> Answer:
-        """An error in the front door's shape (OpenAI's, or the door's own), with the request id; compatible
-        mode sends it with HTTP 200. A relayed upstream error body goes out as it was, secrets removed."""
+        """An error in its door's shape (OpenAI's, the door's own, MCP's at /mcp) with the request id, no secret."""
         if err.status >= 500:
             log.warning("%s %s", err.status, err.message)
         status, rid, front = err.status, call.client.request_id, front_named(call.client.front)
@@ -149,7 +147,9 @@ class Door:
             body = front.error_body(status, named(body["error"], rid, call.client.client_request_id), rid)
         else:
             named(body["error"], rid, call.client.client_request_id)  # so that a client's report leads to the log line
-        body = jsonrpc.refusal(status, body) if call.plan.kind == "mcp" and front is None else body  # /mcp: MCP's
+        if call.plan.kind == "mcp" and front is None:  # (imported here: a worker without MCP servers loads none of it)
+            from argoproxy.mcp.jsonrpc import refusal
+            body = refusal(status, body)
         raw = err.raw if call.plan.exchange is None else None  # relayed as it came
         data = self.answers.secrets.data(raw if raw is not None else dumps(body))
         if not call.outcome.observed:  # observed with what is sent: the DEBUG line said out=0B for an error's body

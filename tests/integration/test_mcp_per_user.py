@@ -312,7 +312,7 @@ def test_a_disconnect_at_the_connect_page_holds_the_consoles_origin_rule_and_end
         assert refused.status_code == 403 and refused.json()["error"]["code"] == code, refused.text
     assert held.servers(gus) == ["gh"]
     done = requests.delete(proxy.url + "/ui/connect/gh", headers={**signed, **same_site}, timeout=30)
-    assert done.status_code == 200 and done.json() == {"disconnected": True} and held.servers(gus) == []
+    assert done.status_code == 200 and done.json() == {"server": "gh", "disconnected": True} and held.servers(gus) == []
     assert ended_upstream(remote, GUS_TOKEN)  # at once, by the supervisor told: no call of his was needed
 
 
@@ -351,7 +351,7 @@ def test_a_disconnect_revokes_the_refresh_token_at_the_real_authorization_server
         assert tokens.refresh_token and tokens.revocation_endpoint.startswith(provider.issuer)
         gone = requests.delete(proxy.url + "/ui/connect/gh", timeout=30, headers={
             **signed, "X-CSRF-Token": "kim-csrf", "Origin": f"http://127.0.0.1:{proxy.port}"})
-        assert gone.json() == {"disconnected": True}
+        assert gone.json() == {"server": "gh", "disconnected": True}
         # (its access token, a JWT, the provider cannot revoke: unsupported_token_type, said in the log)
         assert poll(lambda: "an ended connection's refresh_token revoked at" in proxy.read_log())
         assert "HTTP 400 unsupported_token_type to revoking a person's access_token" in proxy.read_log()

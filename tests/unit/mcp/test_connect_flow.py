@@ -118,7 +118,7 @@ def test_not_signed_in_goes_to_sign_in_and_a_disconnect_ends_the_connection(page
     assert caught.value.status == 401 and pages.connections.connected("person-ann") == ["gh"]
     # (its CSRF token and Origin: the console's check, made where the pages are mounted: test_mcp_per_user.py)
     answer = pages.answer("gh", False, "DELETE", "", {"Cookie": "cookie-ann"})
-    assert json.loads(answer.response) == {"disconnected": True} and pages.connections.connected("person-ann") == []
+    assert json.loads(answer.response) == {"server": "gh", "disconnected": True} and pages.connections.connected("person-ann") == []
     with pytest.raises(ProxyError) as caught:
         pages.answer("docs", False, "GET", "", {"Cookie": "cookie-ann"})
     assert caught.value.status == 404
@@ -137,7 +137,7 @@ def test_a_disconnect_revokes_both_tokens_at_the_authorization_server_and_ends_t
     assert pages.connections.tokens("person-ann", "gh").revocation_endpoint == ISSUER + "/revoke"
     caplog.set_level("DEBUG")
     answer = pages.answer("gh", False, "DELETE", "", {"Cookie": "cookie-ann"})
-    assert json.loads(answer.response) == {"disconnected": True} and pages.connections.connected("person-ann") == []
+    assert json.loads(answer.response) == {"server": "gh", "disconnected": True} and pages.connections.connected("person-ann") == []
     sent = [{k: v[0] for k, v in parse_qs(c.request.body).items()} for c in remote.calls if c.request.url.endswith(
         "/revoke")]
     assert sent == [{"token": "ann-refresh", "token_type_hint": "refresh_token", "client_id": "registered-client"},
