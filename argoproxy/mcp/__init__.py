@@ -43,7 +43,8 @@ same keys as its models (docs/mcp.md).
   revoked at the authorization server, RFC 7009; the person's sessions ended in the supervisor); credential_vault.py, sealed with AES-GCM under
   CREDENTIALS_KEY_FILE (the rows: teamkeys/credential_store.py); connect_flow.py and oauth_discovery.py,
   /ui/connect/NAME's authorization code flow (its client: pre-registered, the proxy's Client ID Metadata Document,
-  or registered) and the discovery before it; token_exchange.py, RFC 8693 at OIDC_ISSUER.
+  or registered) and the discovery before it; token_exchange.py, RFC 8693 at OIDC_ISSUER; oauth_http.py, the sessions
+  all of these reach authorization servers with (the environment's proxies and CA bundle, never ~/.netrc).
 - tool_search.py: `MCP_TOOL_SEARCH`, a search tool of the proxy's listed at /mcp instead of a catalog that would not
   fit a small model's window, its finds ranked by BM25 (rank_bm25) over the tools the key's globs allow.
 - connection_states.py: what the console shows of a person's connections to per-person servers (never a token).

@@ -32,7 +32,6 @@ from typing import Any, Callable, Mapping
 from urllib.parse import parse_qs, quote
 
 import requests
-from authlib.integrations.requests_client import OAuth2Session
 
 from argoproxy.config.mcp_servers import McpServer, McpServers
 from argoproxy.edge.http_objects import Answer
@@ -40,6 +39,7 @@ from argoproxy.errors import ProxyError
 from argoproxy.mcp.connections import Connections, renewed_tokens
 from argoproxy.mcp.credential_vault import Tokens
 from argoproxy.mcp.oauth_discovery import AuthServer, DiscoveryFailed, discover
+from argoproxy.mcp.oauth_http import OAuthClient, OAuthHttp
 from argoproxy.mcp.remote_http import origin_of
 
 log = logging.getLogger("cot_proxy")
@@ -61,8 +61,7 @@ class ConnectPages:
         self.connections, self.public_url, self.who = connections, public_url.rstrip("/"), who
         self.client_secret, self.clock = client_secret, clock
         self.registered: dict[str, str] = {}  # issuer -> the client id its registration endpoint gave this worker
-        self.http = requests.Session()
-        self.http.trust_env = False  # no ~/.netrc login in place of the client's
+        self.http = OAuthHttp()  # the environment's proxies and CA bundle, never ~/.netrc (oauth_http.py)
 
     def answer(self, name: str, callback: bool, method: str, query: str, headers: Mapping[str, str]) -> Answer:
         if name == CLIENT_METADATA and not callback and self.metadata_url:
@@ -118,8 +117,8 @@ class ConnectPages:
                              code="mcp_connect_failed", type="bad_gateway") from None
         state, verifier = secrets.token_urlsafe(32), secrets.token_urlsafe(48)
         scopes = " ".join(server.scopes or found.scopes)
-        client = OAuth2Session(client_id, redirect_uri=self.redirect_uri(server.name), scope=scopes or None,
-                               code_challenge_method="S256")
+        client = OAuthClient(client_id, redirect_uri=self.redirect_uri(server.name), scope=scopes or None,
+                             code_challenge_method="S256")
         url, _ = client.create_authorization_url(found.authorization_endpoint, state=state, code_verifier=verifier,
                                                  resource=server.url)
         flow = {"person": person, "server": server.name, "verifier": verifier, "client_id": client_id,
@@ -179,9 +178,8 @@ class ConnectPages:
         if (flow["iss_parameter"] or iss is not None) and iss != flow["issuer"]:  # RFC 9207: a mix-up is refused
             raise failed(server, "the answer came from another authorization server than the one asked (iss)")
         secret = self.client_secret(server) if server.client_id else ""
-        client = OAuth2Session(flow["client_id"], secret or None, redirect_uri=self.redirect_uri(server.name),
-                               token_endpoint_auth_method="client_secret_post" if secret else "none")
-        client.trust_env = False
+        client = OAuthClient(flow["client_id"], secret or None, redirect_uri=self.redirect_uri(server.name),
+                             token_endpoint_auth_method="client_secret_post" if secret else "none")
         try:
             answer: Any = client.fetch_token(flow["token_endpoint"], code=code, code_verifier=flow["verifier"],
                                              resource=server.url, timeout=10.0, allow_redirects=False)

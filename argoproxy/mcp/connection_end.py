@@ -17,11 +17,11 @@ import os
 import threading
 from typing import Any
 
-from authlib.integrations.requests_client import OAuth2Session
 
 from argoproxy.mcp.credential_vault import Tokens
 from argoproxy.mcp.launch import SOCKET_ENV
 from argoproxy.mcp.link import Link, SupervisorGone
+from argoproxy.mcp.oauth_http import OAuthClient
 from argoproxy.mcp.remote_http import origin_of
 
 log = logging.getLogger("cot_proxy")
@@ -36,9 +36,8 @@ def revoke(tokens: Tokens, secret: str = "") -> list[str]:
     url, took = tokens.revocation_endpoint, list[str]()
     if not url:
         return took
-    client = OAuth2Session(tokens.client_id, secret or None,
-                           revocation_endpoint_auth_method="client_secret_post" if secret else "none")
-    client.trust_env = False  # no ~/.netrc login in place of the client's
+    client = OAuthClient(tokens.client_id, secret or None,
+                         revocation_endpoint_auth_method="client_secret_post" if secret else "none")
     try:
         for hint, token in (("refresh_token", tokens.refresh_token), ("access_token", tokens.access_token)):
             if token:
@@ -50,7 +49,7 @@ def revoke(tokens: Tokens, secret: str = "") -> list[str]:
     return took
 
 
-def _revoked(client: OAuth2Session, url: str, hint: str, token: str) -> bool:
+def _revoked(client: OAuthClient, url: str, hint: str, token: str) -> bool:
     try:
         with client.revoke_token(url, token=token, token_type_hint=hint, timeout=REVOKE_SECONDS,
                                  allow_redirects=False) as resp:

@@ -11,13 +11,13 @@ import logging
 import time
 from typing import Any, Callable
 
-from authlib.integrations.requests_client import OAuth2Session
 from authlib.integrations.base_client.errors import OAuthError
 
 from argoproxy.config.mcp_servers import McpServer
 from argoproxy.mcp import connection_end
 from argoproxy.teamkeys.credential_store import CredentialStore
 from argoproxy.mcp.credential_vault import Tokens, Vault
+from argoproxy.mcp.oauth_http import OAuthClient
 
 log = logging.getLogger("cot_proxy")
 
@@ -141,9 +141,8 @@ class Connections:
         if not tokens.refresh_token or not tokens.token_endpoint:
             self._replace(person, server.name, sealed, None)  # expired, and nothing renews it: connect again
             return None
-        client = OAuth2Session(tokens.client_id, self.client_secret(server) or None,
-                               token_endpoint_auth_method="client_secret_post" if self.client_secret(server) else "none")
-        client.trust_env = False  # no ~/.netrc login in place of the client's
+        client = OAuthClient(tokens.client_id, self.client_secret(server) or None,
+                             token_endpoint_auth_method="client_secret_post" if self.client_secret(server) else "none")
         try:
             answer: Any = client.refresh_token(tokens.token_endpoint, refresh_token=tokens.refresh_token,
                                                resource=server.url, timeout=REFRESH_SECONDS, allow_redirects=False)

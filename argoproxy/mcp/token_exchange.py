@@ -15,11 +15,11 @@ from collections import OrderedDict
 from typing import Any, Callable
 
 import requests
-from authlib.integrations.requests_client import OAuth2Session
 
 from argoproxy.config.mcp_servers import McpServer
 from argoproxy.mcp.connections import REFRESH_AHEAD, Unavailable
 from argoproxy.mcp.oauth_discovery import DiscoveryFailed, auth_server
+from argoproxy.mcp.oauth_http import OAuthClient, OAuthHttp
 
 GRANT = "urn:ietf:params:oauth:grant-type:token-exchange"
 ACCESS_TOKEN = "urn:ietf:params:oauth:token-type:access_token"
@@ -35,8 +35,7 @@ class TokenExchange:
     def __init__(self, issuer: str, client_id: str, client_secret: Callable[[], str],
                  clock: Callable[[], float] = time.time) -> None:
         self.issuer, self.client_id, self.client_secret, self.clock = issuer, client_id, client_secret, clock
-        self.http = requests.Session()
-        self.http.trust_env = False
+        self.http = OAuthHttp()
         self.endpoint = ""  # the issuer's token endpoint, discovered at the first exchange
         self.lock = threading.Lock()
         self.kept: OrderedDict[tuple[str, str, str], tuple[str, float]] = OrderedDict()
@@ -61,9 +60,8 @@ class TokenExchange:
             except DiscoveryFailed as exc:
                 raise Unavailable(str(exc)) from None
         secret = self.client_secret()
-        client = OAuth2Session(self.client_id, secret or None,
-                               token_endpoint_auth_method="client_secret_basic" if secret else "none")
-        client.trust_env = False
+        client = OAuthClient(self.client_id, secret or None,
+                             token_endpoint_auth_method="client_secret_basic" if secret else "none")
         scope = " ".join(server.scopes) or None
         try:
             answer: Any = client.fetch_token(self.endpoint, grant_type=GRANT, subject_token=subject,
