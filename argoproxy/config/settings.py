@@ -700,6 +700,12 @@ _USED_ONLY_WHEN: dict[str, tuple[Callable[[Settings], bool], str]] = {
        for name in ("mcp_streams", "mcp_streams_per_key", "mcp_tool_search", "mcp_tool_search_share",
                     "mcp_tool_search_tools", "mcp_tool_search_window")},
     "metrics_public": (lambda s: s.enable_auth, "enable_auth is off (/metrics is open to every client anyway)"),
+    **{name: (lambda s: bool(s.oidc_issuer and s.mcp_servers), "OIDC_ISSUER or mcp_servers is not set (/mcp is no "
+                                                                 "OAuth protected resource)")
+       for name in ("mcp_oauth_server", "mcp_oauth_scopes")},
+    **{name: (lambda s: any(server.auth in ("per_user", "token_exchange") for server in s.mcp_servers),
+              "no mcp_servers entry sets auth: per_user or token_exchange")
+       for name in ("credentials_key_file", "mcp_user_sessions_per_server")},
     "fronts_passthrough": (lambda s: s.backend == "openai" or bool(s.models), "only the openai backend passes "
                                                                             "fronts through"),
 }

@@ -310,7 +310,11 @@ def test_a_redis_url_redis_cannot_use_stops_start_up(tmp_path, url):
                                          "RESPONSES_DB"),
                                         ({"RESPONSES_ADMIN_READS": "true"}, "RESPONSES_ADMIN_READS"),
                                         ({"RESPONSES_STORE": "off", "RESPONSES_RETENTION": "7d"},
-                                         "RESPONSES_RETENTION")])
+                                         "RESPONSES_RETENTION"),
+                                        ({"MCP_OAUTH_SERVER": "proxy"}, "MCP_OAUTH_SERVER"),
+                                        ({"MCP_OAUTH_SCOPES": "mcp tools"}, "MCP_OAUTH_SCOPES"),
+                                        ({"MCP_USER_SESSIONS_PER_SERVER": "8"}, "MCP_USER_SESSIONS_PER_SERVER"),
+                                        ({"CREDENTIALS_KEY_FILE": "/tmp/k"}, "CREDENTIALS_KEY_FILE")])
 def test_team_and_listener_settings_that_go_unused_are_warnings(tmp_path, env, named):
     from argoproxy.config.settings import load
     loaded = load({}, environ={"HOME": str(tmp_path), **env})
