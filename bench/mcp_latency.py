@@ -280,8 +280,9 @@ def cache_misses(signed: SignedIn, opaque: Through, count: int) -> list[float]:
     """`count` tool calls, each with a new opaque token of the person's (its first use: one introspection), in the
     kept token's session, one every 1.5 / RATE seconds (within the proxy's introspection bound per worker)."""
     tokens = [signed.opaque_token() for _ in range(count)]
-    kept, before, times = opaque.headers["Authorization"], signed.introspections(), []
-    opaque.renew()
+    kept, times = opaque.headers["Authorization"], []
+    opaque.renew()  # (its token asked again if its answer aged out of the cache, 60 s: before the count)
+    before = signed.introspections()
     for n, token in enumerate(tokens):
         time.sleep(1.5 / RATE)
         opaque.headers["Authorization"] = f"Bearer {token}"

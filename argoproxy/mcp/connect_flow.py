@@ -36,7 +36,7 @@ import requests
 from argoproxy.config.mcp_servers import McpServer, McpServers
 from argoproxy.edge.http_objects import Answer
 from argoproxy.errors import ProxyError
-from argoproxy.mcp.connections import Connections, renewed_tokens
+from argoproxy.mcp.connections import Connections, Unavailable, renewed_tokens
 from argoproxy.mcp.credential_vault import Tokens
 from argoproxy.mcp.oauth_discovery import AuthServer, DiscoveryFailed, discover
 from argoproxy.mcp.oauth_http import OAuthClient, OAuthHttp
@@ -190,11 +190,20 @@ class ConnectPages:
             client.close()
         if not isinstance(answer, dict) or not isinstance(answer.get("access_token"), str):
             raise failed(server, "its authorization server did not give tokens for the code")
-        base = Tokens("", "", 0.0, flow["token_endpoint"], flow["issuer"], flow["client_id"],
-                      revocation_endpoint=str(flow.get("revocation_endpoint") or ""))
-        self.connections.save(person, server.name, renewed_tokens(base, answer))
+        self.keep(person, server, flow, answer)
         log.info("mcp server %s: a person connected", server.name)
         return redirect("/ui")
+
+    def keep(self, person: str, server: McpServer, flow: dict[str, Any], answer: Any) -> None:
+        """The code's tokens kept as the person's connection (a store that cannot: 503, never a 500 of our own)."""
+        base = Tokens("", "", 0.0, flow["token_endpoint"], flow["issuer"], flow["client_id"],
+                      revocation_endpoint=str(flow.get("revocation_endpoint") or ""))
+        try:
+            self.connections.save(person, server.name, renewed_tokens(base, answer))
+        except Unavailable as exc:
+            raise ProxyError(503, f"Connecting to the MCP server {server.name} failed: {exc}. Start again at "
+                                  f"/ui/connect/{server.name}.", type="server_error", code="mcp_store_unavailable",
+                             headers={"Retry-After": "1"}) from None
 
     def take(self, state: str, name: str) -> dict[str, Any] | None:
         place = FLOW + digest(state)

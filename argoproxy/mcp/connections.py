@@ -49,7 +49,11 @@ class Connections:
         return self.opened
 
     def save(self, person: str, server: str, tokens: Tokens) -> None:
-        self.store.put(person, server, self.vault.seal(person, server, tokens))
+        sealed = self.vault.seal(person, server, tokens)
+        try:
+            self.store.put(person, server, sealed)
+        except Exception as exc:  # noqa: BLE001 - the store's errors (SQLite busy, Redis away): said by kind only
+            raise Unavailable(f"the store of connections could not be written ({type(exc).__name__})") from None
 
     def tokens(self, person: str, server: str) -> Tokens | None:
         return self._read(person, server)[1]

@@ -153,6 +153,9 @@ def test_in_chromium_a_person_connects_calls_as_themselves_disconnects_and_is_se
             page = browser.js("document.documentElement.outerHTML")
             for seen in (page, json.dumps(answer), json.dumps(after), proxy.read_log()):
                 assert token not in seen and token[-20:] not in seen
+        except AssertionError as failed:  # what the proxy said is what tells why
+            raise AssertionError(f"{failed}\n--- the proxy's log ---\n{proxy.read_log()[-6000:] if proxy else ''}") \
+                from None
         finally:
             if browser is not None:
                 browser.close()

@@ -86,6 +86,19 @@ def test_a_person_connects_and_their_tokens_are_kept_sealed(pages, remote):
         back(pages, {"state": asked["state"], "code": "the-code", "iss": ISSUER})
 
 
+def test_a_store_that_cannot_keep_the_tokens_is_a_clear_503_not_a_500(pages, remote, monkeypatch):
+    _, asked = begin(pages)
+    import sqlite3
+
+    def locked(*args, **kwargs):
+        raise sqlite3.OperationalError("database is locked")
+    monkeypatch.setattr(pages.connections.store, "put", locked)
+    with pytest.raises(ProxyError) as refused:
+        back(pages, {"state": asked["state"], "code": "the-code", "iss": ISSUER})
+    assert refused.value.status == 503 and refused.value.code == "mcp_store_unavailable"
+    assert "OperationalError" in refused.value.message and "ann-access" not in refused.value.message
+
+
 def test_another_persons_callback_a_missing_iss_and_another_issuer_are_refused(pages, remote):
     _, asked = begin(pages)
     with pytest.raises(ProxyError, match="another person's"):
