@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol, TypeVar
 
 from argoproxy import sqlite_files
+
+T = TypeVar("T")
 
 REDIS_PREFIX = "cot_proxy:oauth:"
 COUNTED = frozenset({"client"})  # the kinds whose live records Redis counts (registrations: capped)
@@ -40,40 +42,57 @@ class SQLiteGrants:
             self._db = db
         return self._db
 
+    def _run(self, work: Callable[[Any], T]) -> T:
+        """`work` with the connection, off gevent's loop: SQLite's wait for the file's lock sleeps in C, and the loop
+        it would stop may be running the transaction that holds the lock (the key store's usage flush yields between
+        its statements; teamkeys/credential_store.py says more)."""
+        with self.lock:
+            return sqlite_files.off_loop(lambda: work(self._conn()))
+
     def put(self, name: str, value: str, ttl: float) -> None:
         now = self.clock()
-        with self.lock, sqlite_files.immediate(self._conn()) as db:
-            db.execute("DELETE FROM oauth_grants WHERE expires < ?", (now,))  # the expired go (an index finds them)
-            db.execute("INSERT OR REPLACE INTO oauth_grants VALUES (?, ?, ?)", (name, value, now + ttl))
+
+        def kept(conn: Any) -> None:
+            with sqlite_files.immediate(conn) as db:
+                db.execute("DELETE FROM oauth_grants WHERE expires < ?", (now,))  # the expired go (an index finds them)
+                db.execute("INSERT OR REPLACE INTO oauth_grants VALUES (?, ?, ?)", (name, value, now + ttl))
+        self._run(kept)
 
     def get(self, name: str) -> str | None:
-        with self.lock:
-            row = self._conn().execute("SELECT value FROM oauth_grants WHERE name = ? AND expires >= ?",
-                                       (name, self.clock())).fetchone()
+        row = self._run(lambda db: db.execute("SELECT value FROM oauth_grants WHERE name = ? AND expires >= ?",
+                                              (name, self.clock())).fetchone())
         return str(row[0]) if row else None
 
     def swap(self, name: str, value: str, ttl: float) -> str | None:
         """Replace a live record with `value`, giving back what it held, in one transaction; None (and nothing
         written) when there is none: a name a client made up leaves no row."""
         now = self.clock()
-        with self.lock, sqlite_files.immediate(self._conn()) as db:
-            row = db.execute("SELECT value FROM oauth_grants WHERE name = ? AND expires >= ?", (name, now)).fetchone()
-            if row:
-                db.execute("UPDATE oauth_grants SET value = ?, expires = ? WHERE name = ?", (value, now + ttl, name))
+
+        def swapped(conn: Any) -> Any:
+            with sqlite_files.immediate(conn) as db:
+                row = db.execute("SELECT value FROM oauth_grants WHERE name = ? AND expires >= ?",
+                                 (name, now)).fetchone()
+                if row:
+                    db.execute("UPDATE oauth_grants SET value = ?, expires = ? WHERE name = ?",
+                               (value, now + ttl, name))
+            return row
+        row = self._run(swapped)
         return str(row[0]) if row else None
 
     def add(self, name: str, value: str, ttl: float) -> bool:
         """Keep `value` only when nothing live has the name: False when something had."""
         now = self.clock()
-        with self.lock, sqlite_files.immediate(self._conn()) as db:
-            db.execute("DELETE FROM oauth_grants WHERE name = ? AND expires < ?", (name, now))
-            done = db.execute("INSERT OR IGNORE INTO oauth_grants VALUES (?, ?, ?)", (name, value, now + ttl))
-        return bool(done.rowcount > 0)
+
+        def added(conn: Any) -> bool:
+            with sqlite_files.immediate(conn) as db:
+                db.execute("DELETE FROM oauth_grants WHERE name = ? AND expires < ?", (name, now))
+                done = db.execute("INSERT OR IGNORE INTO oauth_grants VALUES (?, ?, ?)", (name, value, now + ttl))
+            return bool(done.rowcount > 0)
+        return self._run(added)
 
     def count(self, prefix: str) -> int:
-        with self.lock:
-            row = self._conn().execute("SELECT count(*) FROM oauth_grants WHERE name >= ? AND name < ? AND "
-                                       "expires >= ?", (prefix, prefix + "\U0010ffff", self.clock())).fetchone()
+        row = self._run(lambda db: db.execute("SELECT count(*) FROM oauth_grants WHERE name >= ? AND name < ? AND "
+                                              "expires >= ?", (prefix, prefix + "\U0010ffff", self.clock())).fetchone())
         return int(row[0])
 
 

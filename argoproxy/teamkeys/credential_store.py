@@ -12,7 +12,7 @@ import base64
 import secrets
 import threading
 import time
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol, TypeVar
 
 from argoproxy import sqlite_files
 
@@ -24,6 +24,7 @@ LEASE = "lease:"  # SQLite: + person id, a row of the lease's holder (its nonce)
 SWAP = """if redis.call('hget', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
 if ARGV[3] then redis.call('hset', KEYS[1], ARGV[1], ARGV[3]) else redis.call('hdel', KEYS[1], ARGV[1]) end
 return 1"""
+T = TypeVar("T")
 RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
 
 
@@ -54,56 +55,59 @@ class SQLiteCredentials:
             self._db = db
         return self._db
 
+    def _run(self, work: Callable[[Any], T]) -> T:
+        """`work` with the connection, off gevent's loop (sqlite_files.off_loop): SQLite's wait for the file's lock
+        sleeps in C, and the loop it would stop may be running the very transaction that holds the lock (the key
+        store's usage flush yields between its statements): it waited out its 5 s, "database is locked"."""
+        with self.lock:
+            return sqlite_files.off_loop(lambda: work(self._conn()))
+
     def put(self, person: str, server: str, sealed: bytes, ttl: float = 0.0) -> None:
         """A row kept; with `ttl` (a flow's), the flows older than that go first (abandoned ones never pile up)."""
-        with self.lock:
+        def kept(db: Any) -> None:
             if ttl:
-                self._conn().execute("DELETE FROM mcp_credentials WHERE person LIKE ? AND updated < ?",
-                                     (FLOW + "%", time.time() - ttl))
-            self._conn().execute("INSERT OR REPLACE INTO mcp_credentials VALUES (?, ?, ?, ?)",
-                                 (person, server, sealed, time.time()))
+                db.execute("DELETE FROM mcp_credentials WHERE person LIKE ? AND updated < ?",
+                           (FLOW + "%", time.time() - ttl))
+            db.execute("INSERT OR REPLACE INTO mcp_credentials VALUES (?, ?, ?, ?)", (person, server, sealed,
+                                                                                    time.time()))
+        self._run(kept)
 
     def get(self, person: str, server: str) -> bytes | None:
-        with self.lock:
-            row = self._conn().execute("SELECT sealed FROM mcp_credentials WHERE person = ? AND server = ?",
-                                       (person, server)).fetchone()
+        row = self._run(lambda db: db.execute("SELECT sealed FROM mcp_credentials WHERE person = ? AND server = ?",
+                                              (person, server)).fetchone())
         return bytes(row[0]) if row else None
 
     def delete(self, person: str, server: str | None = None) -> int:
-        with self.lock:
-            if server is None:
-                cur = self._conn().execute("DELETE FROM mcp_credentials WHERE person = ?", (person,))
-            else:
-                cur = self._conn().execute("DELETE FROM mcp_credentials WHERE person = ? AND server = ?",
-                                           (person, server))
-        return int(cur.rowcount)
+        if server is None:
+            return self._run(lambda db: int(db.execute("DELETE FROM mcp_credentials WHERE person = ?",
+                                                       (person,)).rowcount))
+        return self._run(lambda db: int(db.execute("DELETE FROM mcp_credentials WHERE person = ? AND server = ?",
+                                                   (person, server)).rowcount))
 
     def servers(self, person: str) -> list[str]:
-        with self.lock:
-            rows = self._conn().execute("SELECT server FROM mcp_credentials WHERE person = ? ORDER BY server",
-                                        (person,)).fetchall()
+        rows = self._run(lambda db: db.execute("SELECT server FROM mcp_credentials WHERE person = ? ORDER BY server",
+                                               (person,)).fetchall())
         return [str(row[0]) for row in rows]
 
     def swap(self, person: str, server: str, old: bytes, new: bytes | None) -> bool:
         """The row replaced by `new` (deleted when None) if it still holds `old`."""
-        with self.lock:
-            if new is None:
-                cur = self._conn().execute("DELETE FROM mcp_credentials WHERE person = ? AND server = ? AND sealed = ?",
-                                           (person, server, old))
-            else:
-                cur = self._conn().execute("UPDATE mcp_credentials SET sealed = ?, updated = ? WHERE person = ? AND "
-                                           "server = ? AND sealed = ?", (new, time.time(), person, server, old))
-        return bool(cur.rowcount == 1)
+        if new is None:
+            return self._run(lambda db: bool(db.execute("DELETE FROM mcp_credentials WHERE person = ? AND server = ? "
+                                                        "AND sealed = ?", (person, server, old)).rowcount == 1))
+        return self._run(lambda db: bool(db.execute("UPDATE mcp_credentials SET sealed = ?, updated = ? WHERE "
+                                                    "person = ? AND server = ? AND sealed = ?",
+                                                    (new, time.time(), person, server, old)).rowcount == 1))
 
     def claim(self, person: str, server: str, seconds: float) -> str:
         """The lease on refreshing (person, server) for `seconds` at most: its nonce, or "" while another holds it."""
         nonce, now = secrets.token_hex(8), time.time()
-        with self.lock:  # (a lease's row keeps when it ends in `updated`)
-            self._conn().execute("DELETE FROM mcp_credentials WHERE person = ? AND server = ? AND updated < ?",
-                                 (LEASE + person, server, now))
-            cur = self._conn().execute("INSERT OR IGNORE INTO mcp_credentials VALUES (?, ?, ?, ?)",
-                                       (LEASE + person, server, nonce.encode(), now + seconds))
-        return nonce if cur.rowcount == 1 else ""
+
+        def taken(db: Any) -> bool:  # (a lease's row keeps when it ends in `updated`)
+            db.execute("DELETE FROM mcp_credentials WHERE person = ? AND server = ? AND updated < ?",
+                       (LEASE + person, server, now))
+            return bool(db.execute("INSERT OR IGNORE INTO mcp_credentials VALUES (?, ?, ?, ?)",
+                                   (LEASE + person, server, nonce.encode(), now + seconds)).rowcount == 1)
+        return nonce if self._run(taken) else ""
 
     def release(self, person: str, server: str, lease: str) -> None:
         self.swap(LEASE + person, server, lease.encode(), None)

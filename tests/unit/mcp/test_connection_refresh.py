@@ -209,3 +209,44 @@ def test_the_least_recently_used_session_closed_for_another_persons_first_answer
             assert per_user.status()["sessions"] == 1
         finally:
             per_user.stop()
+
+
+LOCK_ON_THE_LOOP = r"""
+from gevent import monkey; monkey.patch_all()
+import os, sqlite3, sys, tempfile, time
+import gevent
+from argoproxy.teamkeys.credential_store import SQLiteCredentials
+
+path = os.path.join(tempfile.mkdtemp(), "keys.db")
+store = SQLiteCredentials(path)
+store.put("person-ann", "gh", b"sealed")
+
+def flush():  # the key store's usage flush: a write transaction that yields between its statements
+    db = sqlite3.connect(path, timeout=10, isolation_level=None)
+    db.execute("BEGIN IMMEDIATE")
+    db.execute("CREATE TABLE IF NOT EXISTS usage (n INTEGER)")
+    gevent.sleep(0.3)
+    db.execute("COMMIT")
+    db.close()
+
+holder = gevent.spawn(flush)
+gevent.sleep(0.05)  # it holds the file's write lock now
+began = time.monotonic()
+assert store.delete("person-ann", "gh") == 1  # waits for it with the loop running, not 5 s and "database is locked"
+took = time.monotonic() - began
+holder.get(timeout=10)
+assert took < 4, took
+print("ok")
+"""
+
+
+def test_a_credential_write_waits_for_a_lock_held_on_the_same_loop_without_stopping_it():
+    """SQLite's wait for the file's lock sleeps in C: on gevent's loop it stopped the greenlet that held the lock
+    from ending its transaction, and a connect's callback waited 5 s for "database is locked" (a CI run's 500)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[3]
+    done = subprocess.run([sys.executable, "-c", LOCK_ON_THE_LOOP], cwd=root, capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
