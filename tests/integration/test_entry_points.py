@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -370,9 +371,13 @@ def test_gunicorn_bind_elsewhere_takes_the_server_on_the_settings_port_as_its_up
             deadline = time.monotonic() + 40
             while "listening on" not in log.read_text() and proc.poll() is None and time.monotonic() < deadline:
                 time.sleep(0.05)
-        finally:
-            proc.terminate()
-            proc.wait(20)
+        finally:  # the quick stop, as the suite's proxies stop (a SIGTERM waits on a worker still booting)
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
     text = log.read_text()
     assert "would loop" not in text and f"cot_proxy listening on http://127.0.0.1:{port} (" in text, text
 
